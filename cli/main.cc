@@ -1,0 +1,50 @@
+// dsv4: dispatches to one subcommand; every failure becomes one line on stderr
+// and a nonzero exit status.
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "cli/command.h"
+
+namespace dsv4::cli {
+
+std::vector<Command>& Commands() {
+  static std::vector<Command> commands;
+  return commands;
+}
+
+namespace {
+
+void PrintUsage(FILE* out) {
+  std::fprintf(out, "usage: dsv4 <command> [options]   (dsv4 <command> --help for its options)\n\ncommands:\n");
+  auto commands = Commands();
+  std::sort(commands.begin(), commands.end(), [](const Command& a, const Command& b) { return a.name < b.name; });
+  for (const Command& c : commands) std::fprintf(out, "  %-10s %s\n", c.name.c_str(), c.summary.c_str());
+}
+
+}  // namespace
+}  // namespace dsv4::cli
+
+int main(int argc, char** argv) {
+  using namespace dsv4::cli;
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    PrintUsage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  for (const Command& c : Commands()) {
+    if (c.name != argv[1]) continue;
+    std::string program = std::string("dsv4 ") + argv[1];
+    argv[1] = program.data();
+    try {
+      return c.run(argc - 1, argv + 1);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "dsv4 %s: error: %s\n", c.name.c_str(), e.what());
+      return 1;
+    }
+  }
+  std::fprintf(stderr, "dsv4: unknown command \"%s\"\n", argv[1]);
+  PrintUsage(stderr);
+  return 2;
+}

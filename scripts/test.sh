@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Builds dsv4 and runs every test; then rebuilds the loader and CLI tests under
+# AddressSanitizer + UBSan and runs those again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/build.sh build
+(cd build && ctest --output-on-failure -j "$(nproc)")
+bash scripts/build.sh build-asan -DDSV4_SANITIZE=ON -DDSV4_BUILD_BENCHMARKS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo
+(cd build-asan && ctest --output-on-failure -j "$(nproc)" -L '^(loader|cli)$')

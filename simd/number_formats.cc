@@ -1,0 +1,95 @@
+#include "simd/number_formats.h"
+
+#include <algorithm>
+
+namespace dsv4 {
+
+float E4M3ToF32(uint8_t code) {
+  const int sign = code >> 7, exponent = (code >> 3) & 15, mantissa = code & 7;
+  float magnitude;
+  if (exponent == 15 && mantissa == 7) return std::nanf("");
+  if (exponent == 0) {
+    magnitude = std::ldexp(static_cast<float>(mantissa), -9);
+  } else {
+    magnitude = std::ldexp(1.0f + mantissa / 8.0f, exponent - 7);
+  }
+  return sign ? -magnitude : magnitude;
+}
+
+uint8_t F32ToE4M3(float x) {
+  if (std::isnan(x)) return 0x7F;
+  const uint8_t sign = std::signbit(x) ? 0x80 : 0;
+  const float a = std::min(std::fabs(x), 448.0f);
+  if (a < 0.015625f) {  // below the smallest normal 2^-6: multiples of 2^-9
+    const int m = static_cast<int>(std::nearbyint(std::ldexp(a, 9)));
+    return sign | static_cast<uint8_t>(m);  // m == 8 is exactly the code of 2^-6
+  }
+  int e;
+  std::frexp(a, &e);  // a = f * 2^e with f in [0.5, 1)
+  const int unbiased = e - 1;
+  int q = static_cast<int>(std::nearbyint(std::ldexp(a, 3 - unbiased)));  // in [8, 16]
+  int biased = unbiased + 7;
+  if (q == 16) {
+    q = 8;
+    ++biased;
+  }
+  return sign | static_cast<uint8_t>((biased << 3) | (q - 8));
+}
+
+uint8_t F32ToE2M1(float x) {
+  const uint8_t sign = std::signbit(x) ? 8 : 0;
+  const float a = std::isnan(x) ? 0.0f : std::min(std::fabs(x), 6.0f);
+  uint8_t code;
+  if (a < 2.0f) {
+    code = static_cast<uint8_t>(std::nearbyint(a * 2.0f));  // 0, .5, 1, 1.5, (2.0 = code 4)
+  } else if (a < 4.0f) {
+    code = static_cast<uint8_t>(std::nearbyint(a) + 2.0f);  // 2 -> 4, 3 -> 5, 4 -> 6
+  } else {
+    code = static_cast<uint8_t>(std::nearbyint(a * 0.5f) + 4.0f);  // 4 -> 6, 6 -> 7
+  }
+  return sign | code;
+}
+
+float ScalePow2(float amax, float inv_qmax) {
+  const float t = amax * inv_qmax;
+  const uint32_t bits = F32ToBits(t);
+  const int e = static_cast<int>((bits >> 23) & 0xFF) - 127 + ((bits & 0x7FFFFF) != 0 ? 1 : 0);
+  return std::ldexp(1.0f, e);
+}
+
+void Fp8RoundTrip(float* x, size_t n, size_t block) {
+  for (size_t b = 0; b < n; b += block) {
+    const size_t end = std::min(n, b + block);
+    float amax = 1e-4f;
+    for (size_t i = b; i < end; ++i) amax = std::max(amax, std::fabs(x[i]));
+    const float s = ScalePow2(amax, kInvE4M3Max);
+    for (size_t i = b; i < end; ++i) x[i] = E4M3ToF32(F32ToE4M3(x[i] / s)) * s;
+  }
+}
+
+void Fp4RoundTrip(float* x, size_t n, size_t block) {
+  const float floor_amax = 6.0f * std::ldexp(1.0f, -126);
+  for (size_t b = 0; b < n; b += block) {
+    const size_t end = std::min(n, b + block);
+    float amax = floor_amax;
+    for (size_t i = b; i < end; ++i) amax = std::max(amax, std::fabs(x[i]));
+    const float s = ScalePow2(amax, kInvE2M1Max);
+    for (size_t i = b; i < end; ++i) x[i] = E2M1ToF32(F32ToE2M1(x[i] / s)) * s;
+  }
+}
+
+void HadamardTransform(float* x, size_t n) {
+  for (size_t stride = 1; stride < n; stride *= 2) {
+    for (size_t base = 0; base < n; base += 2 * stride) {
+      for (size_t i = base; i < base + stride; ++i) {
+        const float a = x[i], b = x[i + stride];
+        x[i] = a + b;
+        x[i + stride] = a - b;
+      }
+    }
+  }
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(n)));
+  for (size_t i = 0; i < n; ++i) x[i] *= scale;
+}
+
+}  // namespace dsv4

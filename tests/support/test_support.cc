@@ -1,0 +1,53 @@
+#include "tests/support/test_support.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace dsv4::testing {
+
+std::string DataPath(const std::string& relative) { return std::string(DSV4_TEST_DATA) + "/" + relative; }
+
+TempDir::TempDir() {
+  std::string pattern = (std::filesystem::temp_directory_path() / "dsv4-test-XXXXXX").string();
+  if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
+  path_ = pattern;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void WriteFile(const std::string& path, const std::string& contents) {
+  std::ofstream out(path, std::ios::binary);
+  out << contents;
+}
+
+CommandResult RunCli(const std::string& args, const std::string& input) {
+  TempDir dir;
+  const std::string in_path = dir.File("stdin"), out_path = dir.File("stdout"), err_path = dir.File("stderr");
+  WriteFile(in_path, input);
+  const std::string command = std::string("'") + DSV4_CLI_BINARY + "' " + args + " <'" + in_path + "' >'" +
+                              out_path + "' 2>'" + err_path + "'";
+  const int status = std::system(command.c_str());
+  CommandResult result;
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  result.out = ReadFile(out_path);
+  result.err = ReadFile(err_path);
+  return result;
+}
+
+}  // namespace dsv4::testing

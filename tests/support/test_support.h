@@ -1,0 +1,36 @@
+// Paths to the bundled fixtures and a way to run the dsv4 binary in tests.
+#pragma once
+
+#include <string>
+
+namespace dsv4::testing {
+
+// Absolute path of tests/data/<relative>.
+std::string DataPath(const std::string& relative);
+
+// A fresh empty directory under the system temp dir, removed by the destructor.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+struct CommandResult {
+  int exit_code = 0;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+// Runs `dsv4 <args>` through /bin/sh (args are shell words, quote as needed),
+// optionally feeding `input` on stdin.
+CommandResult RunCli(const std::string& args, const std::string& input = "");
+
+std::string ReadFile(const std::string& path);
+void WriteFile(const std::string& path, const std::string& contents);
+
+}  // namespace dsv4::testing
