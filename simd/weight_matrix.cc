@@ -1,5 +1,7 @@
 #include "simd/weight_matrix.h"
 
+#include <cstring>
+
 #include "simd/number_formats.h"
 
 namespace dsv4 {
@@ -18,21 +20,50 @@ int64_t WeightMatrix::Bytes() const {
   return 0;
 }
 
+WeightMatrix SliceRows(const WeightMatrix& w, int64_t first, int64_t count) {
+  WeightMatrix slice = w;
+  slice.rows = count;
+  switch (w.format) {
+    case WeightFormat::kF32:
+      slice.data = w.data + first * w.cols * 4;
+      break;
+    case WeightFormat::kBF16:
+      slice.data = w.data + first * w.cols * 2;
+      break;
+    case WeightFormat::kE4M3Blocked: {
+      const int64_t row = first + w.scale_row_offset;
+      slice.data = w.data + first * w.cols;
+      slice.scales = w.scales + (row / w.block_rows) * w.ScaleCols();
+      slice.scale_row_offset = row % w.block_rows;
+      break;
+    }
+    case WeightFormat::kE2M1Grouped:
+      slice.data = w.data + first * (w.cols / 2);
+      slice.scales = w.scales + first * w.ScaleCols();
+      break;
+  }
+  return slice;
+}
+
 void DecodeRow(const WeightMatrix& w, int64_t r, float* out) {
   switch (w.format) {
-    case WeightFormat::kF32: {
-      const float* row = reinterpret_cast<const float*>(w.data) + r * w.cols;
-      for (int64_t c = 0; c < w.cols; ++c) out[c] = row[c];
+    // Safetensors data offsets need not be aligned to the element size, so
+    // wide elements are read with memcpy.
+    case WeightFormat::kF32:
+      std::memcpy(out, w.data + r * w.cols * 4, w.cols * 4);
       return;
-    }
     case WeightFormat::kBF16: {
-      const uint16_t* row = reinterpret_cast<const uint16_t*>(w.data) + r * w.cols;
-      for (int64_t c = 0; c < w.cols; ++c) out[c] = Bf16ToF32(row[c]);
+      const uint8_t* row = w.data + r * w.cols * 2;
+      for (int64_t c = 0; c < w.cols; ++c) {
+        uint16_t bits;
+        std::memcpy(&bits, row + 2 * c, 2);
+        out[c] = Bf16ToF32(bits);
+      }
       return;
     }
     case WeightFormat::kE4M3Blocked: {
       const uint8_t* row = w.data + r * w.cols;
-      const uint8_t* scales = w.scales + (r / w.block_rows) * w.ScaleCols();
+      const uint8_t* scales = w.scales + ((r + w.scale_row_offset) / w.block_rows) * w.ScaleCols();
       for (int64_t c = 0; c < w.cols; ++c) out[c] = E4M3ToF32(row[c]) * E8M0ToF32(scales[c / w.block_cols]);
       return;
     }

@@ -26,11 +26,17 @@ struct WeightMatrix {
   const uint8_t* scales = nullptr;  // E8M0; null for F32 and BF16
   int64_t block_rows = 1;
   int64_t block_cols = 1;
+  // Row r of this matrix uses the scale row (r + scale_row_offset) / block_rows
+  // of `scales`: nonzero for a row slice that starts inside a scale block.
+  int64_t scale_row_offset = 0;
 
   int64_t ScaleCols() const { return (cols + block_cols - 1) / block_cols; }
   // Bytes of weight data plus scales: what one full pass over it reads.
   int64_t Bytes() const;
 };
+
+// Rows [first, first + count) of w as a matrix of their own.
+WeightMatrix SliceRows(const WeightMatrix& w, int64_t first, int64_t count);
 
 // Decodes row r into out[0, cols) exactly (every format is exact in f32).
 void DecodeRow(const WeightMatrix& w, int64_t r, float* out);

@@ -1,0 +1,153 @@
+#include "engine/attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "engine/compressor.h"
+#include "engine/vector_ops.h"
+#include "loader/error.h"
+#include "simd/matmul.h"
+#include "simd/number_formats.h"
+
+namespace dsv4 {
+
+Attention::Attention(const ModelConfig& config, const AttentionWeights& weights, int64_t layer, Numerics numerics)
+    : config_(config), w_(weights), numerics_(numerics), rope_(Rope::ForLayer(config, layer)) {
+  if (w_.has_indexer) indexer_ = std::make_unique<Indexer>(config, w_.indexer, rope_, numerics);
+}
+
+void Attention::AdvanceCompressor(const float* kv, const float* gate, int64_t position, LayerState& state) const {
+  const CompressorWeights& cw = w_.compressor;
+  const int64_t d = config_.head_dim;
+  std::vector<float> row(d);
+  if (!CompressorStep(cw, state.compressor, position, kv, gate, row.data())) return;
+  RmsNorm(row.data(), cw.norm.data(), d, config_.rms_norm_eps, row.data());
+  rope_.Apply(row.data() + config_.NopeHeadDim(), (position / cw.ratio) * cw.ratio);
+  if (numerics_ == Numerics::kDefault) Fp8RoundTrip(row.data(), config_.NopeHeadDim(), 64);
+  state.compressed.insert(state.compressed.end(), row.begin(), row.end());
+}
+
+void Attention::Attend(const float* q, int64_t position, const LayerState& state,
+                       const std::vector<int32_t>& selected, float* out) const {
+  const int64_t heads = config_.num_attention_heads, d = config_.head_dim, window = config_.sliding_window;
+  // Candidate KV rows: the window positions max(0, p-W+1)..p, then the
+  // compressed rows (indexer picks for CSA, every available row for HCA).
+  std::vector<const float*> rows;
+  for (int64_t pos = std::max<int64_t>(0, position - window + 1); pos <= position; ++pos) {
+    rows.push_back(state.window.data() + (pos % window) * d);
+  }
+  if (w_.has_indexer) {
+    for (int32_t j : selected) rows.push_back(state.compressed.data() + j * d);
+  } else if (w_.compressed) {
+    const int64_t available = (position + 1) / w_.compressor.ratio;
+    for (int64_t j = 0; j < available; ++j) rows.push_back(state.compressed.data() + j * d);
+  }
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+  const int64_t n = static_cast<int64_t>(rows.size());
+#pragma omp parallel for schedule(static) if (heads * n * d > (1 << 16))
+  for (int64_t h = 0; h < heads; ++h) {
+    const float* qh = q + h * d;
+    std::vector<float> scores(n);
+    float max_score = -std::numeric_limits<float>::infinity();
+    for (int64_t e = 0; e < n; ++e) {
+      scores[e] = Dot(qh, rows[e], d) * scale;
+      max_score = std::max(max_score, scores[e]);
+    }
+    // The sink joins the denominator only; it takes no part in the max.
+    double z = std::exp(static_cast<double>(w_.sink[h]) - max_score);
+    std::vector<double> acc(d, 0.0);
+    for (int64_t e = 0; e < n; ++e) {
+      const double p = std::exp(static_cast<double>(scores[e]) - max_score);
+      z += p;
+      for (int64_t c = 0; c < d; ++c) acc[c] += p * rows[e][c];
+    }
+    float* o = out + h * d;
+    for (int64_t c = 0; c < d; ++c) o[c] = static_cast<float>(acc[c] / z);
+    rope_.Apply(o + config_.NopeHeadDim(), position, /*inverse=*/true);
+  }
+}
+
+void Attention::Forward(const float* input, const std::vector<LayerRow>& rows, float* out) const {
+  const ModelConfig& c = config_;
+  const int64_t n = static_cast<int64_t>(rows.size());
+  const int64_t heads = c.num_attention_heads, d = c.head_dim;
+  const int64_t nope = c.NopeHeadDim(), q_lora = c.q_lora_rank;
+
+  std::vector<int64_t> positions(n);
+  for (int64_t t = 0; t < n; ++t) positions[t] = rows[t].position;
+
+  // Q path: low-rank query, per-head RMS normalization, RoPE.
+  std::vector<float> q_lora_rows(n * q_lora), q(n * heads * d);
+  MatMul(w_.wq_a, input, n, q_lora_rows.data());
+  for (int64_t t = 0; t < n; ++t) {
+    float* x = q_lora_rows.data() + t * q_lora;
+    RmsNorm(x, w_.q_norm.data(), q_lora, c.rms_norm_eps, x);
+  }
+  MatMul(w_.wq_b, q_lora_rows.data(), n, q.data());
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t h = 0; h < heads; ++h) {
+      float* qh = q.data() + (t * heads + h) * d;
+      RmsNorm(qh, nullptr, d, c.rms_norm_eps, qh);
+      rope_.Apply(qh + nope, positions[t]);
+    }
+  }
+  // KV path: one shared row per token.
+  std::vector<float> kv(n * d);
+  MatMul(w_.wkv, input, n, kv.data());
+  for (int64_t t = 0; t < n; ++t) {
+    float* x = kv.data() + t * d;
+    RmsNorm(x, w_.kv_norm.data(), d, c.rms_norm_eps, x);
+    rope_.Apply(x + nope, positions[t]);
+    if (numerics_ == Numerics::kDefault) Fp8RoundTrip(x, nope, 64);
+  }
+  std::vector<float> compressor_kv, compressor_gate;
+  if (w_.compressed) {
+    const int64_t width = w_.compressor.wkv.rows;
+    compressor_kv.resize(n * width);
+    compressor_gate.resize(n * width);
+    MatMul(w_.compressor.wkv, input, n, compressor_kv.data());
+    MatMul(w_.compressor.wgate, input, n, compressor_gate.data());
+  }
+  Indexer::Projections index_projections;
+  if (indexer_) index_projections = indexer_->Project(input, q_lora_rows.data(), positions.data(), n);
+
+  // Token by token, in order: state updates for token p precede its attention.
+  std::vector<float> attended(n * heads * d);
+  std::vector<int32_t> selected;
+  for (int64_t t = 0; t < n; ++t) {
+    LayerState& state = *rows[t].state;
+    const int64_t p = positions[t];
+    if (state.length != p) {
+      throw Error("sequence position " + std::to_string(p) + " does not follow the state's " +
+                  std::to_string(state.length) + " tokens");
+    }
+    if (indexer_) selected = indexer_->Select(index_projections, t, p, state);
+    std::copy(kv.begin() + t * d, kv.begin() + (t + 1) * d,
+              state.window.begin() + (p % c.sliding_window) * d);
+    if (w_.compressed) {
+      const int64_t width = w_.compressor.wkv.rows;
+      AdvanceCompressor(compressor_kv.data() + t * width, compressor_gate.data() + t * width, p, state);
+    }
+    Attend(q.data() + t * heads * d, p, state, selected, attended.data() + t * heads * d);
+    state.length = p + 1;
+  }
+
+  // Grouped output projection: group g maps its heads' outputs to o_lora dims.
+  const int64_t groups = c.o_groups, group_in = heads / groups * d, o_lora = c.o_lora_rank;
+  std::vector<float> group_input(n * group_in), group_out(n * o_lora), low_rank(n * groups * o_lora);
+  for (int64_t g = 0; g < groups; ++g) {
+    for (int64_t t = 0; t < n; ++t) {
+      const float* src = attended.data() + t * heads * d + g * group_in;
+      std::copy(src, src + group_in, group_input.begin() + t * group_in);
+    }
+    MatMul(SliceRows(w_.wo_a, g * o_lora, o_lora), group_input.data(), n, group_out.data());
+    for (int64_t t = 0; t < n; ++t) {
+      std::copy(group_out.begin() + t * o_lora, group_out.begin() + (t + 1) * o_lora,
+                low_rank.begin() + (t * groups + g) * o_lora);
+    }
+  }
+  MatMul(w_.wo_b, low_rank.data(), n, out);
+}
+
+}  // namespace dsv4

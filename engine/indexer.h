@@ -1,0 +1,40 @@
+// The lightning indexer of CSA layers (spec §4.8): scores every available
+// ratio-4 compressed row against the query and picks the top-k rows that the
+// attention reads.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "engine/model_weights.h"
+#include "engine/numerics.h"
+#include "engine/rope.h"
+#include "engine/sequence_state.h"
+
+namespace dsv4 {
+
+class Indexer {
+ public:
+  Indexer(const ModelConfig& config, const IndexerWeights& weights, const Rope& rope, Numerics numerics);
+
+  // Batched projections of a call's rows; row t is at positions[t].
+  struct Projections {
+    std::vector<float> query;    // [rows][heads][dim], rotated (and round-tripped)
+    std::vector<float> weights;  // [rows][heads], already scaled
+    std::vector<float> kv, gate; // [rows][2*dim] compressor inputs
+  };
+  Projections Project(const float* normed_input, const float* q_lora, const int64_t* positions,
+                      int64_t rows) const;
+
+  // Advances the indexer compressor with row t (at `position`), then returns
+  // the compressed rows the query at `position` attends to.
+  std::vector<int32_t> Select(const Projections& p, int64_t t, int64_t position, LayerState& state) const;
+
+ private:
+  const ModelConfig& config_;
+  const IndexerWeights& w_;
+  const Rope& rope_;
+  Numerics numerics_;
+};
+
+}  // namespace dsv4

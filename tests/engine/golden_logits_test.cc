@@ -1,0 +1,76 @@
+// The forward pass against tiny-dsv4's golden logits (variants A and B) on
+// every sequence, every stored prompt position and every decode row.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+
+#include "engine/model.h"
+#include "tests/support/golden.h"
+
+namespace dsv4 {
+namespace {
+
+using testing::Golden;
+using testing::GoldenSequence;
+
+struct RunLogits {
+  std::vector<float> prefill;  // rows at the stored prefill positions
+  std::vector<float> decode;
+};
+
+// Prompt as chunks of `chunk` rows (0 = one prefill), then decode one by one.
+RunLogits Run(const Model& model, const Golden& golden, const GoldenSequence& s, int64_t chunk) {
+  const int64_t vocab = model.config().vocab_size;
+  const std::vector<int32_t> stored = golden.Ints(s, "prefill_positions");
+  SequenceState state(model.config());
+  RunLogits out;
+  out.prefill.resize(stored.size() * vocab);
+  const int64_t n = s.prompt.size();
+  if (chunk <= 0) chunk = n;
+  size_t next_stored = 0;
+  for (int64_t begin = 0; begin < n; begin += chunk) {
+    const int64_t end = std::min(n, begin + chunk);
+    std::vector<TokenRow> rows;
+    std::vector<int64_t> wanted;
+    for (int64_t p = begin; p < end; ++p) {
+      rows.push_back({s.prompt[p], p, &state});
+      if (next_stored < stored.size() && stored[next_stored] == p) {
+        wanted.push_back(p - begin);
+        ++next_stored;
+      }
+    }
+    model.Forward(rows, wanted, out.prefill.data() + (next_stored - wanted.size()) * vocab);
+  }
+  out.decode.resize(s.decode_tokens.size() * vocab);
+  for (size_t j = 0; j < s.decode_tokens.size(); ++j) {
+    model.Forward({{s.decode_tokens[j], n + static_cast<int64_t>(j), &state}}, {0}, out.decode.data() + j * vocab);
+  }
+  return out;
+}
+
+void ExpectGolden(Numerics numerics, const testing::Tolerance& tolerance, const char* variant, int64_t chunk) {
+  Golden golden;
+  Checkpoint checkpoint(golden.checkpoint_dir());
+  Model model(checkpoint, numerics);
+  const int64_t vocab = model.config().vocab_size;
+  for (const GoldenSequence& s : golden.sequences()) {
+    RunLogits run = Run(model, golden, s, chunk);
+    std::vector<float> engine = run.prefill, expected = golden.Floats(s, std::string(variant) + ".prefill_logits");
+    const int64_t last_prompt_row = static_cast<int64_t>(run.prefill.size() / vocab) - 1;
+    engine.insert(engine.end(), run.decode.begin(), run.decode.end());
+    const std::vector<float> decode = golden.Floats(s, std::string(variant) + ".decode_logits");
+    expected.insert(expected.end(), decode.begin(), decode.end());
+    const testing::GoldenScore score = testing::Score(engine, expected, vocab, last_prompt_row, tolerance);
+    std::printf("%s %-13s rows %3d close %3d top1 %3d worst d %.3g min cos %.6f last prompt d %.3g\n", variant,
+                s.name.c_str(), score.rows, score.close, score.top1_agree, score.worst_d, score.min_cosine,
+                score.last_prompt_d);
+    EXPECT_EQ(score.failures, "") << variant << " " << s.name;
+  }
+}
+
+TEST(GoldenLogits, VariantBSmooth) { ExpectGolden(Numerics::kSmooth, testing::kToleranceB, "B", 0); }
+TEST(GoldenLogits, VariantADefault) { ExpectGolden(Numerics::kDefault, testing::kToleranceA, "A", 0); }
+TEST(GoldenLogits, VariantBChunked) { ExpectGolden(Numerics::kSmooth, testing::kToleranceB, "B", 37); }
+
+}  // namespace
+}  // namespace dsv4
