@@ -4,7 +4,9 @@
 
 namespace dsv4 {
 
-float E4M3ToF32(uint8_t code) {
+namespace {
+
+float DecodeE4M3(uint8_t code) {
   const int sign = code >> 7, exponent = (code >> 3) & 15, mantissa = code & 7;
   float magnitude;
   if (exponent == 15 && mantissa == 7) return std::nanf("");
@@ -14,6 +16,17 @@ float E4M3ToF32(uint8_t code) {
     magnitude = std::ldexp(1.0f + mantissa / 8.0f, exponent - 7);
   }
   return sign ? -magnitude : magnitude;
+}
+
+}  // namespace
+
+float E4M3ToF32(uint8_t code) {
+  static const auto* const kTable = [] {
+    auto* table = new float[256];
+    for (int c = 0; c < 256; ++c) table[c] = DecodeE4M3(static_cast<uint8_t>(c));
+    return table;
+  }();
+  return kTable[code];
 }
 
 uint8_t F32ToE4M3(float x) {

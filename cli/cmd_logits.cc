@@ -1,0 +1,84 @@
+// dsv4 logits: the model's logits for a prompt (one prefill, chunks allowed)
+// and for decode tokens fed one at a time, as JSON.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "cli/arguments.h"
+#include "cli/command.h"
+#include "cli/model_options.h"
+#include "engine/sequence_runner.h"
+#include "loader/error.h"
+
+namespace dsv4::cli {
+namespace {
+
+void WriteRows(std::ostream& out, const std::vector<float>& logits, int64_t vocab) {
+  out << '[';
+  char buffer[32];
+  for (size_t r = 0; r < logits.size() / vocab; ++r) {
+    out << (r ? ",\n[" : "\n[");
+    for (int64_t i = 0; i < vocab; ++i) {
+      std::snprintf(buffer, sizeof buffer, i ? ",%.9g" : "%.9g", logits[r * vocab + i]);
+      out << buffer;
+    }
+    out << ']';
+  }
+  out << ']';
+}
+
+int RunLogits(int argc, char** argv) {
+  cxxopts::Options options("dsv4 logits", "Logits of a prompt and of decode tokens, as JSON");
+  AddModelOptions(options);
+  options.add_options()
+      ("prompt-ids", "Prompt token ids: 1,2,3 or @FILE", cxxopts::value<std::string>())
+      ("decode-ids", "Tokens fed one at a time after the prompt", cxxopts::value<std::string>())
+      ("positions", "all | last: which prompt positions to write", cxxopts::value<std::string>()->default_value("all"))
+      ("out", "Output JSON file", cxxopts::value<std::string>());
+  auto args = ParseOptions(options, argc, argv);
+  if (!args.count("out")) throw Error("--out FILE.json is required");
+  const std::string positions = args["positions"].as<std::string>();
+  if (positions != "all" && positions != "last") throw Error("--positions must be all or last");
+  const auto prompt = args.count("prompt-ids") ? ParseIds(args["prompt-ids"].as<std::string>(), "--prompt-ids")
+                                               : std::vector<int32_t>{};
+  const auto decode = args.count("decode-ids") ? ParseIds(args["decode-ids"].as<std::string>(), "--decode-ids")
+                                               : std::vector<int32_t>{};
+  if (prompt.empty()) throw Error("--prompt-ids is required and must not be empty");
+
+  LoadedModel loaded = LoadModel(args);
+  const int64_t vocab = loaded.model->config().vocab_size;
+  SequenceRunner runner(*loaded.model, loaded.chunk);
+  const std::vector<float> prefill = runner.Feed(prompt, positions == "all");
+  std::vector<float> decode_logits;
+  for (size_t j = 0; j < decode.size(); ++j) {
+    const std::vector<float> row = runner.Feed({decode[j]}, false);
+    decode_logits.insert(decode_logits.end(), row.begin(), row.end());
+    std::fprintf(stderr, "\rdecode %zu/%zu", j + 1, decode.size());
+  }
+  if (!decode.empty()) std::fprintf(stderr, "\n");
+
+  // Written beside the target and renamed, so a failure never leaves half a file.
+  const std::string out_path = args["out"].as<std::string>();
+  const std::string temp_path = out_path + ".partial";
+  {
+    std::ofstream out(temp_path);
+    if (!out) throw Error(out_path + ": cannot write");
+    out << "{\"prefill_logits\": ";
+    WriteRows(out, prefill, vocab);
+    out << ",\n\"decode_logits\": ";
+    WriteRows(out, decode_logits, vocab);
+    out << "}\n";
+    out.flush();
+    if (!out) {
+      std::filesystem::remove(temp_path);
+      throw Error(out_path + ": write failed (disk full?)");
+    }
+  }
+  std::filesystem::rename(temp_path, out_path);
+  return 0;
+}
+
+const RegisterCommand kRegister("logits", "Logits of a prompt and decode tokens as JSON", &RunLogits);
+
+}  // namespace
+}  // namespace dsv4::cli
