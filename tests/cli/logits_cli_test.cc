@@ -1,0 +1,93 @@
+// dsv4 logits and dsv4 run end to end on the tiny fixture.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/support/golden.h"
+#include "tests/support/test_support.h"
+
+namespace dsv4 {
+namespace {
+
+using testing::DataPath;
+using testing::RunCli;
+using testing::TempDir;
+
+std::string Join(const std::vector<int32_t>& ids) {
+  std::string s;
+  for (int32_t id : ids) s += (s.empty() ? "" : ",") + std::to_string(id);
+  return s;
+}
+
+TEST(LogitsCli, ShortSequenceMatchesGoldenB) {
+  testing::Golden golden;
+  const testing::GoldenSequence& s = golden.sequences()[0];
+  TempDir dir;
+  const auto result = RunCli("logits -m " + DataPath("tiny-dsv4/checkpoint") + " --numerics smooth --prompt-ids " +
+                             Join(s.prompt) + " --decode-ids " + Join(s.decode_tokens) + " --out " +
+                             dir.File("out.json"));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(result.out, "");  // stdout carries nothing when --out is given
+  const auto json = nlohmann::json::parse(testing::ReadFile(dir.File("out.json")));
+  std::vector<float> engine;
+  for (const auto& row : json["prefill_logits"]) for (float v : row) engine.push_back(v);
+  const int64_t last_prompt_row = json["prefill_logits"].size() - 1;
+  for (const auto& row : json["decode_logits"]) for (float v : row) engine.push_back(v);
+  std::vector<float> expected = golden.Floats(s, "B.prefill_logits");
+  const std::vector<float> decode = golden.Floats(s, "B.decode_logits");
+  expected.insert(expected.end(), decode.begin(), decode.end());
+  EXPECT_EQ(testing::Score(engine, expected, 1024, last_prompt_row, testing::kToleranceB).failures, "");
+}
+
+TEST(LogitsCli, LastPositionOnlyAndIdsFromFile) {
+  TempDir dir;
+  testing::WriteFile(dir.File("ids.txt"), "348, 59,\n580\n");
+  const auto result = RunCli("logits -m " + DataPath("tiny-dsv4/checkpoint") + " --prompt-ids @" +
+                             dir.File("ids.txt") + " --positions last --chunk 2 --out " + dir.File("out.json"));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const auto json = nlohmann::json::parse(testing::ReadFile(dir.File("out.json")));
+  EXPECT_EQ(json["prefill_logits"].size(), 1u);
+  EXPECT_EQ(json["prefill_logits"][0].size(), 1024u);
+  EXPECT_EQ(json["decode_logits"].size(), 0u);
+}
+
+TEST(RunCli, GreedyIdsMatchGoldenDecode) {
+  testing::Golden golden;
+  const testing::GoldenSequence& s = golden.sequences()[0];  // short_greedy
+  const auto result = RunCli("run -m " + DataPath("tiny-dsv4/checkpoint") + " --prompt-ids " + Join(s.prompt) +
+                             " -n " + std::to_string(s.decode_tokens.size()));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(result.out, Join(s.decode_tokens) + "\n");
+}
+
+struct BadInput {
+  std::string args;
+  std::string message;  // must appear in the one-line error
+};
+
+TEST(LogitsCli, BadInputGivesOneLineError) {
+  TempDir dir;
+  std::string long_prompt = "1";
+  for (int i = 0; i < 8192; ++i) long_prompt += ",1";
+  testing::WriteFile(dir.File("long.txt"), long_prompt);
+  const std::string model = " -m " + DataPath("tiny-dsv4/checkpoint");
+  const std::string out = " --out " + dir.File("out.json");
+  const std::vector<BadInput> cases = {
+      {"logits -m " + dir.File("missing") + " --prompt-ids 1" + out, "model directory not found"},
+      {"logits" + model + " --prompt-ids 1,1024" + out, "token id 1024"},
+      {"logits" + model + " --prompt-ids 1,x" + out, "--prompt-ids"},
+      {"logits" + model + " --prompt-ids @" + dir.File("long.txt") + out, "max_position_embeddings"},
+      {"logits" + model + " --prompt-ids 1 --numerics fast" + out, "--numerics"},
+      {"logits" + model + " --prompt-ids 1", "--out"},
+      {"run" + model + " --prompt-ids 1 --bogus", "bogus"},
+  };
+  for (const BadInput& c : cases) {
+    const auto result = RunCli(c.args);
+    EXPECT_NE(result.exit_code, 0) << c.args;
+    EXPECT_NE(result.err.find(c.message), std::string::npos) << c.args << "\n" << result.err;
+    EXPECT_LT(result.exit_code, 128) << "crashed: " << c.args;
+  }
+}
+
+}  // namespace
+}  // namespace dsv4
