@@ -1,6 +1,7 @@
 #include "engine/model.h"
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 
 #include "engine/hyper_connection.h"
@@ -10,12 +11,36 @@
 
 namespace dsv4 {
 
-Model::Model(const Checkpoint& checkpoint, Numerics numerics)
-    : config_(checkpoint.config()), numerics_(numerics), weights_(checkpoint) {
+Model::Model(const Checkpoint& checkpoint, Numerics numerics, ExpertSource* experts)
+    : config_(checkpoint.config()),
+      numerics_(numerics),
+      weights_(checkpoint),
+      mapped_experts_(weights_),
+      experts_(experts ? experts : &mapped_experts_) {
   for (int64_t L = 0; L < config_.NumBlocks(); ++L) {
     const BlockWeights& b = weights_.blocks[L];
     blocks_.push_back({std::make_unique<Attention>(config_, b.attn, L, numerics),
-                       std::make_unique<Moe>(config_, b.moe)});
+                       std::make_unique<Moe>(config_, b.moe, L, *experts_)});
+  }
+}
+
+void Model::PrefetchHashExperts(const std::vector<TokenRow>& rows) const {
+  const int64_t k = config_.num_experts_per_tok;
+  for (int64_t L = 0; L < config_.num_hidden_layers; ++L) {
+    if (!config_.IsHashLayer(L)) continue;
+    std::vector<bool> wanted(config_.n_routed_experts, false);
+    for (const TokenRow& row : rows) {
+      for (int64_t i = 0; i < k; ++i) {
+        int64_t id;
+        std::memcpy(&id, weights_.blocks[L].moe.tid2eid + (static_cast<int64_t>(row.token) * k + i) * 8, 8);
+        if (id >= 0 && id < config_.n_routed_experts) wanted[id] = true;
+      }
+    }
+    std::vector<int32_t> experts;
+    for (int64_t e = 0; e < config_.n_routed_experts; ++e) {
+      if (wanted[e]) experts.push_back(static_cast<int32_t>(e));
+    }
+    experts_->Prefetch(L, experts);
   }
 }
 
@@ -91,6 +116,7 @@ void Model::Forward(const std::vector<TokenRow>& rows, const std::vector<int64_t
   for (int64_t r : logit_rows) {
     if (r < 0 || r >= n) throw Error("logit row " + std::to_string(r) + " is not in the batch");
   }
+  PrefetchHashExperts(rows);
   // Embedding, copied into every stream.
   std::vector<float> streams(n * hc * hidden);
   for (int64_t t = 0; t < n; ++t) {

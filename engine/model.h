@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/attention.h"
+#include "engine/expert_source.h"
 #include "engine/model_weights.h"
 #include "engine/moe.h"
 #include "engine/numerics.h"
@@ -24,7 +25,8 @@ struct TokenRow {
 
 class Model {
  public:
-  Model(const Checkpoint& checkpoint, Numerics numerics);
+  // experts: where routed experts come from; null = the mapped checkpoint.
+  Model(const Checkpoint& checkpoint, Numerics numerics, ExpertSource* experts = nullptr);
 
   const ModelConfig& config() const { return config_; }
   Numerics numerics() const { return numerics_; }
@@ -56,9 +58,14 @@ class Model {
   void Logits(const HyperConnectionWeights& hc_head, const std::vector<float>& norm, const float* streams,
               const std::vector<int64_t>& selected, float* logits) const;
 
+  // The experts of every hash-routed layer follow from the token ids alone.
+  void PrefetchHashExperts(const std::vector<TokenRow>& rows) const;
+
   ModelConfig config_;
   Numerics numerics_;
   ModelWeights weights_;
+  MappedExperts mapped_experts_;
+  ExpertSource* experts_;
   std::vector<Block> blocks_;
 };
 

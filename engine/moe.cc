@@ -16,7 +16,8 @@ float Softplus(float x) { return x > 20.0f ? x : std::log1p(std::exp(x)); }
 
 }  // namespace
 
-Moe::Moe(const ModelConfig& config, const MoeWeights& weights) : config_(config), w_(weights) {}
+Moe::Moe(const ModelConfig& config, const MoeWeights& weights, int64_t block, ExpertSource& experts)
+    : config_(config), w_(weights), block_(block), experts_(experts) {}
 
 std::vector<Routing> Moe::Route(const float* input, const int32_t* tokens, int64_t rows) const {
   const int64_t experts = config_.n_routed_experts, k = config_.num_experts_per_tok;
@@ -95,9 +96,15 @@ void Moe::Forward(const float* input, const int32_t* tokens, int64_t rows, float
       weights[routing[t].experts[i]].push_back(routing[t].weights[i]);
     }
   }
-  std::fill(out, out + rows * hidden, 0.0f);
+  std::vector<int32_t> used;
   for (int64_t e = 0; e < config_.n_routed_experts; ++e) {
-    if (!members[e].empty()) RunExpert(w_.experts[e], input, members[e], weights[e], out);
+    if (!members[e].empty()) used.push_back(static_cast<int32_t>(e));
+  }
+  experts_.Prefetch(block_, used);
+  std::fill(out, out + rows * hidden, 0.0f);
+  for (int32_t e : used) {
+    const ExpertHandle expert = experts_.Acquire(block_, e);
+    RunExpert(expert.weights, input, members[e], weights[e], out);
   }
   if (w_.has_shared) {
     std::vector<int64_t> all(rows);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "engine/expert_source.h"
 #include "engine/model_weights.h"
 
 namespace dsv4 {
@@ -18,7 +19,7 @@ struct Routing {
 
 class Moe {
  public:
-  Moe(const ModelConfig& config, const MoeWeights& weights);
+  Moe(const ModelConfig& config, const MoeWeights& weights, int64_t block, ExpertSource& experts);
 
   // input, out: [rows][hidden]; tokens: the token id of each row.
   void Forward(const float* input, const int32_t* tokens, int64_t rows, float* out) const;
@@ -32,6 +33,8 @@ class Moe {
 
   const ModelConfig& config_;
   const MoeWeights& w_;
+  int64_t block_;
+  ExpertSource& experts_;
 };
 
 }  // namespace dsv4
