@@ -24,8 +24,8 @@ void Attention::AdvanceCompressor(const float* kv, const float* gate, int64_t po
   if (!CompressorStep(cw, state.compressor, position, kv, gate, row.data())) return;
   RmsNorm(row.data(), cw.norm.data(), d, config_.rms_norm_eps, row.data());
   rope_.Apply(row.data() + config_.NopeHeadDim(), (position / cw.ratio) * cw.ratio);
-  if (numerics_ == Numerics::kDefault) Fp8RoundTrip(row.data(), config_.NopeHeadDim(), 64);
-  state.compressed.insert(state.compressed.end(), row.begin(), row.end());
+  // In default numerics the store's encoding is the FP8 round trip (§3.4).
+  state.compressed->Append(row.data());
 }
 
 void Attention::Attend(const float* q, int64_t position, const LayerState& state,
@@ -37,15 +37,19 @@ void Attention::Attend(const float* q, int64_t position, const LayerState& state
   for (int64_t pos = std::max<int64_t>(0, position - window + 1); pos <= position; ++pos) {
     rows.push_back(state.window.data() + (pos % window) * d);
   }
+  std::vector<float> compressed;
   if (w_.has_indexer) {
-    for (int32_t j : selected) rows.push_back(state.compressed.data() + j * d);
+    compressed.resize(selected.size() * d);
+    state.compressed->Gather(selected.data(), selected.size(), compressed.data());
   } else if (w_.compressed) {
     const int64_t available = (position + 1) / w_.compressor.ratio;
-    for (int64_t j = 0; j < available; ++j) rows.push_back(state.compressed.data() + j * d);
+    compressed.resize(available * d);
+    state.compressed->GatherRange(0, available, compressed.data());
   }
+  for (size_t j = 0; j < compressed.size() / d; ++j) rows.push_back(compressed.data() + j * d);
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
   const int64_t n = static_cast<int64_t>(rows.size());
-#pragma omp parallel for schedule(static) if (heads * n * d > (1 << 16))
+#pragma omp parallel for schedule(static) if (heads * n * d > (1 << 20))
   for (int64_t h = 0; h < heads; ++h) {
     const float* qh = q + h * d;
     std::vector<float> scores(n);

@@ -52,22 +52,27 @@ std::vector<int32_t> Indexer::Select(const Projections& p, int64_t t, int64_t po
     const int64_t j = position / cw.ratio;
     RmsNorm(row.data(), cw.norm.data(), dim, config_.rms_norm_eps, row.data());
     rope_.Apply(row.data() + dim - config_.qk_rope_head_dim, j * cw.ratio);
-    if (numerics_ == Numerics::kDefault) {
-      HadamardTransform(row.data(), dim);
-      Fp4RoundTrip(row.data(), dim, 32);
-    }
-    state.indexer_rows.insert(state.indexer_rows.end(), row.begin(), row.end());
+    // In default numerics the store's encoding is the FP4 round trip (§3.5).
+    if (numerics_ == Numerics::kDefault) HadamardTransform(row.data(), dim);
+    state.indexer_rows->Append(row.data());
   }
 
   const int64_t available = (position + 1) / cw.ratio;
   std::vector<float> scores(available, 0.0f);
   const float* query = p.query.data() + t * heads * dim;
   const float* weights = p.weights.data() + t * heads;
-  for (int64_t j = 0; j < available; ++j) {
-    const float* key = state.indexer_rows.data() + j * dim;
-    float score = 0;
-    for (int64_t h = 0; h < heads; ++h) score += std::max(Dot(query + h * dim, key, dim), 0.0f) * weights[h];
-    scores[j] = score;
+  // Rows are decoded a block at a time; each decoded row serves every head.
+  constexpr int64_t kBlock = 256;
+  std::vector<float> keys(std::min(available, kBlock) * dim);
+  for (int64_t begin = 0; begin < available; begin += kBlock) {
+    const int64_t end = std::min(available, begin + kBlock);
+    state.indexer_rows->GatherRange(begin, end, keys.data());
+    for (int64_t j = begin; j < end; ++j) {
+      const float* key = keys.data() + (j - begin) * dim;
+      float score = 0;
+      for (int64_t h = 0; h < heads; ++h) score += std::max(Dot(query + h * dim, key, dim), 0.0f) * weights[h];
+      scores[j] = score;
+    }
   }
   return TopK(scores.data(), available, config_.index_topk);
 }

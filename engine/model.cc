@@ -126,6 +126,13 @@ void Model::Forward(const std::vector<TokenRow>& rows, const std::vector<int64_t
   }
   for (int64_t L = 0; L < config_.num_hidden_layers; ++L) RunBlock(L, rows, streams);
   Logits(weights_.hc_head, weights_.norm, streams.data(), logit_rows, logits);
+  // Spilling happens between calls, once every layer has its rows, so a
+  // failed spill write leaves each sequence complete and consistent.
+  std::vector<SequenceState*> states;
+  for (const TokenRow& row : rows) {
+    if (std::find(states.begin(), states.end(), row.state) == states.end()) states.push_back(row.state);
+  }
+  for (SequenceState* state : states) state->EnforceKvBudget();
   if (final_streams) *final_streams = std::move(streams);
 }
 

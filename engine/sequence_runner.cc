@@ -7,8 +7,8 @@
 
 namespace dsv4 {
 
-SequenceRunner::SequenceRunner(const Model& model, int64_t chunk)
-    : model_(model), chunk_(chunk), state_(model.config()) {}
+SequenceRunner::SequenceRunner(const Model& model, int64_t chunk, const KvOptions& kv)
+    : model_(model), chunk_(chunk), state_(model.config(), model.numerics(), kv) {}
 
 std::vector<float> SequenceRunner::Feed(const std::vector<int32_t>& tokens, bool all_positions) {
   const ModelConfig& c = model_.config();

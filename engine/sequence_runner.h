@@ -13,7 +13,7 @@ namespace dsv4 {
 class SequenceRunner {
  public:
   // chunk: rows per forward call while prefilling (0 = the whole prompt).
-  SequenceRunner(const Model& model, int64_t chunk);
+  SequenceRunner(const Model& model, int64_t chunk, const KvOptions& kv = {});
 
   // Feeds tokens at the next positions. Returns the logits of every fed
   // position ([tokens][vocab]) if all_positions, else of the last only.

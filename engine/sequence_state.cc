@@ -10,18 +10,45 @@ void CompressorState::Reset(int64_t ratio, int64_t dim, bool overlap) {
   score.assign(coff * ratio * coff * dim, -std::numeric_limits<float>::infinity());
 }
 
-SequenceState::SequenceState(const ModelConfig& config) : config_(&config) { Reset(); }
-
-void SequenceState::Reset() {
-  const ModelConfig& c = *config_;
-  layers_.assign(c.NumBlocks(), LayerState{});
-  for (int64_t L = 0; L < c.NumBlocks(); ++L) {
+SequenceState::SequenceState(const ModelConfig& config, Numerics numerics, const KvOptions& kv)
+    : config_(&config), numerics_(numerics) {
+  if (!kv.spill_dir.empty() && kv.ram_budget >= 0) spill_ = std::make_unique<KvSpill>(kv.spill_dir, kv.ram_budget);
+  const bool round_trips = numerics == Numerics::kDefault;
+  using Q = KvCodec::Quantization;
+  const KvCodec main_codec(round_trips ? Q::kFp8Nope : Q::kNone, kv.compact, config.head_dim,
+                           config.qk_rope_head_dim);
+  const KvCodec index_codec(round_trips ? Q::kFp4 : Q::kNone, kv.compact, config.index_head_dim,
+                            config.qk_rope_head_dim);
+  layers_.resize(config.NumBlocks());
+  for (int64_t L = 0; L < config.NumBlocks(); ++L) {
     LayerState& s = layers_[L];
-    s.window.assign(c.sliding_window * c.head_dim, 0.0f);
-    const int64_t ratio = c.CompressRatio(L);
-    if (ratio > 0) s.compressor.Reset(ratio, c.head_dim, ratio == 4);
-    if (ratio == 4) s.indexer_compressor.Reset(4, c.index_head_dim, true);
+    s.window.assign(config.sliding_window * config.head_dim, 0.0f);
+    const int64_t ratio = config.CompressRatio(L);
+    if (ratio > 0) {
+      s.compressor.Reset(ratio, config.head_dim, ratio == 4);
+      s.compressed = std::make_unique<KvRowStore>(main_codec, spill_.get());
+    }
+    if (ratio == 4) {
+      // Indexer rows are scanned at every step, so they always stay in RAM.
+      s.indexer_compressor.Reset(4, config.index_head_dim, true);
+      s.indexer_rows = std::make_unique<KvRowStore>(index_codec, nullptr);
+    }
   }
 }
+
+void SequenceState::EnforceKvBudget() {
+  if (spill_) spill_->Enforce();
+}
+
+int64_t SequenceState::kv_ram_bytes() const {
+  int64_t bytes = 0;
+  for (const LayerState& s : layers_) {
+    if (s.compressed) bytes += s.compressed->resident_bytes();
+    if (s.indexer_rows) bytes += s.indexer_rows->resident_bytes();
+  }
+  return bytes;
+}
+
+int64_t SequenceState::kv_spilled_bytes() const { return spill_ ? spill_->spilled_bytes() : 0; }
 
 }  // namespace dsv4

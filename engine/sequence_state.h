@@ -5,11 +5,24 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <string>
 #include <vector>
 
+#include "engine/kv_row_store.h"
+#include "engine/kv_spill.h"
+#include "engine/numerics.h"
 #include "loader/config.h"
 
 namespace dsv4 {
+
+// Where compressed KV rows live.
+struct KvOptions {
+  std::string spill_dir;       // empty: never spill
+  int64_t ram_budget = -1;     // bytes of compressed rows kept in RAM; < 0: unlimited
+  // Store round-tripped rows as codes + scales (exact) rather than as f32.
+  bool compact = true;
+};
 
 // The not-yet-pooled window(s) of a gated-pooling compressor (§4.7):
 // [coff*ratio][coff*dim] projections and scores (scores include `ape`).
@@ -21,27 +34,40 @@ struct CompressorState {
 };
 
 struct LayerState {
-  int64_t length = 0;               // tokens this layer has processed
-  std::vector<float> window;        // [sliding_window][head_dim]; position p at row p % window
-  std::vector<float> compressed;    // [rows][head_dim]
-  std::vector<float> indexer_rows;  // [rows][index_head_dim]
+  int64_t length = 0;                          // tokens this layer has processed
+  std::vector<float> window;                   // [sliding_window][head_dim]; position p at row p % window
+  std::unique_ptr<KvRowStore> compressed;      // main compressor rows (compressed layers)
+  std::unique_ptr<KvRowStore> indexer_rows;    // indexer compressor rows (CSA layers)
   CompressorState compressor;
   CompressorState indexer_compressor;
 };
 
 class SequenceState {
  public:
-  explicit SequenceState(const ModelConfig& config);
+  // Default numerics store compressed rows in the exact compact encoding
+  // (unless kv.compact is off); smooth numerics keep plain f32 rows.
+  SequenceState(const ModelConfig& config, Numerics numerics, const KvOptions& kv = {});
+  SequenceState(const SequenceState&) = delete;
+  SequenceState& operator=(const SequenceState&) = delete;
 
+  const ModelConfig& config() const { return *config_; }
+  Numerics numerics() const { return numerics_; }
   // Tokens processed by the main layers: the next token's position.
   int64_t length() const { return layers_.front().length; }
+  int64_t num_layers() const { return static_cast<int64_t>(layers_.size()); }
   LayerState& layer(int64_t block) { return layers_.at(block); }
   const LayerState& layer(int64_t block) const { return layers_.at(block); }
-  // Back to an empty sequence.
-  void Reset();
+
+  // Moves compressed rows to the spill file until RAM use fits the budget.
+  void EnforceKvBudget();
+  // Bytes of cached rows in RAM (compressed + indexer) and in the spill file.
+  int64_t kv_ram_bytes() const;
+  int64_t kv_spilled_bytes() const;
 
  private:
   const ModelConfig* config_;
+  Numerics numerics_;
+  std::unique_ptr<KvSpill> spill_;  // declared before layers_: stores point into it
   std::vector<LayerState> layers_;  // main layers, then MTP blocks
 };
 

@@ -1,6 +1,7 @@
 #include "simd/number_formats.h"
 
 #include <algorithm>
+#include <vector>
 
 namespace dsv4 {
 
@@ -70,25 +71,61 @@ float ScalePow2(float amax, float inv_qmax) {
   return std::ldexp(1.0f, e);
 }
 
-void Fp8RoundTrip(float* x, size_t n, size_t block) {
+namespace {
+
+// The E8M0 byte of a power-of-two scale from ScalePow2 (always a normal float).
+uint8_t ScaleByte(float scale) { return static_cast<uint8_t>((F32ToBits(scale) >> 23) & 0xFF); }
+
+float BlockAmax(const float* x, size_t begin, size_t end, float floor) {
+  float amax = floor;
+  for (size_t i = begin; i < end; ++i) amax = std::max(amax, std::fabs(x[i]));
+  return amax;
+}
+
+}  // namespace
+
+void Fp8Encode(const float* x, size_t n, size_t block, uint8_t* codes, uint8_t* scales) {
   for (size_t b = 0; b < n; b += block) {
     const size_t end = std::min(n, b + block);
-    float amax = 1e-4f;
-    for (size_t i = b; i < end; ++i) amax = std::max(amax, std::fabs(x[i]));
-    const float s = ScalePow2(amax, kInvE4M3Max);
-    for (size_t i = b; i < end; ++i) x[i] = E4M3ToF32(F32ToE4M3(x[i] / s)) * s;
+    const float s = ScalePow2(BlockAmax(x, b, end, 1e-4f), kInvE4M3Max);
+    scales[b / block] = ScaleByte(s);
+    for (size_t i = b; i < end; ++i) codes[i] = F32ToE4M3(x[i] / s);
   }
 }
 
-void Fp4RoundTrip(float* x, size_t n, size_t block) {
+void Fp8Decode(const uint8_t* codes, const uint8_t* scales, size_t n, size_t block, float* x) {
+  for (size_t i = 0; i < n; ++i) x[i] = E4M3ToF32(codes[i]) * E8M0ToF32(scales[i / block]);
+}
+
+void Fp4Encode(const float* x, size_t n, size_t block, uint8_t* packed, uint8_t* scales) {
   const float floor_amax = 6.0f * std::ldexp(1.0f, -126);
   for (size_t b = 0; b < n; b += block) {
     const size_t end = std::min(n, b + block);
-    float amax = floor_amax;
-    for (size_t i = b; i < end; ++i) amax = std::max(amax, std::fabs(x[i]));
-    const float s = ScalePow2(amax, kInvE2M1Max);
-    for (size_t i = b; i < end; ++i) x[i] = E2M1ToF32(F32ToE2M1(x[i] / s)) * s;
+    const float s = ScalePow2(BlockAmax(x, b, end, floor_amax), kInvE2M1Max);
+    scales[b / block] = ScaleByte(s);
+    for (size_t i = b; i < end; i += 2) {
+      packed[i / 2] = static_cast<uint8_t>(F32ToE2M1(x[i] / s) | (F32ToE2M1(x[i + 1] / s) << 4));
+    }
   }
+}
+
+void Fp4Decode(const uint8_t* packed, const uint8_t* scales, size_t n, size_t block, float* x) {
+  for (size_t i = 0; i < n; ++i) {
+    const uint8_t code = (i & 1) ? (packed[i / 2] >> 4) : (packed[i / 2] & 15);
+    x[i] = E2M1ToF32(code) * E8M0ToF32(scales[i / block]);
+  }
+}
+
+void Fp8RoundTrip(float* x, size_t n, size_t block) {
+  std::vector<uint8_t> codes(n), scales((n + block - 1) / block);
+  Fp8Encode(x, n, block, codes.data(), scales.data());
+  Fp8Decode(codes.data(), scales.data(), n, block, x);
+}
+
+void Fp4RoundTrip(float* x, size_t n, size_t block) {
+  std::vector<uint8_t> packed((n + 1) / 2), scales((n + block - 1) / block);
+  Fp4Encode(x, n, block, packed.data(), scales.data());
+  Fp4Decode(packed.data(), scales.data(), n, block, x);
 }
 
 void HadamardTransform(float* x, size_t n) {

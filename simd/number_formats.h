@@ -57,9 +57,18 @@ float ScalePow2(float amax, float inv_qmax);
 inline constexpr float kInvE4M3Max = 1.0f / 448.0f;  // bits 0x3B124925
 inline constexpr float kInvE2M1Max = 1.0f / 6.0f;    // bits 0x3E2AAAAB
 
-// In-place FP8 quantize-dequantize of x[0, n) in blocks of `block` (§3.4).
+// FP8 quantization of x[0, n) in blocks of `block` (§3.4): one E4M3 code per
+// element and one E8M0 power-of-two scale per block. Decoding gives back
+// exactly the round-tripped values, which is what makes the compact KV
+// layout lossless.
+void Fp8Encode(const float* x, size_t n, size_t block, uint8_t* codes, uint8_t* scales);
+void Fp8Decode(const uint8_t* codes, const uint8_t* scales, size_t n, size_t block, float* x);
+// FP4 quantization (§3.5): two E2M1 codes per byte (element 2j in the low
+// nibble), one E8M0 scale per block. n and block are even.
+void Fp4Encode(const float* x, size_t n, size_t block, uint8_t* packed, uint8_t* scales);
+void Fp4Decode(const uint8_t* packed, const uint8_t* scales, size_t n, size_t block, float* x);
+// In-place quantize-dequantize: Decode(Encode(x)).
 void Fp8RoundTrip(float* x, size_t n, size_t block);
-// In-place FP4 quantize-dequantize of x[0, n) in blocks of `block` (§3.5).
 void Fp4RoundTrip(float* x, size_t n, size_t block);
 // Walsh-Hadamard transform of x[0, n) (n a power of two) scaled by n^-0.5 (§3.6).
 void HadamardTransform(float* x, size_t n);

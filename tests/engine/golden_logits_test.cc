@@ -22,7 +22,7 @@ struct RunLogits {
 RunLogits Run(const Model& model, const Golden& golden, const GoldenSequence& s, int64_t chunk) {
   const int64_t vocab = model.config().vocab_size;
   const std::vector<int32_t> stored = golden.Ints(s, "prefill_positions");
-  SequenceState state(model.config());
+  SequenceState state(model.config(), model.numerics());
   RunLogits out;
   out.prefill.resize(stored.size() * vocab);
   const int64_t n = s.prompt.size();
@@ -89,7 +89,7 @@ TEST(GoldenLogits, MtpVariantA) {
   for (const GoldenSequence& s : golden.sequences()) {
     if (!golden.Has(s, "A.mtp_logits")) continue;
     const int64_t n = s.prompt.size();
-    SequenceState state(model.config());
+    SequenceState state(model.config(), model.numerics());
     std::vector<TokenRow> rows;
     for (int64_t p = 0; p < n; ++p) rows.push_back({s.prompt[p], p, &state});
     std::vector<float> streams;
