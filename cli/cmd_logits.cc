@@ -39,16 +39,23 @@ int RunLogits(int argc, char** argv) {
   if (!args.count("out")) throw Error("--out FILE.json is required");
   const std::string positions = args["positions"].as<std::string>();
   if (positions != "all" && positions != "last") throw Error("--positions must be all or last");
-  const auto prompt = args.count("prompt-ids") ? ParseIds(args["prompt-ids"].as<std::string>(), "--prompt-ids")
+  auto prompt = args.count("prompt-ids") ? ParseIds(args["prompt-ids"].as<std::string>(), "--prompt-ids")
                                                : std::vector<int32_t>{};
   const auto decode = args.count("decode-ids") ? ParseIds(args["decode-ids"].as<std::string>(), "--decode-ids")
                                                : std::vector<int32_t>{};
-  if (prompt.empty()) throw Error("--prompt-ids is required and must not be empty");
+  if (prompt.empty() && !args.count("load-session")) {
+    throw Error("--prompt-ids is required (or --load-session to continue a saved sequence)");
+  }
 
   LoadedModel loaded = LoadModel(args);
   const int64_t vocab = loaded.model->config().vocab_size;
-  SequenceRunner runner(*loaded.model, loaded.chunk);
-  const std::vector<float> prefill = runner.Feed(prompt, positions == "all");
+  // With --session-dir the prompt loses the prefix restored from a session:
+  // prefill_logits then cover the positions computed in this run.
+  SessionSequence sequence(args, loaded, prompt);
+  SequenceRunner& runner = sequence.runner();
+  const int64_t first_position = runner.length();
+  std::vector<float> prefill = runner.Feed(prompt, positions == "all");
+  if (prompt.empty() && !args.count("load-session") && positions == "last") prefill = runner.last_logits();
   std::vector<float> decode_logits;
   for (size_t j = 0; j < decode.size(); ++j) {
     const std::vector<float> row = runner.Feed({decode[j]}, false);
@@ -56,6 +63,7 @@ int RunLogits(int argc, char** argv) {
     std::fprintf(stderr, "\rdecode %zu/%zu", j + 1, decode.size());
   }
   if (!decode.empty()) std::fprintf(stderr, "\n");
+  sequence.Finish();
 
   // Written beside the target and renamed, so a failure never leaves half a file.
   const std::string out_path = args["out"].as<std::string>();
@@ -63,7 +71,7 @@ int RunLogits(int argc, char** argv) {
   {
     std::ofstream out(temp_path);
     if (!out) throw Error(out_path + ": cannot write");
-    out << "{\"prefill_logits\": ";
+    out << "{\"prefill_first_position\": " << first_position << ",\n\"prefill_logits\": ";
     WriteRows(out, prefill, vocab);
     out << ",\n\"decode_logits\": ";
     WriteRows(out, decode_logits, vocab);

@@ -19,24 +19,31 @@ int RunRun(int argc, char** argv) {
       ("prompt-ids", "Prompt token ids: 1,2,3 or @FILE", cxxopts::value<std::string>())
       ("n,max-tokens", "Tokens to generate at most", cxxopts::value<int64_t>()->default_value("64"));
   auto args = ParseOptions(options, argc, argv);
-  if (!args.count("prompt-ids")) throw Error("--prompt-ids is required");
-  const auto prompt = ParseIds(args["prompt-ids"].as<std::string>(), "--prompt-ids");
-  if (prompt.empty()) throw Error("--prompt-ids must not be empty");
+  auto prompt = args.count("prompt-ids") ? ParseIds(args["prompt-ids"].as<std::string>(), "--prompt-ids")
+                                         : std::vector<int32_t>{};
+  if (prompt.empty() && !args.count("load-session")) {
+    throw Error("--prompt-ids is required (or --load-session to continue a saved sequence)");
+  }
   const int64_t max_tokens = args["max-tokens"].as<int64_t>();
   if (max_tokens < 0) throw Error("-n must be >= 0");
 
   LoadedModel loaded = LoadModel(args);
   const ModelConfig& config = loaded.model->config();
-  SequenceRunner runner(*loaded.model, loaded.chunk);
-  std::vector<float> logits = runner.Feed(prompt, false);
+  SessionSequence sequence(args, loaded, prompt);
+  SequenceRunner& runner = sequence.runner();
+  if (!prompt.empty()) runner.Feed(prompt, false);
+  std::vector<float> logits = runner.last_logits();
   std::string line;
+  // Every generated token is fed back, the last one too, so that a saved
+  // session ends exactly where the output ends.
   for (int64_t i = 0; i < max_tokens && runner.length() < config.max_position_embeddings; ++i) {
     const int32_t next = ArgMax(logits.data(), config.vocab_size);
     line += (line.empty() ? "" : ",") + std::to_string(next);
+    logits = runner.Feed({next}, false);
     if (next == config.eos_token_id) break;
-    if (i + 1 < max_tokens) logits = runner.Feed({next}, false);
   }
   std::printf("%s\n", line.c_str());
+  sequence.Finish();
   return 0;
 }
 

@@ -4,7 +4,10 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 
+#include "cli/arguments.h"
+#include "engine/session_file.h"
 #include "loader/error.h"
 
 namespace dsv4::cli {
@@ -14,7 +17,12 @@ void AddModelOptions(cxxopts::Options& options) {
       ("m,model", "Model directory (Hugging Face layout)", cxxopts::value<std::string>())
       ("numerics", "default | smooth (no KV/indexer round trips)", cxxopts::value<std::string>()->default_value("default"))
       ("chunk", "Prefill chunk size in tokens (0 = whole prompt)", cxxopts::value<int64_t>()->default_value("0"))
-      ("threads", "Worker threads (default: all cores)", cxxopts::value<int>());
+      ("threads", "Worker threads (default: all cores)", cxxopts::value<int>())
+      ("kv-dir", "Directory for the KV spill file", cxxopts::value<std::string>())
+      ("kv-ram-budget", "Compressed KV bytes kept in RAM before spilling (e.g. 2G)", cxxopts::value<std::string>())
+      ("save-session", "Save the sequence state at the end to FILE", cxxopts::value<std::string>())
+      ("load-session", "Continue the sequence saved in FILE", cxxopts::value<std::string>())
+      ("session-dir", "Resume from the longest saved prompt prefix in DIR and save there", cxxopts::value<std::string>());
 }
 
 LoadedModel LoadModel(const cxxopts::ParseResult& args) {
@@ -27,6 +35,17 @@ LoadedModel LoadModel(const cxxopts::ParseResult& args) {
   LoadedModel loaded;
   loaded.chunk = args["chunk"].as<int64_t>();
   if (loaded.chunk < 0) throw Error("--chunk must be >= 0");
+  if (args.count("kv-ram-budget")) {
+    if (!args.count("kv-dir")) throw Error("--kv-ram-budget needs --kv-dir (where spilled rows go)");
+    loaded.kv.ram_budget = ParseBytes(args["kv-ram-budget"].as<std::string>(), "--kv-ram-budget");
+    loaded.kv.spill_dir = args["kv-dir"].as<std::string>();
+  } else if (args.count("kv-dir")) {
+    loaded.kv.spill_dir = args["kv-dir"].as<std::string>();
+    loaded.kv.ram_budget = 0;  // a spill directory alone: keep only partial pages in RAM
+  }
+  if (args.count("load-session") && args.count("session-dir")) {
+    throw Error("--load-session and --session-dir exclude each other");
+  }
   const Numerics numerics = ParseNumerics(args["numerics"].as<std::string>());
   const auto start = std::chrono::steady_clock::now();
   const std::string dir = args["model"].as<std::string>();
@@ -37,6 +56,41 @@ LoadedModel LoadModel(const cxxopts::ParseResult& args) {
                static_cast<long long>(loaded.checkpoint->config().num_hidden_layers),
                static_cast<long long>(loaded.checkpoint->config().vocab_size), NumericsName(numerics), seconds);
   return loaded;
+}
+
+SessionSequence::SessionSequence(const cxxopts::ParseResult& args, const LoadedModel& loaded,
+                                 std::vector<int32_t>& prompt)
+    : runner_(*loaded.model, loaded.chunk, loaded.kv) {
+  if (args.count("save-session")) save_path_ = args["save-session"].as<std::string>();
+  if (args.count("session-dir")) session_dir_ = args["session-dir"].as<std::string>();
+  if (args.count("load-session") || args.count("session-dir") || args.count("save-session")) {
+    identity_ = ModelIdentity(*loaded.checkpoint);
+  }
+  if (args.count("load-session")) {
+    const std::string path = args["load-session"].as<std::string>();
+    runner_.Load(path, identity_);
+    std::fprintf(stderr, "session %s: %lld tokens restored\n", path.c_str(),
+                 static_cast<long long>(runner_.length()));
+  } else if (!session_dir_.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(session_dir_, ec);
+    int64_t matched = 0;
+    const std::string path =
+        FindPrefixSession(session_dir_, prompt, identity_, loaded.model->numerics(), &matched);
+    if (!path.empty()) {
+      runner_.Load(path, identity_);
+      prompt.erase(prompt.begin(), prompt.begin() + matched);
+      std::fprintf(stderr, "session-dir: reused a %lld-token prefix (%s)\n", static_cast<long long>(matched),
+                   path.c_str());
+    }
+  }
+}
+
+void SessionSequence::Finish() {
+  if (!save_path_.empty()) runner_.Save(save_path_, identity_);
+  if (!session_dir_.empty() && runner_.length() > 0) {
+    runner_.Save(PrefixSessionPath(session_dir_, runner_.tokens()), identity_);
+  }
 }
 
 }  // namespace dsv4::cli

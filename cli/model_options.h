@@ -1,12 +1,16 @@
-// Options shared by the commands that run the model (run, logits).
+// Options shared by the commands that run the model (run, logits): model
+// loading, KV placement and sessions.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <cxxopts.hpp>
 
 #include "engine/model.h"
+#include "engine/sequence_runner.h"
 #include "loader/checkpoint.h"
 
 namespace dsv4::cli {
@@ -18,7 +22,24 @@ struct LoadedModel {
   std::unique_ptr<Checkpoint> checkpoint;
   std::unique_ptr<Model> model;
   int64_t chunk = 0;
+  KvOptions kv;
 };
 LoadedModel LoadModel(const cxxopts::ParseResult& args);
+
+// A sequence ready to take `prompt`: restored from --load-session, or from
+// the longest matching prefix in --session-dir (then the prompt is cut to
+// what is left to feed).
+class SessionSequence {
+ public:
+  SessionSequence(const cxxopts::ParseResult& args, const LoadedModel& loaded, std::vector<int32_t>& prompt);
+  SequenceRunner& runner() { return runner_; }
+  // Saves to --save-session and to --session-dir, if given.
+  void Finish();
+
+ private:
+  std::string save_path_, session_dir_;
+  uint64_t identity_ = 0;
+  SequenceRunner runner_;
+};
 
 }  // namespace dsv4::cli

@@ -1,8 +1,11 @@
 #include "engine/sequence_runner.h"
 
 #include <chrono>
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
 
+#include "engine/session_file.h"
 #include "loader/error.h"
 
 namespace dsv4 {
@@ -45,7 +48,46 @@ std::vector<float> SequenceRunner::Feed(const std::vector<int32_t>& tokens, bool
       if (end == n) std::fprintf(stderr, "\n");
     }
   }
+  tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
+  last_logits_.assign(logits.end() - c.vocab_size, logits.end());
   return logits;
+}
+
+void SequenceRunner::Save(const std::string& path, uint64_t model_identity) const {
+  SaveSession(path, state_, {tokens_, last_logits_}, model_identity);
+}
+
+void SequenceRunner::Load(const std::string& path, uint64_t model_identity) {
+  SessionContents contents = LoadSession(path, state_, model_identity);
+  tokens_ = std::move(contents.tokens);
+  last_logits_ = std::move(contents.last_logits);
+}
+
+std::string PrefixSessionPath(const std::string& dir, const std::vector<int32_t>& tokens) {
+  uint64_t h = 0xCBF29CE484222325ull;
+  for (int32_t t : tokens) h = (h ^ static_cast<uint32_t>(t)) * 0x100000001B3ull;
+  char name[64];
+  std::snprintf(name, sizeof name, "prefix-%zu-%016llx.dsv4session", tokens.size(),
+                static_cast<unsigned long long>(h));
+  return (std::filesystem::path(dir) / name).string();
+}
+
+std::string FindPrefixSession(const std::string& dir, const std::vector<int32_t>& tokens, uint64_t model_identity,
+                              Numerics numerics, int64_t* matched) {
+  *matched = 0;
+  std::string best;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (entry.path().extension() != ".dsv4session") continue;
+    const std::vector<int32_t> saved = PeekSessionTokens(entry.path().string(), model_identity, numerics);
+    const int64_t n = saved.size();
+    if (n > *matched && n <= static_cast<int64_t>(tokens.size()) &&
+        std::equal(saved.begin(), saved.end(), tokens.begin())) {
+      *matched = n;
+      best = entry.path().string();
+    }
+  }
+  return best;
 }
 
 }  // namespace dsv4
