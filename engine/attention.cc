@@ -116,24 +116,42 @@ void Attention::Forward(const float* input, const std::vector<LayerRow>& rows, f
   Indexer::Projections index_projections;
   if (indexer_) index_projections = indexer_->Project(input, q_lora_rows.data(), positions.data(), n);
 
-  // Token by token, in order: state updates for token p precede its attention.
+  // Compressed and indexer rows depend only on the layer inputs, so every
+  // row this call completes is appended first; each query below then sees
+  // exactly the rows that exist at its position (spec §4.13).
+  for (int64_t t = 0; t < n; ++t) {
+    LayerState& state = *rows[t].state;
+    if (indexer_) indexer_->AdvanceRows(index_projections, t, positions[t], state);
+    if (w_.compressed) {
+      const int64_t width = w_.compressor.wkv.rows;
+      AdvanceCompressor(compressor_kv.data() + t * width, compressor_gate.data() + t * width, positions[t], state);
+    }
+  }
+  std::vector<std::vector<int32_t>> selected(n);
+  if (indexer_) {
+    // One batched scoring per sequence in the call.
+    std::vector<bool> done(n, false);
+    for (int64_t t = 0; t < n; ++t) {
+      if (done[t]) continue;
+      std::vector<int64_t> members;
+      for (int64_t u = t; u < n; ++u) {
+        if (rows[u].state == rows[t].state) {
+          members.push_back(u);
+          done[u] = true;
+        }
+      }
+      auto picks = indexer_->Select(index_projections, members, positions, *rows[t].state);
+      for (size_t i = 0; i < members.size(); ++i) selected[members[i]] = std::move(picks[i]);
+    }
+  }
+  // Then token by token, in order: the window takes each KV row just before
+  // its own attention, so the ring holds positions p-W+1..p at that time.
   std::vector<float> attended(n * heads * d);
-  std::vector<int32_t> selected;
   for (int64_t t = 0; t < n; ++t) {
     LayerState& state = *rows[t].state;
     const int64_t p = positions[t];
-    if (state.length != p) {
-      throw Error("sequence position " + std::to_string(p) + " does not follow the state's " +
-                  std::to_string(state.length) + " tokens");
-    }
-    if (indexer_) selected = indexer_->Select(index_projections, t, p, state);
-    std::copy(kv.begin() + t * d, kv.begin() + (t + 1) * d,
-              state.window.begin() + (p % c.sliding_window) * d);
-    if (w_.compressed) {
-      const int64_t width = w_.compressor.wkv.rows;
-      AdvanceCompressor(compressor_kv.data() + t * width, compressor_gate.data() + t * width, p, state);
-    }
-    Attend(q.data() + t * heads * d, p, state, selected, attended.data() + t * heads * d);
+    std::copy(kv.begin() + t * d, kv.begin() + (t + 1) * d, state.window.begin() + (p % c.sliding_window) * d);
+    Attend(q.data() + t * heads * d, p, state, selected[t], attended.data() + t * heads * d);
     state.length = p + 1;
   }
 

@@ -43,38 +43,60 @@ Indexer::Projections Indexer::Project(const float* normed_input, const float* q_
   return p;
 }
 
-std::vector<int32_t> Indexer::Select(const Projections& p, int64_t t, int64_t position, LayerState& state) const {
-  const int64_t heads = config_.index_n_heads, dim = config_.index_head_dim;
+void Indexer::AdvanceRows(const Projections& p, int64_t t, int64_t position, LayerState& state) const {
+  const int64_t dim = config_.index_head_dim;
   const CompressorWeights& cw = w_.compressor;
   std::vector<float> row(dim);
-  if (CompressorStep(cw, state.indexer_compressor, position, p.kv.data() + t * 2 * dim,
-                     p.gate.data() + t * 2 * dim, row.data())) {
-    const int64_t j = position / cw.ratio;
-    RmsNorm(row.data(), cw.norm.data(), dim, config_.rms_norm_eps, row.data());
-    rope_.Apply(row.data() + dim - config_.qk_rope_head_dim, j * cw.ratio);
-    // In default numerics the store's encoding is the FP4 round trip (§3.5).
-    if (numerics_ == Numerics::kDefault) HadamardTransform(row.data(), dim);
-    state.indexer_rows->Append(row.data());
+  if (!CompressorStep(cw, state.indexer_compressor, position, p.kv.data() + t * 2 * dim,
+                      p.gate.data() + t * 2 * dim, row.data())) {
+    return;
   }
+  const int64_t j = position / cw.ratio;
+  RmsNorm(row.data(), cw.norm.data(), dim, config_.rms_norm_eps, row.data());
+  rope_.Apply(row.data() + dim - config_.qk_rope_head_dim, j * cw.ratio);
+  // In default numerics the store's encoding is the FP4 round trip (§3.5).
+  if (numerics_ == Numerics::kDefault) HadamardTransform(row.data(), dim);
+  state.indexer_rows->Append(row.data());
+}
 
-  const int64_t available = (position + 1) / cw.ratio;
-  std::vector<float> scores(available, 0.0f);
-  const float* query = p.query.data() + t * heads * dim;
-  const float* weights = p.weights.data() + t * heads;
-  // Rows are decoded a block at a time; each decoded row serves every head.
-  constexpr int64_t kBlock = 256;
-  std::vector<float> keys(std::min(available, kBlock) * dim);
-  for (int64_t begin = 0; begin < available; begin += kBlock) {
-    const int64_t end = std::min(available, begin + kBlock);
-    state.indexer_rows->GatherRange(begin, end, keys.data());
-    for (int64_t j = begin; j < end; ++j) {
-      const float* key = keys.data() + (j - begin) * dim;
-      float score = 0;
-      for (int64_t h = 0; h < heads; ++h) score += std::max(Dot(query + h * dim, key, dim), 0.0f) * weights[h];
-      scores[j] = score;
+std::vector<std::vector<int32_t>> Indexer::Select(const Projections& p, const std::vector<int64_t>& rows,
+                                                  const std::vector<int64_t>& positions,
+                                                  const LayerState& state) const {
+  const int64_t heads = config_.index_n_heads, dim = config_.index_head_dim;
+  const int64_t ratio = w_.compressor.ratio;
+  std::vector<std::vector<int32_t>> selected(rows.size());
+  // Scores of a group of queries against all rows are one MatMul:
+  // dots[query][head][row]; groups are sized to bound that buffer.
+  constexpr int64_t kMaxDots = int64_t{8} << 20;
+  std::vector<float> dots, scores;
+  for (size_t begin = 0; begin < rows.size();) {
+    const int64_t max_available = (positions[rows.back()] + 1) / ratio;
+    const size_t group = std::clamp<int64_t>(kMaxDots / std::max<int64_t>(1, heads * max_available), 1,
+                                             rows.size() - begin);
+    const int64_t available = (positions[rows[begin + group - 1]] + 1) / ratio;
+    if (available > 0) {
+      std::vector<float> queries(group * heads * dim);
+      for (size_t i = 0; i < group; ++i) {
+        const float* q = p.query.data() + rows[begin + i] * heads * dim;
+        std::copy(q, q + heads * dim, queries.begin() + i * heads * dim);
+      }
+      dots.resize(group * heads * available);
+      MatMul(state.indexer_rows->View(available), queries.data(), group * heads, dots.data());
+      for (size_t i = 0; i < group; ++i) {
+        const int64_t t = rows[begin + i];
+        const int64_t visible = (positions[t] + 1) / ratio;
+        const float* weights = p.weights.data() + t * heads;
+        scores.assign(visible, 0.0f);
+        for (int64_t h = 0; h < heads; ++h) {
+          const float* d = dots.data() + (i * heads + h) * available;
+          for (int64_t j = 0; j < visible; ++j) scores[j] += std::max(d[j], 0.0f) * weights[h];
+        }
+        selected[begin + i] = TopK(scores.data(), visible, config_.index_topk);
+      }
     }
+    begin += group;
   }
-  return TopK(scores.data(), available, config_.index_topk);
+  return selected;
 }
 
 }  // namespace dsv4

@@ -26,9 +26,15 @@ class Indexer {
   Projections Project(const float* normed_input, const float* q_lora, const int64_t* positions,
                       int64_t rows) const;
 
-  // Advances the indexer compressor with row t (at `position`), then returns
-  // the compressed rows the query at `position` attends to.
-  std::vector<int32_t> Select(const Projections& p, int64_t t, int64_t position, LayerState& state) const;
+  // Feeds row t (at `position`) to the indexer compressor, appending the
+  // finished indexer row when the position completes one.
+  void AdvanceRows(const Projections& p, int64_t t, int64_t position, LayerState& state) const;
+
+  // The compressed rows each query attends to. `rows` are consecutive
+  // positions of one sequence whose indexer rows are all appended already;
+  // query i sees only the rows that existed at its position.
+  std::vector<std::vector<int32_t>> Select(const Projections& p, const std::vector<int64_t>& rows,
+                                           const std::vector<int64_t>& positions, const LayerState& state) const;
 
  private:
   const ModelConfig& config_;

@@ -23,6 +23,7 @@ class KvCodec {
   KvCodec(Quantization quantization, bool compact, int64_t dim, int64_t rope_dims);
 
   Quantization quantization() const { return quantization_; }
+  bool compact() const { return compact_; }
   int64_t dim() const { return dim_; }
   int64_t bytes_per_row() const { return bytes_per_row_; }
   // Encodes row[dim] (rounding it as the model's round trip does).

@@ -31,7 +31,7 @@ SequenceState::SequenceState(const ModelConfig& config, Numerics numerics, const
     if (ratio == 4) {
       // Indexer rows are scanned at every step, so they always stay in RAM.
       s.indexer_compressor.Reset(4, config.index_head_dim, true);
-      s.indexer_rows = std::make_unique<KvRowStore>(index_codec, nullptr);
+      s.indexer_rows = std::make_unique<IndexerRows>(index_codec);
     }
   }
 }

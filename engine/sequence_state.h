@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/indexer_rows.h"
 #include "engine/kv_row_store.h"
 #include "engine/kv_spill.h"
 #include "engine/numerics.h"
@@ -37,7 +38,7 @@ struct LayerState {
   int64_t length = 0;                          // tokens this layer has processed
   std::vector<float> window;                   // [sliding_window][head_dim]; position p at row p % window
   std::unique_ptr<KvRowStore> compressed;      // main compressor rows (compressed layers)
-  std::unique_ptr<KvRowStore> indexer_rows;    // indexer compressor rows (CSA layers)
+  std::unique_ptr<IndexerRows> indexer_rows;   // indexer compressor rows (CSA layers)
   CompressorState compressor;
   CompressorState indexer_compressor;
 };

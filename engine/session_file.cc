@@ -144,7 +144,9 @@ Header ReadHeader(Reader& r) {
   return h;
 }
 
-void WriteStore(Writer& w, const KvRowStore* store) {
+// Either row store: KvRowStore or IndexerRows.
+template <typename Store>
+void WriteStore(Writer& w, const Store* store) {
   const uint64_t rows = store ? store->size() : 0;
   w.Value<uint64_t>(rows);
   if (!rows) return;
@@ -159,7 +161,8 @@ void WriteStore(Writer& w, const KvRowStore* store) {
   }
 }
 
-void ReadStore(Reader& r, KvRowStore* store, int64_t max_rows) {
+template <typename Store>
+void ReadStore(Reader& r, Store* store, int64_t max_rows) {
   const uint64_t rows = r.Value<uint64_t>();
   if (!rows) return;
   if (!store || static_cast<int64_t>(rows) > max_rows) throw Error(r.path() + ": session file is corrupted");
