@@ -28,25 +28,16 @@ void Attention::AdvanceCompressor(const float* kv, const float* gate, int64_t po
   state.compressed->Append(row.data());
 }
 
-void Attention::Attend(const float* q, int64_t position, const LayerState& state,
-                       const std::vector<int32_t>& selected, float* out) const {
+void Attention::Attend(const float* q, int64_t position, const LayerState& state, const float* compressed,
+                       int64_t num_compressed, float* out) const {
   const int64_t heads = config_.num_attention_heads, d = config_.head_dim, window = config_.sliding_window;
   // Candidate KV rows: the window positions max(0, p-W+1)..p, then the
-  // compressed rows (indexer picks for CSA, every available row for HCA).
+  // compressed candidates.
   std::vector<const float*> rows;
   for (int64_t pos = std::max<int64_t>(0, position - window + 1); pos <= position; ++pos) {
     rows.push_back(state.window.data() + (pos % window) * d);
   }
-  std::vector<float> compressed;
-  if (w_.has_indexer) {
-    compressed.resize(selected.size() * d);
-    state.compressed->Gather(selected.data(), selected.size(), compressed.data());
-  } else if (w_.compressed) {
-    const int64_t available = (position + 1) / w_.compressor.ratio;
-    compressed.resize(available * d);
-    state.compressed->GatherRange(0, available, compressed.data());
-  }
-  for (size_t j = 0; j < compressed.size() / d; ++j) rows.push_back(compressed.data() + j * d);
+  for (int64_t j = 0; j < num_compressed; ++j) rows.push_back(compressed + j * d);
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
   const int64_t n = static_cast<int64_t>(rows.size());
 #pragma omp parallel for schedule(static) if (heads * n * d > (1 << 20))
@@ -60,11 +51,12 @@ void Attention::Attend(const float* q, int64_t position, const LayerState& state
     }
     // The sink joins the denominator only; it takes no part in the max.
     double z = std::exp(static_cast<double>(w_.sink[h]) - max_score);
-    std::vector<double> acc(d, 0.0);
+    std::vector<float> acc(d, 0.0f);
     for (int64_t e = 0; e < n; ++e) {
-      const double p = std::exp(static_cast<double>(scores[e]) - max_score);
+      const float p = std::exp(scores[e] - max_score);
       z += p;
-      for (int64_t c = 0; c < d; ++c) acc[c] += p * rows[e][c];
+      const float* row = rows[e];
+      for (int64_t c = 0; c < d; ++c) acc[c] += p * row[c];
     }
     float* o = out + h * d;
     for (int64_t c = 0; c < d; ++c) o[c] = static_cast<float>(acc[c] / z);
@@ -146,12 +138,33 @@ void Attention::Forward(const float* input, const std::vector<LayerRow>& rows, f
   }
   // Then token by token, in order: the window takes each KV row just before
   // its own attention, so the ring holds positions p-W+1..p at that time.
-  std::vector<float> attended(n * heads * d);
+  // HCA queries read every available compressed row: decode them once per
+  // sequence and call, growing the decoded prefix as positions advance.
+  std::vector<float> attended(n * heads * d), candidates;
+  const LayerState* decoded_for = nullptr;
+  int64_t decoded = 0;
   for (int64_t t = 0; t < n; ++t) {
     LayerState& state = *rows[t].state;
     const int64_t p = positions[t];
     std::copy(kv.begin() + t * d, kv.begin() + (t + 1) * d, state.window.begin() + (p % c.sliding_window) * d);
-    Attend(q.data() + t * heads * d, p, state, selected[t], attended.data() + t * heads * d);
+    int64_t num_compressed = 0;
+    if (indexer_) {
+      num_compressed = selected[t].size();
+      candidates.resize(num_compressed * d);
+      state.compressed->Gather(selected[t].data(), num_compressed, candidates.data());
+    } else if (w_.compressed) {
+      if (decoded_for != &state) {
+        decoded_for = &state;
+        decoded = 0;
+      }
+      num_compressed = (p + 1) / w_.compressor.ratio;
+      if (num_compressed > decoded) {
+        candidates.resize(num_compressed * d);
+        state.compressed->GatherRange(decoded, num_compressed, candidates.data() + decoded * d);
+        decoded = num_compressed;
+      }
+    }
+    Attend(q.data() + t * heads * d, p, state, candidates.data(), num_compressed, attended.data() + t * heads * d);
     state.length = p + 1;
   }
 
