@@ -51,9 +51,11 @@ void Attention::Attend(const float* q, int64_t position, const LayerState& state
     }
     // The sink joins the denominator only; it takes no part in the max.
     double z = std::exp(static_cast<double>(w_.sink[h]) - max_score);
-    std::vector<float> acc(d, 0.0f);
+    // Wide accumulation: the output feeds FP8 round trips downstream, where
+    // f32 summation noise measurably flips roundings (golden A).
+    std::vector<double> acc(d, 0.0);
     for (int64_t e = 0; e < n; ++e) {
-      const float p = std::exp(scores[e] - max_score);
+      const double p = std::exp(static_cast<double>(scores[e]) - max_score);
       z += p;
       const float* row = rows[e];
       for (int64_t c = 0; c < d; ++c) acc[c] += p * row[c];
