@@ -24,14 +24,15 @@ class FieldReader {
     return it == json_.end() || it->is_null() ? nullptr : &*it;
   }
 
-  int64_t Int(const std::string& field, int64_t min_value) const {
+  // Bounds keep every product of dimensions (tensor sizes) far from int64 overflow.
+  int64_t Int(const std::string& field, int64_t min_value, int64_t max_value = kMaxDim) const {
     const Json* v = Find(field);
     if (!v) Fail(field, "is missing");
-    return CheckedInt(*v, field, min_value);
+    return CheckedInt(*v, field, min_value, max_value);
   }
-  int64_t IntOr(const std::string& field, int64_t fallback, int64_t min_value) const {
+  int64_t IntOr(const std::string& field, int64_t fallback, int64_t min_value, int64_t max_value = kMaxDim) const {
     const Json* v = Find(field);
-    return v ? CheckedInt(*v, field, min_value) : fallback;
+    return v ? CheckedInt(*v, field, min_value, max_value) : fallback;
   }
   double Real(const std::string& field, bool positive) const {
     const Json* v = Find(field);
@@ -55,7 +56,10 @@ class FieldReader {
     return v->get<std::string>();
   }
 
-  int64_t CheckedInt(const Json& v, const std::string& field, int64_t min_value) const {
+  static constexpr int64_t kMaxDim = int64_t{1} << 20;
+  static constexpr int64_t kMaxCount = int64_t{1} << 40;  // vocabulary, positions
+
+  int64_t CheckedInt(const Json& v, const std::string& field, int64_t min_value, int64_t max_value = kMaxDim) const {
     int64_t value = 0;
     if (v.is_number_integer()) {
       value = v.get<int64_t>();
@@ -66,6 +70,7 @@ class FieldReader {
       Fail(field, "must be an integer, got " + v.dump());
     }
     if (value < min_value) Fail(field, "must be >= " + std::to_string(min_value) + ", got " + v.dump());
+    if (value > max_value) Fail(field, "must be <= " + std::to_string(max_value) + ", got " + v.dump());
     return value;
   }
   double CheckedReal(const Json& v, const std::string& field, bool positive) const {
@@ -90,10 +95,10 @@ ModelConfig ModelConfig::FromJson(const Json& json, const std::string& source) {
   if (!json.is_object()) throw Error(source + ": config must be a JSON object");
   FieldReader r(json, source);
   ModelConfig c;
-  c.vocab_size = r.Int("vocab_size", 2);
+  c.vocab_size = r.Int("vocab_size", 2, FieldReader::kMaxCount);
   c.hidden_size = r.Int("hidden_size", 1);
-  c.num_hidden_layers = r.Int("num_hidden_layers", 1);
-  c.num_nextn_predict_layers = r.IntOr("num_nextn_predict_layers", 0, 0);
+  c.num_hidden_layers = r.Int("num_hidden_layers", 1, 1 << 12);
+  c.num_nextn_predict_layers = r.IntOr("num_nextn_predict_layers", 0, 0, 16);
   c.num_attention_heads = r.Int("num_attention_heads", 1);
   c.num_key_value_heads = r.IntOr("num_key_value_heads", 1, 1);
   c.head_dim = r.Int("head_dim", 1);
@@ -104,11 +109,11 @@ ModelConfig ModelConfig::FromJson(const Json& json, const std::string& source) {
   c.sliding_window = r.Int("sliding_window", 1);
   c.rope_theta = r.Real("rope_theta", true);
   c.compress_rope_theta = r.Real("compress_rope_theta", true);
-  c.max_position_embeddings = r.Int("max_position_embeddings", 1);
+  c.max_position_embeddings = r.Int("max_position_embeddings", 1, FieldReader::kMaxCount);
   c.index_n_heads = r.Int("index_n_heads", 1);
   c.index_head_dim = r.Int("index_head_dim", 1);
   c.index_topk = r.Int("index_topk", 1);
-  c.n_routed_experts = r.Int("n_routed_experts", 1);
+  c.n_routed_experts = r.Int("n_routed_experts", 1, 1 << 16);
   c.n_shared_experts = r.IntOr("n_shared_experts", 1, 0);
   c.num_experts_per_tok = r.Int("num_experts_per_tok", 1);
   c.moe_intermediate_size = r.Int("moe_intermediate_size", 1);
@@ -117,12 +122,12 @@ ModelConfig ModelConfig::FromJson(const Json& json, const std::string& source) {
   c.norm_topk_prob = r.BoolOr("norm_topk_prob", true);
   c.routed_scaling_factor = r.Real("routed_scaling_factor", true);
   c.swiglu_limit = r.RealOr("swiglu_limit", 0.0, false);
-  c.hc_mult = r.Int("hc_mult", 1);
-  c.hc_sinkhorn_iters = r.Int("hc_sinkhorn_iters", 1);
+  c.hc_mult = r.Int("hc_mult", 1, 64);
+  c.hc_sinkhorn_iters = r.Int("hc_sinkhorn_iters", 1, 1 << 16);
   c.hc_eps = r.Real("hc_eps", false);
   c.rms_norm_eps = r.Real("rms_norm_eps", true);
-  c.bos_token_id = r.IntOr("bos_token_id", 0, 0);
-  c.eos_token_id = r.IntOr("eos_token_id", 1, 0);
+  c.bos_token_id = r.IntOr("bos_token_id", 0, 0, FieldReader::kMaxCount);
+  c.eos_token_id = r.IntOr("eos_token_id", 1, 0, FieldReader::kMaxCount);
   c.tie_word_embeddings = r.BoolOr("tie_word_embeddings", false);
   if (const Json* e = r.Find("expert_dtype")) {
     if (!e->is_string()) r.Fail("expert_dtype", "must be a string");
