@@ -28,8 +28,11 @@ std::vector<float> SequenceRunner::Feed(const std::vector<int32_t>& tokens, bool
     }
   }
   const int64_t chunk = chunk_ > 0 ? chunk_ : n;
+  // Progress for prefills that take a while: at most twice a second.
   const bool show_progress = n > chunk;
   const auto begin_time = std::chrono::steady_clock::now();
+  double last_report = 0;
+  bool reported = false;
   std::vector<float> logits((all_positions ? n : 1) * c.vocab_size);
   for (int64_t begin = 0; begin < n; begin += chunk) {
     const int64_t end = std::min(n, begin + chunk);
@@ -43,9 +46,13 @@ std::vector<float> SequenceRunner::Feed(const std::vector<int32_t>& tokens, bool
     model_.Forward(rows, wanted, out);
     if (show_progress) {
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin_time).count();
-      std::fprintf(stderr, "\rprefill %lld/%lld tokens, %.1f tok/s", static_cast<long long>(end),
-                   static_cast<long long>(n), end / seconds);
-      if (end == n) std::fprintf(stderr, "\n");
+      if (seconds - last_report >= 0.5 || (end == n && reported)) {
+        std::fprintf(stderr, "\rprefill %lld/%lld tokens, %.1f tok/s", static_cast<long long>(end),
+                     static_cast<long long>(n), end / seconds);
+        last_report = seconds;
+        reported = true;
+      }
+      if (end == n && reported) std::fprintf(stderr, "\n");
     }
   }
   tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
