@@ -9,6 +9,7 @@
 #include "cli/arguments.h"
 #include "engine/session_file.h"
 #include "loader/error.h"
+#include "simd/matmul.h"
 
 namespace dsv4::cli {
 
@@ -18,6 +19,7 @@ void AddModelOptions(cxxopts::Options& options) {
       ("numerics", "default | smooth (no KV/indexer round trips)", cxxopts::value<std::string>()->default_value("default"))
       ("chunk", "Prefill chunk size in tokens (0 = whole prompt)", cxxopts::value<int64_t>()->default_value("0"))
       ("threads", "Worker threads (default: all cores)", cxxopts::value<int>())
+      ("kernels", "reference | simd: matmul implementation (see docs/performance.md)", cxxopts::value<std::string>()->default_value("reference"))
       ("kv-dir", "Directory for the KV spill file", cxxopts::value<std::string>())
       ("kv-ram-budget", "Compressed KV bytes kept in RAM before spilling (e.g. 2G)", cxxopts::value<std::string>())
       ("save-session", "Save the sequence state at the end to FILE", cxxopts::value<std::string>())
@@ -31,6 +33,11 @@ LoadedModel LoadModel(const cxxopts::ParseResult& args) {
     const int threads = args["threads"].as<int>();
     if (threads < 1) throw Error("--threads must be >= 1");
     omp_set_num_threads(threads);
+  }
+  try {
+    SetMatMulKernels(ParseMatMulKernels(args["kernels"].as<std::string>()));
+  } catch (const std::invalid_argument& e) {
+    throw Error(e.what());
   }
   LoadedModel loaded;
   loaded.chunk = args["chunk"].as<int64_t>();

@@ -5,13 +5,29 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "simd/weight_matrix.h"
 
 namespace dsv4 {
 
-// x: [batch][w.cols], y: [batch][w.rows], both dense row-major.
+// x: [batch][w.cols], y: [batch][w.rows], both dense row-major. Runs the
+// implementation chosen with SetMatMulKernels (the reference by default).
 void MatMul(const WeightMatrix& w, const float* x, int64_t batch, float* y);
+
+// The Highway kernels (dynamic dispatch over the compiled targets).
+void MatMulSimd(const WeightMatrix& w, const float* x, int64_t batch, float* y);
+
+// Which implementation MatMul runs, process-wide. Both are exact in their
+// weight decoding and differ only in f32 summation order; the reference is
+// the default because golden variant A's long sequence is sensitive to that
+// order (docs/performance.md, "Numerics and the SIMD kernels").
+enum class MatMulImpl { kReference, kSimd };
+void SetMatMulKernels(MatMulImpl kernels);
+MatMulImpl ParseMatMulKernels(const std::string& name);  // "reference" | "simd"
+
+// The Highway target MatMul runs on this CPU ("AVX3", "AVX2", ...).
+const char* MatMulTargetName();
 
 // Plain scalar reference of MatMul: decode a row, dot it with each input row
 // in index order. Kernels are tested against it.

@@ -129,17 +129,20 @@ void Fp4RoundTrip(float* x, size_t n, size_t block) {
 }
 
 void HadamardTransform(float* x, size_t n) {
+  // Butterflies in double, one rounding at the end: the result feeds the
+  // FP4 round trip, whose decisions f32 rounding noise would flip.
+  std::vector<double> v(x, x + n);
   for (size_t stride = 1; stride < n; stride *= 2) {
     for (size_t base = 0; base < n; base += 2 * stride) {
       for (size_t i = base; i < base + stride; ++i) {
-        const float a = x[i], b = x[i + stride];
-        x[i] = a + b;
-        x[i + stride] = a - b;
+        const double a = v[i], b = v[i + stride];
+        v[i] = a + b;
+        v[i + stride] = a - b;
       }
     }
   }
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(n)));
-  for (size_t i = 0; i < n; ++i) x[i] *= scale;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(n));
+  for (size_t i = 0; i < n; ++i) x[i] = static_cast<float>(v[i] * scale);
 }
 
 }  // namespace dsv4

@@ -1,0 +1,471 @@
+#include "cli/bench_model.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <cxxopts.hpp>
+#include <nlohmann/json.hpp>
+
+#include "cli/arguments.h"
+#include "engine/paged_experts.h"
+#include "engine/sampler.h"
+#include "engine/sequence_runner.h"
+#include "loader/error.h"
+#include "simd/roofline.h"
+#include "simd/threads.h"
+
+namespace dsv4::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using Json = nlohmann::ordered_json;
+
+double SecondsSince(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+double Round(double value, int decimals) {
+  const double scale = std::pow(10.0, decimals);
+  return std::round(value * scale) / scale;
+}
+
+// "1k,8k,32k" (k = 1024) or plain numbers.
+std::vector<int64_t> ParseDepths(const std::string& text) {
+  std::vector<int64_t> depths;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    std::string item = text.substr(start, comma - start);
+    int64_t scale = 1;
+    if (!item.empty() && (item.back() == 'k' || item.back() == 'K')) {
+      scale = 1024;
+      item.pop_back();
+    }
+    char* end = nullptr;
+    const long long value = item.empty() ? 0 : std::strtoll(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || value < 1) {
+      throw Error("--depths: \"" + text.substr(start, comma - start) + "\" is not a depth (use e.g. 1k,8k,32k)");
+    }
+    depths.push_back(value * scale);
+    start = comma + 1;
+  }
+  return depths;
+}
+
+// Deterministic ids spread over the vocabulary (a multiplicative hash of the
+// index), the same on every run so that runs are comparable.
+std::vector<int32_t> SyntheticTokens(int64_t count, int64_t vocab, uint64_t stream) {
+  std::vector<int32_t> ids(count);
+  for (int64_t i = 0; i < count; ++i) {
+    const uint64_t h = (static_cast<uint64_t>(i) + 1 + (stream << 32)) * 0x9E3779B97F4A7C15ull;
+    ids[i] = static_cast<int32_t>((h >> 33) % static_cast<uint64_t>(vocab));
+  }
+  return ids;
+}
+
+std::vector<std::string> ShardFiles(const std::string& dir) {
+  std::vector<std::string> files;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().extension() == ".safetensors") files.push_back(entry.path().string());
+  }
+  return files;
+}
+
+// Asks the kernel to forget the file's cached pages (clean pages nobody maps
+// go); returns the bytes still cached afterwards, from mincore.
+int64_t DropPageCache(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  struct stat st {};
+  int64_t cached = 0;
+  if (::fstat(fd, &st) == 0 && st.st_size > 0) {
+    void* map = ::mmap(nullptr, st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    if (map != MAP_FAILED) {
+      const long page = ::sysconf(_SC_PAGESIZE);
+      std::vector<unsigned char> resident((st.st_size + page - 1) / page);
+      if (::mincore(map, st.st_size, resident.data()) == 0) {
+        for (unsigned char r : resident) cached += (r & 1) ? page : 0;
+      }
+      ::munmap(map, st.st_size);
+    }
+  }
+  ::close(fd);
+  return cached;
+}
+
+// A field of /proc/self/status in bytes (VmRSS, VmHWM), or -1.
+int64_t StatusBytes(const std::string& field) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(field + ":", 0) == 0) return std::stoll(line.substr(field.size() + 1)) * 1024;
+  }
+  return -1;
+}
+
+// Restarts VmHWM from the current RSS, so that the probes' buffers do not
+// count in the model's peak.
+void ResetPeakRss() {
+  std::ofstream out("/proc/self/clear_refs");
+  out << "5";
+}
+
+// Bytes of weights one decode token reads besides its routed experts: every
+// dense tensor of the main layers and the head, one embedding row and one row
+// of each hash table.
+int64_t DenseBytesPerToken(const Checkpoint& checkpoint) {
+  const ModelConfig& c = checkpoint.config();
+  int64_t bytes = 0;
+  for (const TensorSpec& spec : checkpoint.schema()) {
+    if (spec.block >= c.num_hidden_layers || spec.name.find(".ffn.experts.") != std::string::npos) continue;
+    if (spec.name == "embed.weight") {
+      bytes += c.hidden_size * 2;
+    } else if (spec.role == TensorRole::kHashTable) {
+      bytes += c.num_experts_per_tok * 8;
+    } else {
+      bytes += static_cast<int64_t>(checkpoint.Get(spec.name).bytes);
+    }
+  }
+  return bytes;
+}
+
+// Work done in one timed phase, with the counters' growth over it.
+struct Phase {
+  int64_t tokens = 0;
+  double seconds = 0;
+  int64_t expert_bytes = 0;  // routed-expert bytes the forward passes used
+  ExpertCacheStats cache;
+  double TokensPerSecond() const { return seconds > 0 ? tokens / seconds : 0; }
+};
+
+struct Run {
+  std::string name;
+  int64_t context = 0;  // prompt tokens before the decode
+  Phase prefill, decode;
+  std::vector<int32_t> generated;
+};
+
+class Bench {
+ public:
+  Bench(StoredModel& stored, int64_t chunk) : stored_(stored), chunk_(chunk) {}
+
+  // Prefills `prompt`, then decodes `gen` tokens greedily, one forward pass each.
+  Run Measure(const std::string& name, const std::vector<int32_t>& prompt, int64_t gen) {
+    Run run;
+    run.name = name;
+    run.context = static_cast<int64_t>(prompt.size());
+    const ModelConfig& config = stored_.model->config();
+    SequenceRunner runner(*stored_.model, chunk_);
+    std::fprintf(stderr, "bench: %s: prefill %zu tokens\n", name.c_str(), prompt.size());
+    Start();
+    std::vector<float> logits = runner.Feed(prompt, false);
+    run.prefill = Stop(static_cast<int64_t>(prompt.size()));
+    Start();
+    for (int64_t i = 0; i < gen; ++i) {
+      const int32_t next = ArgMax(logits.data(), config.vocab_size);
+      run.generated.push_back(next);
+      logits = runner.Feed({next}, false);
+      std::fprintf(stderr, "\rbench: %s: decode %lld/%lld", name.c_str(), static_cast<long long>(i + 1),
+                   static_cast<long long>(gen));
+    }
+    if (gen > 0) std::fprintf(stderr, "\n");
+    run.decode = Stop(gen);
+    return run;
+  }
+
+ private:
+  ExpertCacheStats CacheStats() const {
+    const ExpertCache* cache = stored_.store->expert_cache();
+    return cache ? cache->stats() : ExpertCacheStats{};
+  }
+  void Start() {
+    start_cache_ = CacheStats();
+    start_bytes_ = stored_.experts->acquired_bytes();
+    start_acquisitions_ = stored_.experts->acquisitions();
+    start_time_ = Clock::now();
+  }
+  Phase Stop(int64_t tokens) {
+    Phase phase;
+    phase.seconds = SecondsSince(start_time_);
+    phase.tokens = tokens;
+    phase.expert_bytes = stored_.experts->acquired_bytes() - start_bytes_;
+    const ExpertCacheStats now = CacheStats();
+    phase.cache.hits = now.hits - start_cache_.hits;
+    phase.cache.misses = now.misses - start_cache_.misses;
+    phase.cache.prefetched = now.prefetched - start_cache_.prefetched;
+    phase.cache.bytes_read = now.bytes_read - start_cache_.bytes_read;
+    phase.cache.read_seconds = now.read_seconds - start_cache_.read_seconds;
+    phase.cache.stall_seconds = now.stall_seconds - start_cache_.stall_seconds;
+    // With every expert resident, every acquisition is a hit.
+    if (!stored_.store->expert_cache()) phase.cache.hits = stored_.experts->acquisitions() - start_acquisitions_;
+    return phase;
+  }
+
+  StoredModel& stored_;
+  int64_t chunk_;
+  ExpertCacheStats start_cache_;
+  int64_t start_bytes_ = 0, start_acquisitions_ = 0;
+  Clock::time_point start_time_;
+};
+
+struct Report {
+  std::string dir;
+  int threads = 0;
+  int64_t mem_budget = -1;
+  bool direct_io = false;
+  double read_gbps = 0;      // DRAM, measured
+  double disk_gbps = 0;      // sequential reads the way the cache reads, measured (paging only)
+  int64_t cold_cached_bytes = 0;  // page cache of the shards left when the cold load began
+  double load_seconds = 0;
+  WeightStoreStats store;
+  int64_t dense_bytes_per_token = 0;
+  int64_t peak_rss = 0;
+  std::vector<Run> runs;  // cold, warm, then one per depth
+
+  const Run& Warm() const { return runs[1]; }
+  double WeightBytesPerToken(const Run& run) const {
+    return dense_bytes_per_token + (run.decode.tokens ? static_cast<double>(run.decode.expert_bytes) / run.decode.tokens : 0);
+  }
+  double AchievedGbps(const Run& run) const { return WeightBytesPerToken(run) * run.decode.TokensPerSecond() / 1e9; }
+  double TimeToFirstToken() const { return load_seconds + runs[0].prefill.seconds; }
+};
+
+double HitRate(const ExpertCacheStats& s) {
+  return s.hits + s.misses ? static_cast<double>(s.hits) / (s.hits + s.misses) : 0;
+}
+double DiskGbps(const ExpertCacheStats& s) { return s.read_seconds > 0 ? s.bytes_read / s.read_seconds / 1e9 : 0; }
+
+Json CacheJson(const Report& r, const ExpertCacheStats& s) {
+  Json j = {{"hits", s.hits},
+            {"misses", s.misses},
+            {"hit_rate", Round(HitRate(s), 4)},
+            {"prefetched", s.prefetched},
+            {"bytes_read", s.bytes_read},
+            {"disk_GBps", Round(DiskGbps(s), 3)},
+            {"stall_s", Round(s.stall_seconds, 3)}};
+  if (r.store.paging) {
+    j["disk_GBps_measured"] = Round(r.disk_gbps, 3);
+    j["disk_fraction"] = Round(r.disk_gbps > 0 ? DiskGbps(s) / r.disk_gbps : 0, 4);
+  }
+  return j;
+}
+
+Json RunJson(const Report& r, const Run& run) {
+  return {{"context", run.context},
+          {"prefill_tokens", run.prefill.tokens},
+          {"prefill_s", Round(run.prefill.seconds, 3)},
+          {"prefill_tok_s", Round(run.prefill.TokensPerSecond(), 3)},
+          {"decode_tokens", run.decode.tokens},
+          {"decode_s", Round(run.decode.seconds, 3)},
+          {"decode_tok_s", Round(run.decode.TokensPerSecond(), 3)},
+          {"weight_bytes_per_token", static_cast<int64_t>(r.WeightBytesPerToken(run))},
+          {"achieved_GBps", Round(r.AchievedGbps(run), 3)},
+          {"roof_fraction", Round(r.AchievedGbps(run) / r.read_gbps, 4)},
+          {"expert_cache", CacheJson(r, run.decode.cache)}};
+}
+
+void PrintJson(const Report& r) {
+  const Run& warm = r.Warm();
+  Json out;
+  out["model"] = r.dir;
+  out["threads"] = r.threads;
+  out["mem_budget_bytes"] = r.mem_budget >= 0 ? Json(r.mem_budget) : Json(nullptr);
+  out["paging"] = r.store.paging;
+  out["direct_io"] = r.direct_io;
+  out["dense_weight_bytes"] = r.store.dense_bytes;
+  out["expert_weight_bytes"] = r.store.expert_bytes;
+  out["resident_weight_bytes"] = r.store.resident_bytes;
+  out["cache_slots"] = r.store.cache_slots;
+  out["load_s"] = Round(r.load_seconds, 3);
+  out["time_to_first_token_s"] = Round(r.TimeToFirstToken(), 3);
+  out["cold_page_cache_bytes"] = r.cold_cached_bytes;
+  out["prefill_tok_s"] = Round(warm.prefill.TokensPerSecond(), 3);
+  out["decode_tok_s"] = Round(warm.decode.TokensPerSecond(), 3);
+  out["weight_bytes_per_token"] = static_cast<int64_t>(r.WeightBytesPerToken(warm));
+  out["achieved_GBps"] = Round(r.AchievedGbps(warm), 3);
+  out["read_GBps_measured"] = Round(r.read_gbps, 3);
+  out["roof_fraction"] = Round(r.AchievedGbps(warm) / r.read_gbps, 4);
+  out["peak_rss_bytes"] = r.peak_rss;
+  out["generated_ids"] = warm.generated;
+  out["expert_cache"] = CacheJson(r, warm.decode.cache);
+  out["cold"] = RunJson(r, r.runs[0]);
+  out["warm"] = RunJson(r, warm);
+  out["depths"] = Json::array();
+  for (size_t i = 2; i < r.runs.size(); ++i) out["depths"].push_back(RunJson(r, r.runs[i]));
+  std::printf("%s\n", out.dump().c_str());
+}
+
+// One row per run, for --md and --csv.
+std::vector<std::vector<std::string>> Rows(const Report& r) {
+  auto fixed = [](double v, int decimals) {
+    char buffer[32];
+    std::snprintf(buffer, sizeof buffer, "%.*f", decimals, v);
+    return std::string(buffer);
+  };
+  std::vector<std::vector<std::string>> rows = {{"run", "context", "prefill tok/s", "decode tok/s",
+                                                 "weight MB/token", "weight GB/s", "% of DRAM read",
+                                                 "expert hit rate", "disk GB/s", "stall s"}};
+  for (const Run& run : r.runs) {
+    const ExpertCacheStats& c = run.decode.cache;
+    rows.push_back({run.name, std::to_string(run.context), fixed(run.prefill.TokensPerSecond(), 2),
+                    fixed(run.decode.TokensPerSecond(), 2), fixed(r.WeightBytesPerToken(run) / 1e6, 1),
+                    fixed(r.AchievedGbps(run), 2), fixed(100 * r.AchievedGbps(run) / r.read_gbps, 1),
+                    r.store.paging ? fixed(100 * HitRate(c), 1) + "%" : "resident",
+                    r.store.paging ? fixed(DiskGbps(c), 3) : "-", fixed(c.stall_seconds, 2)});
+  }
+  return rows;
+}
+
+void PrintCsv(const Report& r) {
+  for (const auto& row : Rows(r)) {
+    for (size_t i = 0; i < row.size(); ++i) std::printf("%s%s", i ? "," : "", row[i].c_str());
+    std::printf("\n");
+  }
+}
+
+void PrintMarkdown(const Report& r) {
+  const double gb = 1e9;
+  std::printf("dsv4 bench: %s, %d threads\n\n", r.dir.c_str(), r.threads);
+  std::printf("- machine: DRAM read %.2f GB/s measured", r.read_gbps);
+  if (r.store.paging) std::printf(", disk read %.3f GB/s measured (%s)", r.disk_gbps, r.direct_io ? "O_DIRECT" : "buffered");
+  std::printf("\n- weights: dense %.3f GB resident, routed experts %.3f GB %s\n", r.store.dense_bytes / gb,
+              r.store.expert_bytes / gb,
+              r.store.paging ? ("paged through " + std::to_string(r.store.cache_slots) + " cache slots of " +
+                                std::to_string(r.store.slot_bytes >> 20) + " MiB")
+                                   .c_str()
+                             : "resident");
+  std::printf("- resident weights %.3f GB", r.store.resident_bytes / gb);
+  if (r.mem_budget >= 0) std::printf(" (budget %.3f GB)", r.mem_budget / gb);
+  std::printf(", peak RSS %.3f GB\n", r.peak_rss / gb);
+  std::printf("- cold start: load %.2f s (page cache of the shards dropped first, %.1f MB left), time to first token %.2f s\n\n",
+              r.load_seconds, r.cold_cached_bytes / 1e6, r.TimeToFirstToken());
+  const auto rows = Rows(r);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    std::printf("|");
+    for (const std::string& cell : rows[i]) std::printf(" %s |", cell.c_str());
+    std::printf("\n");
+    if (i == 0) {
+      std::printf("|");
+      for (size_t c = 0; c < rows[i].size(); ++c) std::printf("%s", c < 2 ? "---|" : "---:|");
+      std::printf("\n");
+    }
+  }
+  std::printf("\ngenerated (warm): ");
+  for (size_t i = 0; i < r.Warm().generated.size(); ++i) std::printf("%s%d", i ? "," : "", r.Warm().generated[i]);
+  std::printf("\n");
+}
+
+}  // namespace
+
+int RunModelBench(int argc, char** argv) {
+  cxxopts::Options options("dsv4 bench", "End-to-end throughput of a checkpoint: dsv4 bench -m DIR");
+  options.add_options()
+      ("m,model", "Model directory (Hugging Face layout)", cxxopts::value<std::string>())
+      ("prompt-tokens", "Prompt length of the cold and warm runs", cxxopts::value<int64_t>()->default_value("512"))
+      ("gen-tokens", "Tokens decoded per run", cxxopts::value<int64_t>()->default_value("32"))
+      ("depths", "Also decode after prompts of these lengths, e.g. 1k,8k,32k", cxxopts::value<std::string>())
+      ("threads", "Worker threads (default: physical cores)", cxxopts::value<int>())
+      ("mem-budget", "Resident weight bytes (dense + expert cache), e.g. 800M; default: all in RAM",
+       cxxopts::value<std::string>())
+      ("chunk", "Prefill rows per forward pass", cxxopts::value<int64_t>()->default_value("512"))
+      ("numerics", "default | smooth", cxxopts::value<std::string>()->default_value("default"))
+      ("mlock", "Lock the resident weights in RAM")
+      ("buffered-io", "Read expert misses through the page cache instead of O_DIRECT")
+      ("md", "Markdown table (the default)")
+      ("csv", "CSV rows")
+      ("json", "One JSON object");
+  const auto args = ParseOptions(options, argc, argv);
+  if (!args.unmatched().empty()) throw Error("unexpected argument \"" + args.unmatched()[0] + "\"");
+  if (!args.count("model")) throw Error("-m/--model DIR is required");
+  if (args.count("md") + args.count("csv") + args.count("json") > 1) throw Error("give one of --md, --csv, --json");
+  const std::string dir = args["model"].as<std::string>();
+  const int64_t prompt_tokens = args["prompt-tokens"].as<int64_t>();
+  const int64_t gen_tokens = args["gen-tokens"].as<int64_t>();
+  const int64_t chunk = args["chunk"].as<int64_t>();
+  if (prompt_tokens < 1) throw Error("--prompt-tokens must be >= 1");
+  if (gen_tokens < 1) throw Error("--gen-tokens must be >= 1");
+  if (chunk < 1) throw Error("--chunk must be >= 1");
+  const std::vector<int64_t> depths = args.count("depths") ? ParseDepths(args["depths"].as<std::string>())
+                                                           : std::vector<int64_t>{};
+  int threads = PhysicalCores();
+  if (args.count("threads")) {
+    threads = args["threads"].as<int>();
+    if (threads < 1) throw Error("--threads must be >= 1");
+  }
+  WeightStoreOptions store_options;
+  if (args.count("mem-budget")) store_options.mem_budget = ParseBytes(args["mem-budget"].as<std::string>(), "--mem-budget");
+  store_options.lock_memory = args.count("mlock") > 0;
+  store_options.direct_io = args.count("buffered-io") == 0;
+  const Numerics numerics = ParseNumerics(args["numerics"].as<std::string>());
+  if (!fs::is_directory(dir)) throw Error(dir + ": model directory not found");
+
+  Report report;
+  report.dir = dir;
+  report.threads = threads;
+  report.mem_budget = store_options.mem_budget;
+  SetThreadCount(threads);
+  std::fprintf(stderr, "bench: measuring DRAM read bandwidth with %d threads\n", threads);
+  report.read_gbps = MeasureReadBandwidth(std::max<int64_t>(16 * LastLevelCacheBytes(), int64_t{512} << 20), 8);
+  std::fprintf(stderr, "bench: DRAM read %.2f GB/s\n", report.read_gbps);
+
+  // Cold: nothing of the checkpoint in the page cache.
+  for (const std::string& file : ShardFiles(dir)) report.cold_cached_bytes += DropPageCache(file);
+  ResetPeakRss();
+  std::fprintf(stderr, "bench: cold load of %s\n", dir.c_str());
+  const Clock::time_point load_start = Clock::now();
+  StoredModel stored = LoadStoredModel(dir, numerics, store_options);
+  report.load_seconds = SecondsSince(load_start);
+  report.store = stored.store->stats();
+  report.direct_io = stored.store->expert_cache() && stored.store->expert_cache()->direct_io();
+  report.dense_bytes_per_token = DenseBytesPerToken(*stored.checkpoint);
+  std::fprintf(stderr, "bench: loaded in %.2f s: %.3f GB resident (%s)\n", report.load_seconds,
+               report.store.resident_bytes / 1e9, report.store.paging ? "paging experts" : "all in RAM");
+
+  const ModelConfig& config = stored.model->config();
+  int64_t longest = prompt_tokens;
+  for (int64_t d : depths) longest = std::max(longest, d);
+  if (longest + gen_tokens > config.max_position_embeddings) {
+    throw Error("a run of " + std::to_string(longest + gen_tokens) + " tokens exceeds max_position_embeddings (" +
+                std::to_string(config.max_position_embeddings) + ")");
+  }
+  Bench bench(stored, chunk);
+  const std::vector<int32_t> prompt = SyntheticTokens(prompt_tokens, config.vocab_size, 0);
+  report.runs.push_back(bench.Measure("cold", prompt, gen_tokens));
+  if (report.store.paging) {
+    // Measured after the cold run so that it cannot warm anything that run reads.
+    const std::string shard = *stored.checkpoint->Get(ExpertTensorNames(config, 0, 0)[0]).file;
+    report.disk_gbps = MeasureFileReadBandwidth(shard, int64_t{512} << 20, report.store.slot_bytes,
+                                                store_options.direct_io);
+    std::fprintf(stderr, "bench: disk read %.3f GB/s (%s)\n", report.disk_gbps, shard.c_str());
+  }
+  report.runs.push_back(bench.Measure("warm", prompt, gen_tokens));
+  if (report.runs[0].generated != report.runs[1].generated) {
+    throw Error("the cold and warm runs generated different tokens: the forward pass is not deterministic");
+  }
+  for (size_t i = 0; i < depths.size(); ++i) {
+    const std::vector<int32_t> context = SyntheticTokens(depths[i], config.vocab_size, 1 + i);
+    report.runs.push_back(bench.Measure("depth " + std::to_string(depths[i]), context, gen_tokens));
+  }
+  report.peak_rss = StatusBytes("VmHWM");
+
+  if (args.count("json")) {
+    PrintJson(report);
+  } else if (args.count("csv")) {
+    PrintCsv(report);
+  } else {
+    PrintMarkdown(report);
+  }
+  return 0;
+}
+
+}  // namespace dsv4::cli

@@ -1,0 +1,109 @@
+// dsv4 bench --kernels: this machine's roofline (DRAM read bandwidth, f32 FMA
+// peak) and the throughput of every MatMul kernel at DeepSeek-V4-Flash shapes
+// as a fraction of it. (The model benchmark, `bench -m DIR`, is a second mode
+// of this command still to come.)
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/arguments.h"
+#include "cli/command.h"
+#include "loader/error.h"
+#include "simd/matmul.h"
+#include "simd/roofline.h"
+#include "simd/threads.h"
+
+namespace dsv4::cli {
+namespace {
+
+double Round(double value, int decimals) {
+  const double scale = std::pow(10.0, decimals);
+  return std::round(value * scale) / scale;
+}
+
+void PrintJson(const Roofline& roofline, const std::vector<KernelMeasurement>& results) {
+  nlohmann::ordered_json out;
+  out["machine"] = {{"threads", roofline.threads},
+                    {"read_GBps", Round(roofline.read_gbps, 2)},
+                    {"fma_GFLOPs", Round(roofline.fma_gflops, 1)}};
+  out["kernels"] = nlohmann::ordered_json::array();
+  for (const KernelMeasurement& r : results) {
+    const KernelCase& c = r.kernel_case;
+    out["kernels"].push_back({{"name", c.name},
+                              {"kind", KernelKindName(c.kind)},
+                              {"format", KernelFormatName(c.format)},
+                              {"M", c.m},
+                              {"N", c.n},
+                              {"K", c.k},
+                              {"GBps", Round(r.gbps, 2)},
+                              {"GFLOPs", Round(r.gflops, 2)},
+                              {"roof_fraction", Round(RoofFraction(r, roofline), 4)}});
+  }
+  std::printf("%s\n", out.dump().c_str());
+}
+
+void PrintTable(const Roofline& roofline, const std::vector<KernelMeasurement>& results) {
+  std::printf("machine: %d threads, %s kernels, DRAM read %.1f GB/s, f32 FMA peak %.1f GFLOP/s\n\n",
+              roofline.threads, MatMulTargetName(), roofline.read_gbps, roofline.fma_gflops);
+  std::printf("%-14s %-7s %-6s %5s %6s %6s %9s %9s %8s\n", "kernel", "kind", "format", "M", "N", "K", "GB/s",
+              "GFLOP/s", "of roof");
+  for (const KernelMeasurement& r : results) {
+    const KernelCase& c = r.kernel_case;
+    std::printf("%-14s %-7s %-6s %5lld %6lld %6lld %9.2f %9.2f %7.1f%%\n", c.name.c_str(), KernelKindName(c.kind),
+                KernelFormatName(c.format), static_cast<long long>(c.m), static_cast<long long>(c.n),
+                static_cast<long long>(c.k), r.gbps, r.gflops, 100.0 * RoofFraction(r, roofline));
+  }
+  std::printf("\nmatvec: %% of DRAM read bandwidth (weight bytes); gemm: %% of the f32 FMA peak.\n");
+}
+
+int BenchKernels(int threads, bool json) {
+  SetThreadCount(threads);
+  std::fprintf(stderr, "bench: measuring the roofline with %d threads (%s kernels)...\n", threads, MatMulTargetName());
+  RooflineTracker tracker;  // re-probed before every kernel, best figures kept
+  std::fprintf(stderr, "bench: DRAM read %.1f GB/s, FMA peak %.1f GFLOP/s\n", tracker.best().read_gbps,
+               tracker.best().fma_gflops);
+  const std::vector<KernelCase> cases = FlashKernelCases();
+  std::vector<KernelMeasurement> results;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const KernelCase& c = cases[i];
+    std::fprintf(stderr, "bench: [%zu/%zu] %s %s %s M=%lld\n", i + 1, cases.size(), c.name.c_str(),
+                 KernelKindName(c.kind), KernelFormatName(c.format), static_cast<long long>(c.m));
+    if (c.kind == KernelKind::kMatVec) {
+      tracker.ReprobeRead();
+    } else {
+      tracker.ReprobeFma();
+    }
+    results.push_back(MeasureKernel(c, 5, 0.1));
+  }
+  if (json) {
+    PrintJson(tracker.best(), results);
+  } else {
+    PrintTable(tracker.best(), results);
+  }
+  return 0;
+}
+
+int RunBench(int argc, char** argv) {
+  cxxopts::Options options("dsv4 bench", "Measure this machine's roofline and the kernels against it.");
+  options.add_options()
+      ("kernels", "Benchmark the MatMul kernels at DeepSeek-V4-Flash shapes")
+      ("threads", "Threads (default: physical cores)", cxxopts::value<int>())
+      ("json", "Write one JSON object to stdout instead of a table");
+  const auto args = ParseOptions(options, argc, argv);
+  if (!args.unmatched().empty()) throw Error("unexpected argument \"" + args.unmatched()[0] + "\"");
+  if (!args.count("kernels")) throw Error("nothing to benchmark: give --kernels");
+  int threads = PhysicalCores();
+  if (args.count("threads")) {
+    threads = args["threads"].as<int>();
+    if (threads < 1) throw Error("--threads: must be at least 1, got " + std::to_string(threads));
+  }
+  return BenchKernels(threads, args.count("json") > 0);
+}
+
+const RegisterCommand kRegister("bench", "Measure the roofline and the kernels against it (--kernels)", &RunBench);
+
+}  // namespace
+}  // namespace dsv4::cli

@@ -1,0 +1,750 @@
+// Per-target bodies of MatMul (simd/matmul.cc includes this once per Highway
+// target through hwy/foreach_target.h and dispatches at run time).
+//
+// Two kernels, both exact in the weights (decoded values equal the scalar
+// codecs of number_formats.h) and f32 in the activations:
+// - matvec (batch <= 4): memory-bound, so each weight byte is decoded in
+//   registers right where it is multiplied (with a single input, two rows at
+//   a time sharing the activation loads), rows are prefetched well ahead, and
+//   block scales are applied once per scale block to a partial sum instead of
+//   to every weight;
+// - GEMM (batch >= 5): compute-bound, so a panel of weights is decoded once
+//   into a cache-resident f32 tile and a register-blocked micro-kernel reuses
+//   every decoded weight for all activation rows.
+// The input rows are first copied into a zero-padded "packed" buffer whose
+// column order matches the order in which the FP4 decoder produces weights,
+// so no lane ever has to be moved back into index order.
+
+// Declarations shared by all targets (normal include guard).
+#ifndef DSV4_SIMD_MATMUL_INL_SHARED_H_
+#define DSV4_SIMD_MATMUL_INL_SHARED_H_
+
+#include <cstdint>
+
+#include "simd/weight_matrix.h"
+
+namespace dsv4 {
+
+// Packed input rows are padded to a multiple of this many columns (zeros), so
+// every decode step of every target reads whole vectors of activations.
+inline constexpr int64_t kPackedColumnMultiple = 64;
+// ... and laid out this many floats further apart, so that the rows a GEMM
+// register tile reads together do not all map to the same L1 sets (row
+// strides that are multiples of 4 KiB would).
+inline constexpr int64_t kPackedRowSkew = 16;
+
+// What the threads of one MatMul call share.
+struct MatMulJob {
+  const WeightMatrix* w = nullptr;
+  const float* x = nullptr;       // caller's input [batch][w->cols]
+  const float* packed = nullptr;  // packed input rows, packed_stride floats apart
+  int64_t packed_cols = 0;        // columns per packed row (zero past w->cols)
+  int64_t packed_stride = 0;
+  int64_t batch = 0;
+  // kE4M3Blocked only: the E8M0 tile scales as f32, same shape as w->scales.
+  const float* tile_scales = nullptr;
+  float* y = nullptr;  // [batch][w->rows]
+};
+
+// Copies input rows [m_begin, m_end) of x into the packed buffer.
+using PackInputFn = void (*)(const WeightMatrix& w, const float* x, int64_t m_begin, int64_t m_end,
+                             int64_t packed_cols, int64_t packed_stride, float* packed);
+// Computes output rows (weight rows) [r_begin, r_end) for every input row.
+using MatMulRowsFn = void (*)(const MatMulJob& job, int64_t r_begin, int64_t r_end);
+
+// Both halves of one target, so a call never packs for one target and
+// multiplies with another.
+struct MatMulKernels {
+  PackInputFn pack_input;
+  MatMulRowsFn rows;
+  const char* target;  // hwy::TargetName of the target they were compiled for
+};
+
+}  // namespace dsv4
+
+#endif  // DSV4_SIMD_MATMUL_INL_SHARED_H_
+
+// Per-target code (toggle guard, see hwy/foreach_target.h).
+#if defined(DSV4_SIMD_MATMUL_INL_H_TARGET) == defined(HWY_TARGET_TOGGLE)
+#ifdef DSV4_SIMD_MATMUL_INL_H_TARGET
+#undef DSV4_SIMD_MATMUL_INL_H_TARGET
+#else
+#define DSV4_SIMD_MATMUL_INL_H_TARGET
+#endif
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstring>
+#include <vector>
+
+#include "hwy/aligned_allocator.h"
+#include "hwy/cache_control.h"
+#include "hwy/highway.h"
+#include "hwy/targets.h"
+#include "simd/number_formats.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace dsv4 {
+namespace HWY_NAMESPACE {
+namespace matmul {
+
+namespace hn = hwy::HWY_NAMESPACE;
+
+using DF = hn::ScalableTag<float>;
+using DI = hn::RebindToSigned<DF>;
+using DU = hn::RebindToUnsigned<DF>;
+using VF = hn::Vec<DF>;
+constexpr size_t kN = hn::MaxLanes(DF());
+
+// x86: AVX3 and AVX3_DL have a 16-entry vpermps; AVX2 does not.
+#undef DSV4_MATMUL_FP4_PERMPS
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+#define DSV4_MATMUL_FP4_PERMPS 1
+#else
+#define DSV4_MATMUL_FP4_PERMPS 0
+// The pshufb FP4 decoder below fills two 128-bit blocks per step.
+static_assert(kN == 8, "MatMul kernels need AVX2 or AVX-512 (compile with -march=haswell or newer)");
+#endif
+
+// ------------------------------------------------------------------ E8M0 tables
+
+// E8M0 code -> scale, exactly as E8M0ToF32, divided by `inverse_factor` (a
+// power of two that a decoder multiplied its values by).
+struct E8M0Table {
+  float value[256];
+  explicit E8M0Table(float inverse_factor) {
+    for (int e = 0; e < 256; ++e) value[e] = E8M0ToF32(static_cast<uint8_t>(e)) * inverse_factor;
+  }
+};
+
+inline const E8M0Table& ExactE8M0() {
+  static const E8M0Table table(1.0f);
+  return table;
+}
+
+// ------------------------------------------------------------------ Codecs
+//
+// A codec decodes kCols consecutive columns of one weight row into kVecs
+// vectors, in packed column order, as value * kFactor (kFactor a power of
+// two chosen so that decoding is cheapest). Scaled formats apply one scale
+// per block of block_cols columns.
+
+struct F32Codec {
+  static constexpr size_t kVecs = 2;
+  static constexpr size_t kCols = kVecs * kN;
+  static constexpr int kBitsPerCol = 32;
+  static constexpr bool kScaled = false;
+  static constexpr float kFactor = 1.0f;
+
+  static HWY_INLINE void Decode(const uint8_t* HWY_RESTRICT row, int64_t c, VF* out) {
+    const DF df;
+    const float* p = reinterpret_cast<const float*>(row) + c;
+    for (size_t k = 0; k < kVecs; ++k) out[k] = hn::LoadU(df, p + k * kN);
+  }
+};
+
+struct BF16Codec {
+  static constexpr size_t kVecs = 2;
+  static constexpr size_t kCols = kVecs * kN;
+  static constexpr int kBitsPerCol = 16;
+  static constexpr bool kScaled = false;
+  static constexpr float kFactor = 1.0f;
+
+  static HWY_INLINE void Decode(const uint8_t* HWY_RESTRICT row, int64_t c, VF* out) {
+    const DF df;
+    const hn::Rebind<hwy::bfloat16_t, DF> dbf;
+    const hwy::bfloat16_t* p = reinterpret_cast<const hwy::bfloat16_t*>(row) + c;
+    for (size_t k = 0; k < kVecs; ++k) out[k] = hn::PromoteTo(df, hn::LoadU(dbf, p + k * kN));
+  }
+};
+
+// float8_e4m3fn through IEEE half precision: sign-extend each byte into a
+// 16-bit lane and shift it left by 7, which puts exponent and mantissa where
+// an f16 keeps them and the sign in bit 15; clear the copy of the sign that
+// lands in bit 14 and the lane is the f16 of value * 2^-8, subnormal codes
+// included (they become f16 subnormals). vcvtph2ps widens it to f32 exactly.
+// The NaN codes 0x7F/0xFF decode as +-480 * 2^-8 instead of NaN; checkpoints
+// never contain them.
+struct E4M3Codec {
+  static constexpr size_t kVecs = 2;
+  static constexpr size_t kCols = kVecs * kN;
+  static constexpr int kBitsPerCol = 8;
+  static constexpr bool kScaled = true;
+  static constexpr float kFactor = 1.0f / 256.0f;
+
+  static HWY_INLINE void Decode(const uint8_t* HWY_RESTRICT row, int64_t c, VF* out) {
+    const DF df;
+    const hn::Rebind<int8_t, DF> d8;
+    const hn::Rebind<int16_t, DF> d16;
+    const hn::Rebind<hwy::float16_t, DF> dh;
+    const int8_t* p = reinterpret_cast<const int8_t*>(row) + c;
+    const auto clear_bit14 = hn::Set(d16, static_cast<int16_t>(0xBFFF));
+    for (size_t k = 0; k < kVecs; ++k) {
+      const auto lanes = hn::PromoteTo(d16, hn::LoadU(d8, p + k * kN));
+      out[k] = hn::PromoteTo(df, hn::BitCast(dh, hn::And(hn::ShiftLeft<7>(lanes), clear_bit14)));
+    }
+  }
+};
+
+// E2M1, one group of 32 columns (16 bytes, element 2j in the low nibble).
+#if DSV4_MATMUL_FP4_PERMPS
+// Zero-extend the 16 bytes into 32-bit lanes; vpermps looks only at the low
+// four bits of each index lane, so the byte itself indexes a 16-entry table
+// of E2M1 values with its low nibble, and the byte shifted right by four with
+// its high nibble. Packed order: the 16 even columns, then the 16 odd ones.
+struct E2M1Codec {
+  static constexpr size_t kVecs = 32 / kN;
+  static constexpr size_t kCols = 32;
+  static constexpr int kBitsPerCol = 4;
+  static constexpr bool kScaled = true;
+  static constexpr float kFactor = 1.0f;
+
+  static constexpr int PackedSource(int i) { return i < 16 ? 2 * i : 2 * (i - 16) + 1; }
+
+  static HWY_INLINE void Decode(const uint8_t* HWY_RESTRICT row, int64_t c, VF* out) {
+    static_assert(kN == 16, "one 512-bit vector per 16 bytes");
+    const DF df;
+    const DU du;
+    const hn::Rebind<uint8_t, DF> d8;
+    alignas(64) static constexpr float kValues[16] = {0.f,  0.5f,  1.f,  1.5f,  2.f,  3.f,  4.f,  6.f,
+                                                      -0.f, -0.5f, -1.f, -1.5f, -2.f, -3.f, -4.f, -6.f};
+    const VF table = hn::Load(df, kValues);
+    const auto bytes = hn::PromoteTo(du, hn::LoadU(d8, row + c / 2));
+    out[0] = VF{_mm512_permutexvar_ps(bytes.raw, table.raw)};
+    out[1] = VF{_mm512_permutexvar_ps(hn::ShiftRight<4>(bytes).raw, table.raw)};
+  }
+};
+#else
+// Duplicate the 16 bytes into both 128-bit blocks, keep the low nibbles in
+// block 0 and the high nibbles in block 1, map the nibbles to 2 * value as
+// int8 with one pshufb, then spread four bytes of each block into the top
+// byte of 32-bit lanes (pshufb again) and convert: each f32 is value * 2^25.
+struct E2M1Codec {
+  static constexpr size_t kVecs = 4;
+  static constexpr size_t kCols = 32;
+  static constexpr int kBitsPerCol = 4;
+  static constexpr bool kScaled = true;
+  static constexpr float kFactor = 33554432.0f;  // 2^25
+
+  // Vector k, block b, lane j holds byte 4k + j's nibble b: column 2(4k+j)+b.
+  static constexpr int PackedSource(int i) { return 2 * (4 * (i / 8) + i % 4) + (i / 4) % 2; }
+
+  static HWY_INLINE void Decode(const uint8_t* HWY_RESTRICT row, int64_t c, VF* out) {
+    const DF df;
+    const DI di;
+    const DU du;
+    const hn::Repartition<uint8_t, DF> d8;
+    const hn::Repartition<int8_t, DF> di8;
+    alignas(16) static constexpr int8_t kTwiceValues[16] = {0, 1,  2,  3,  4,  6,  8,  12,
+                                                            0, -1, -2, -3, -4, -6, -8, -12};
+    alignas(32) static constexpr uint32_t kNibbleShift[8] = {0, 0, 0, 0, 4, 4, 4, 4};
+    // Spread masks: lane j of vector k takes byte 4k + j into its top byte;
+    // index 0x80 zeroes the other three bytes.
+    alignas(32) static constexpr uint32_t kSpread[4][8] = {
+        {0x00808080u, 0x01808080u, 0x02808080u, 0x03808080u, 0x00808080u, 0x01808080u, 0x02808080u, 0x03808080u},
+        {0x04808080u, 0x05808080u, 0x06808080u, 0x07808080u, 0x04808080u, 0x05808080u, 0x06808080u, 0x07808080u},
+        {0x08808080u, 0x09808080u, 0x0A808080u, 0x0B808080u, 0x08808080u, 0x09808080u, 0x0A808080u, 0x0B808080u},
+        {0x0C808080u, 0x0D808080u, 0x0E808080u, 0x0F808080u, 0x0C808080u, 0x0D808080u, 0x0E808080u, 0x0F808080u}};
+    const auto packed = hn::LoadDup128(du, reinterpret_cast<const uint32_t*>(row + c / 2));
+    const auto nibbles = hn::And(hn::BitCast(d8, packed >> hn::Load(du, kNibbleShift)), hn::Set(d8, 0x0F));
+    const auto values = hn::TableLookupBytes(hn::LoadDup128(di8, kTwiceValues), hn::BitCast(di8, nibbles));
+    for (size_t k = 0; k < kVecs; ++k) {
+      const auto spread = hn::BitCast(di8, hn::Load(du, kSpread[k]));
+      out[k] = hn::ConvertTo(df, hn::BitCast(di, hn::TableLookupBytesOr0(values, spread)));
+    }
+  }
+};
+#endif
+
+// Where a format's scales come from: Row(r)[b] is the scale of row r and
+// column block b (for the matvec divided by the codec's factor).
+struct NoScales {
+  struct Row {
+    float operator[](int64_t) const { return 1.0f; }
+  };
+  Row ForRow(int64_t) const { return Row(); }
+};
+
+struct TileScales {  // E4M3: one f32 scale per block_rows x block_cols tile
+  const float* scales;
+  int64_t block_rows, scale_cols;
+  float factor;  // 1 / E4M3Codec::kFactor for the matvec, 1 for exact values
+  struct Row {
+    const float* scales;
+    float factor;
+    float operator[](int64_t b) const { return scales[b] * factor; }
+  };
+  Row ForRow(int64_t r) const { return Row{scales + (r / block_rows) * scale_cols, factor}; }
+};
+
+struct GroupScales {  // E2M1: one E8M0 code per row and 32 columns
+  const uint8_t* codes;
+  int64_t scale_cols;
+  const float* table;  // E8M0Table::value, possibly divided by E2M1Codec::kFactor
+  struct Row {
+    const uint8_t* codes;
+    const float* table;
+    float operator[](int64_t b) const { return table[codes[b]]; }
+  };
+  Row ForRow(int64_t r) const { return Row{codes + r * scale_cols, table}; }
+};
+
+inline const float* E2M1MatVecTable() {
+  static const E8M0Table table(1.0f / E2M1Codec::kFactor);
+  return table.value;
+}
+
+// With kFactor = 2^25 the matvec's per-group scale 2^(e-127-25) is exact only
+// for codes e >= 3; rows holding smaller codes (scales below 2^-124, never in
+// a real checkpoint) take the exact fallback.
+inline bool E2M1RowScalesFitMatVec(const WeightMatrix& w, int64_t r) {
+  if constexpr (E2M1Codec::kFactor == 1.0f) {
+    return true;
+  } else {
+    const hn::ScalableTag<uint8_t> d8;
+    const int64_t lanes = static_cast<int64_t>(hn::Lanes(d8));
+    const uint8_t* codes = w.scales + r * w.ScaleCols();
+    const auto three = hn::Set(d8, 3);
+    auto smallest = three;
+    int64_t b = 0;
+    for (; b + lanes <= w.ScaleCols(); b += lanes) smallest = hn::Min(smallest, hn::LoadU(d8, codes + b));
+    bool fits = hn::AllTrue(d8, hn::Eq(smallest, three));
+    for (; b < w.ScaleCols(); ++b) fits &= codes[b] >= 3;
+    return fits;
+  }
+}
+
+// The matvec multiplies E4M3 tile scales by 2^8 (E4M3Codec::kFactor): fine
+// up to 2^119 (E8M0 code 246); larger scales, never in a real checkpoint, take
+// the exact fallback. Checked per thread: a few thousand floats at most.
+inline bool TileScalesFitMatVec(const MatMulJob& job) {
+  const WeightMatrix& w = *job.w;
+  const int64_t count = (w.rows + w.block_rows - 1) / w.block_rows * w.ScaleCols();
+  for (int64_t i = 0; i < count; ++i) {
+    if (std::isinf(job.tile_scales[i] / E4M3Codec::kFactor)) return false;
+  }
+  return true;
+}
+
+// ------------------------------------------------------------------ Helpers
+
+inline const uint8_t* RowBytes(const WeightMatrix& w, int bits_per_col, int64_t r) {
+  return w.data + r * (w.cols * bits_per_col / 8);
+}
+
+inline float ReduceSum(VF v) { return hn::GetLane(hn::SumOfLanes(DF(), v)); }
+
+// y[m][r] for every m, from the scalar-reference decode of row r: the exact
+// path for shapes and scales the fast kernels do not cover.
+inline void ExactRow(const MatMulJob& job, int64_t r, float* HWY_RESTRICT row) {
+  const WeightMatrix& w = *job.w;
+  const DF df;
+  DecodeRow(w, r, row);
+  for (int64_t m = 0; m < job.batch; ++m) {
+    const float* HWY_RESTRICT xm = job.x + m * w.cols;
+    VF sum0 = hn::Zero(df), sum1 = hn::Zero(df);
+    int64_t c = 0;
+    for (; c + 2 * static_cast<int64_t>(kN) <= w.cols; c += 2 * kN) {
+      sum0 = hn::MulAdd(hn::LoadU(df, row + c), hn::LoadU(df, xm + c), sum0);
+      sum1 = hn::MulAdd(hn::LoadU(df, row + c + kN), hn::LoadU(df, xm + c + kN), sum1);
+    }
+    float sum = ReduceSum(hn::Add(sum0, sum1));
+    for (; c < w.cols; ++c) sum += row[c] * xm[c];
+    job.y[m * w.rows + r] = sum;
+  }
+}
+
+inline void ExactRows(const MatMulJob& job, int64_t r_begin, int64_t r_end) {
+  std::vector<float> row(job.w->cols);
+  for (int64_t r = r_begin; r < r_end; ++r) ExactRow(job, r, row.data());
+}
+
+// ------------------------------------------------------------------ Matvec
+
+// How far ahead of the decoder each row's bytes are prefetched (once per cache
+// line): with the hardware stream prefetcher alone a thread stalls on DRAM
+// latency (measured: 4 KiB ahead roughly doubled single-thread FP4 matvec).
+constexpr int64_t kPrefetchBytes = 4096;
+
+// Per-row, per-input partial sums of one scale block. With a single input two
+// chains per row hide the FMA latency; with several, the inputs do.
+template <size_t kRows, size_t kInputs>
+struct Partials {
+  static constexpr size_t kChains = kInputs == 1 ? 2 : 1;
+  VF sum[kRows][kInputs][kChains];
+};
+
+// One decode step at column c: kRows weight rows, each decoded once in
+// registers and multiplied with kInputs packed input rows.
+template <class Codec, size_t kRows, size_t kInputs, bool kPrefetch = true>
+HWY_INLINE void MatVecStep(const uint8_t* const* rows, int64_t c, const float* HWY_RESTRICT x, int64_t x_stride,
+                           Partials<kRows, kInputs>& partials) {
+  constexpr size_t kChains = Partials<kRows, kInputs>::kChains;
+  const DF df;
+  VF xv[kInputs][Codec::kVecs];
+  for (size_t m = 0; m < kInputs; ++m) {
+    for (size_t k = 0; k < Codec::kVecs; ++k) xv[m][k] = hn::Load(df, x + m * x_stride + k * kN);
+  }
+  for (size_t i = 0; i < kRows; ++i) {
+    const int64_t offset = c * Codec::kBitsPerCol / 8;
+    if (kPrefetch && offset % 64 == 0) hwy::Prefetch(rows[i] + offset + kPrefetchBytes);
+    VF wv[Codec::kVecs];
+    Codec::Decode(rows[i], c, wv);
+    for (size_t k = 0; k < Codec::kVecs; ++k) {
+      for (size_t m = 0; m < kInputs; ++m) {
+        VF& sum = partials.sum[i][m][k % kChains];
+        sum = hn::MulAdd(wv[k], xv[m][k], sum);
+      }
+    }
+  }
+}
+
+// One decode step of the zero-padded copy of columns [c, cols) of each row.
+template <class Codec, size_t kRows, size_t kInputs>
+HWY_INLINE void MatVecTailStep(const uint8_t* const* rows, int64_t c, int64_t cols, const float* HWY_RESTRICT x,
+                               int64_t x_stride, Partials<kRows, kInputs>& partials) {
+  constexpr size_t kStepBytes = Codec::kCols * Codec::kBitsPerCol / 8;
+  alignas(64) uint8_t tail[kRows][kStepBytes] = {};
+  const uint8_t* tail_rows[kRows];
+  for (size_t i = 0; i < kRows; ++i) {
+    std::memcpy(tail[i], rows[i] + c * Codec::kBitsPerCol / 8, (cols - c) * Codec::kBitsPerCol / 8);
+    tail_rows[i] = tail[i];
+  }
+  MatVecStep<Codec, kRows, kInputs, /*kPrefetch=*/false>(tail_rows, 0, x + c, x_stride, partials);
+}
+
+// y[m][r + i] for i < kRows, m < kInputs, from the packed input rows x. Each
+// scale block's partial sums are scaled once; the columns past the last whole
+// step form one more partial sum with the scale of the block they belong to.
+template <class Codec, size_t kRows, size_t kInputs, class Scales>
+HWY_INLINE void MatVecRows(const WeightMatrix& w, const Scales& scales, int64_t r, const float* HWY_RESTRICT x,
+                           int64_t x_stride, float* HWY_RESTRICT y) {
+  constexpr size_t kChains = Partials<kRows, kInputs>::kChains;
+  const DF df;
+  const int64_t cols = w.cols;
+  const int64_t whole = cols / Codec::kCols * Codec::kCols;  // columns in whole steps
+  const uint8_t* rows[kRows];
+  typename Scales::Row row_scales[kRows];
+  for (size_t i = 0; i < kRows; ++i) {
+    rows[i] = RowBytes(w, Codec::kBitsPerCol, r + i);
+    row_scales[i] = scales.ForRow(r + i);
+  }
+  VF acc[kRows][kInputs];
+  Partials<kRows, kInputs> partials;
+  for (size_t i = 0; i < kRows; ++i) {
+    for (size_t m = 0; m < kInputs; ++m) acc[i][m] = hn::Zero(df);
+  }
+  const auto reset = [&] {
+    for (size_t i = 0; i < kRows; ++i) {
+      for (size_t m = 0; m < kInputs; ++m) {
+        for (size_t j = 0; j < kChains; ++j) partials.sum[i][m][j] = hn::Zero(df);
+      }
+    }
+  };
+  const auto accumulate = [&](int64_t block) {
+    for (size_t i = 0; i < kRows; ++i) {
+      for (size_t m = 0; m < kInputs; ++m) {
+        VF sum = partials.sum[i][m][0];
+        for (size_t j = 1; j < kChains; ++j) sum = hn::Add(sum, partials.sum[i][m][j]);
+        acc[i][m] = Codec::kScaled ? hn::MulAdd(sum, hn::Set(df, row_scales[i][block]), acc[i][m])
+                                   : hn::Add(acc[i][m], sum);
+      }
+    }
+  };
+  const int64_t block = Codec::kScaled ? w.block_cols : whole + Codec::kCols;
+  if (block == static_cast<int64_t>(Codec::kCols)) {  // FP4: one step per scale group
+    for (int64_t c = 0; c < whole; c += Codec::kCols) {
+      reset();
+      MatVecStep<Codec, kRows, kInputs>(rows, c, x + c, x_stride, partials);
+      accumulate(c / static_cast<int64_t>(Codec::kCols));
+    }
+  } else {
+    for (int64_t c = 0, b = 0; c < whole; ++b) {
+      const int64_t end = std::min(whole, c + block);
+      reset();
+      for (; c < end; c += Codec::kCols) MatVecStep<Codec, kRows, kInputs>(rows, c, x + c, x_stride, partials);
+      accumulate(b);
+    }
+  }
+  if (whole < cols) {
+    reset();
+    MatVecTailStep<Codec, kRows, kInputs>(rows, whole, cols, x, x_stride, partials);
+    accumulate(whole / block);
+  }
+  for (size_t i = 0; i < kRows; ++i) {
+    for (size_t m = 0; m < kInputs; ++m) y[m * w.rows + r + i] = ReduceSum(acc[i][m]);
+  }
+}
+
+// Matvec for kInputs input rows (batch <= kMaxMatVecInputs): weights are
+// decoded once per call, in registers. One input: two weight rows per pass
+// share the input loads; several: one row per pass (register budget).
+constexpr int64_t kMaxMatVecInputs = 4;
+
+template <class Codec, size_t kInputs, class Scales>
+void MatVec(const MatMulJob& job, const Scales& scales, int64_t r_begin, int64_t r_end) {
+  constexpr int64_t kRows = kInputs == 1 ? 2 : 1;
+  const WeightMatrix& w = *job.w;
+  const bool check_scales = w.format == WeightFormat::kE2M1Grouped && E2M1Codec::kFactor != 1.0f;
+  const auto fits = [&](int64_t r, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) {
+      if (check_scales && !E2M1RowScalesFitMatVec(w, r + i)) return false;
+    }
+    return true;
+  };
+  int64_t r = r_begin;
+  for (; r + kRows <= r_end; r += kRows) {
+    if (!fits(r, kRows)) {
+      ExactRows(job, r, r + kRows);
+    } else {
+      MatVecRows<Codec, kRows, kInputs>(w, scales, r, job.packed, job.packed_stride, job.y);
+    }
+  }
+  for (; r < r_end; ++r) {
+    if (!fits(r, 1)) {
+      ExactRows(job, r, r + 1);
+    } else {
+      MatVecRows<Codec, 1, kInputs>(w, scales, r, job.packed, job.packed_stride, job.y);
+    }
+  }
+}
+
+// ------------------------------------------------------------------ GEMM
+
+// Register tile: kMaxTileRows input rows x kTileCols weight rows of vector
+// accumulators along k ("dot" form: both operands are rows of length k, so
+// decoded weights are stored row-major and need no transpose).
+constexpr size_t kTileCols = 4;
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+constexpr size_t kMaxTileRows = 6;  // 24 accumulators + 6 inputs of 32 registers
+#else
+constexpr size_t kMaxTileRows = 3;  // 12 accumulators + 3 inputs of 16 registers
+#endif
+// A decoded panel: kPanelRows weight rows x kPanelCols columns of f32
+// (128 KiB, L2-resident); one register tile's 4 weight rows (16 KiB) and
+// input rows stream from L1/L2. Long panels keep the horizontal sums at the
+// end of each tile rare (1024 columns measured a few % faster than 512).
+constexpr int64_t kPanelRows = 32;
+constexpr int64_t kPanelCols = 1024;
+static_assert(kPanelCols % kPackedColumnMultiple == 0, "panels cover whole packed steps");
+
+// Sums each of four vectors: lane j of the result is the sum of v[j].
+HWY_INLINE hn::Vec<hn::Full128<float>> SumOfFour(VF v0, VF v1, VF v2, VF v3) {
+  const DF df;
+  const hn::Repartition<uint64_t, DF> d64;
+  const VF s01 = hn::Add(hn::InterleaveLower(df, v0, v1), hn::InterleaveUpper(df, v0, v1));
+  const VF s23 = hn::Add(hn::InterleaveLower(df, v2, v3), hn::InterleaveUpper(df, v2, v3));
+  const auto q01 = hn::BitCast(d64, s01), q23 = hn::BitCast(d64, s23);
+  const VF per_block = hn::BitCast(df, hn::Add(hn::BitCast(df, hn::InterleaveLower(d64, q01, q23)),
+                                               hn::BitCast(df, hn::InterleaveUpper(d64, q01, q23))));
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  const hn::Full256<float> d256;
+  const auto half = hn::Add(hn::LowerHalf(d256, per_block), hn::UpperHalf(d256, per_block));
+  const hn::Full128<float> d128;
+  return hn::Add(hn::LowerHalf(d128, half), hn::UpperHalf(d128, half));
+#else
+  const hn::Full128<float> d128;
+  return hn::Add(hn::LowerHalf(d128, per_block), hn::UpperHalf(d128, per_block));
+#endif
+}
+
+// y[i][j] (+)= sum_k a[i][k] * b[j][k] for i < kRows, j < kTileCols.
+template <size_t kRows>
+HWY_NOINLINE void GemmTile(const float* HWY_RESTRICT a, int64_t a_stride, const float* HWY_RESTRICT b,
+                           int64_t depth, float* HWY_RESTRICT y, int64_t y_stride, bool overwrite,
+                           size_t valid_cols) {
+  const DF df;
+  VF acc[kRows][kTileCols];
+  for (size_t i = 0; i < kRows; ++i) {
+    for (size_t j = 0; j < kTileCols; ++j) acc[i][j] = hn::Zero(df);
+  }
+  for (int64_t k = 0; k < depth; k += kN) {
+    VF av[kRows];
+    for (size_t i = 0; i < kRows; ++i) av[i] = hn::Load(df, a + i * a_stride + k);
+    for (size_t j = 0; j < kTileCols; ++j) {
+      const VF bv = hn::Load(df, b + j * depth + k);
+      for (size_t i = 0; i < kRows; ++i) acc[i][j] = hn::MulAdd(av[i], bv, acc[i][j]);
+    }
+  }
+  const hn::Full128<float> d128;
+  for (size_t i = 0; i < kRows; ++i) {
+    auto sums = SumOfFour(acc[i][0], acc[i][1], acc[i][2], acc[i][3]);
+    float* HWY_RESTRICT out = y + i * y_stride;
+    if (valid_cols == kTileCols) {
+      if (!overwrite) sums = hn::Add(sums, hn::LoadU(d128, out));
+      hn::StoreU(sums, d128, out);
+    } else {
+      alignas(16) float lanes[kTileCols];
+      hn::Store(sums, d128, lanes);
+      for (size_t j = 0; j < valid_cols; ++j) out[j] = overwrite ? lanes[j] : out[j] + lanes[j];
+    }
+  }
+}
+
+template <size_t kRows>
+HWY_INLINE void GemmTiles(const MatMulJob& job, int64_t m, const float* panel, int64_t panel_rows, int64_t depth,
+                          int64_t r0, int64_t k0) {
+  const int64_t n = job.w->rows;
+  for (int64_t j = 0; j < panel_rows; j += kTileCols) {
+    GemmTile<kRows>(job.packed + m * job.packed_stride + k0, job.packed_stride, panel + j * depth, depth,
+                    job.y + m * n + r0 + j, n, k0 == 0,
+                    static_cast<size_t>(std::min<int64_t>(kTileCols, panel_rows - j)));
+  }
+}
+
+template <size_t kRows>
+HWY_INLINE void GemmRemainderTiles(const MatMulJob& job, int64_t m, const float* panel, int64_t panel_rows,
+                                   int64_t depth, int64_t r0, int64_t k0, size_t rows_left) {
+  if constexpr (kRows > 0) {
+    if (rows_left == kRows) return GemmTiles<kRows>(job, m, panel, panel_rows, depth, r0, k0);
+    GemmRemainderTiles<kRows - 1>(job, m, panel, panel_rows, depth, r0, k0, rows_left);
+  }
+}
+
+// Decodes columns [k0, k0 + depth) of weight row r into out (packed order,
+// exact values, zeros past the last column).
+template <class Codec, class Scales>
+HWY_INLINE void DecodeRowRange(const WeightMatrix& w, const Scales& scales, int64_t r, int64_t k0, int64_t depth,
+                               float* HWY_RESTRICT out) {
+  const DF df;
+  const uint8_t* row = RowBytes(w, Codec::kBitsPerCol, r);
+  const typename Scales::Row row_scales = scales.ForRow(r);
+  const VF unfactor = hn::Set(df, 1.0f / Codec::kFactor);
+  for (int64_t c = k0; c < k0 + depth; c += Codec::kCols) {
+    float* HWY_RESTRICT dst = out + (c - k0);
+    if (c >= w.cols) {
+      for (size_t k = 0; k < Codec::kVecs; ++k) hn::Store(hn::Zero(df), df, dst + k * kN);
+      continue;
+    }
+    VF v[Codec::kVecs];
+    if (c + static_cast<int64_t>(Codec::kCols) <= w.cols) {
+      Codec::Decode(row, c, v);
+    } else {
+      alignas(64) uint8_t tail[Codec::kCols * Codec::kBitsPerCol / 8] = {};
+      std::memcpy(tail, row + c * Codec::kBitsPerCol / 8, (w.cols - c) * Codec::kBitsPerCol / 8);
+      Codec::Decode(tail, 0, v);
+    }
+    if constexpr (Codec::kScaled) {
+      const VF scale = hn::Set(df, row_scales[c / w.block_cols]);
+      for (size_t k = 0; k < Codec::kVecs; ++k) {
+        if constexpr (Codec::kFactor != 1.0f) v[k] = hn::Mul(v[k], unfactor);
+        hn::Store(hn::Mul(v[k], scale), df, dst + k * kN);
+      }
+    } else {
+      for (size_t k = 0; k < Codec::kVecs; ++k) hn::Store(v[k], df, dst + k * kN);
+    }
+  }
+}
+
+// The panel buffer of the calling thread, reused across calls.
+inline float* ThreadPanel() {
+  static thread_local hwy::AlignedFreeUniquePtr<float[]> panel;
+  if (!panel) panel = hwy::AllocateAligned<float>(kPanelRows * kPanelCols);
+  return panel.get();
+}
+
+// Panel scales are the exact E8M0 values (the decoder removes kFactor itself).
+template <class Codec, class Scales>
+void Gemm(const MatMulJob& job, const Scales& exact_scales, int64_t r_begin, int64_t r_end) {
+  const WeightMatrix& w = *job.w;
+  const DF df;
+  float* HWY_RESTRICT panel = ThreadPanel();
+  for (int64_t r0 = r_begin; r0 < r_end; r0 += kPanelRows) {
+    const int64_t rows = std::min(kPanelRows, r_end - r0);
+    const int64_t padded_rows = (rows + kTileCols - 1) / kTileCols * kTileCols;
+    for (int64_t k0 = 0; k0 < job.packed_cols; k0 += kPanelCols) {
+      const int64_t depth = std::min(kPanelCols, job.packed_cols - k0);
+      for (int64_t i = 0; i < rows; ++i) {
+        DecodeRowRange<Codec>(w, exact_scales, r0 + i, k0, depth, panel + i * depth);
+      }
+      for (int64_t i = rows; i < padded_rows; ++i) {
+        for (int64_t c = 0; c < depth; c += kN) hn::Store(hn::Zero(df), df, panel + i * depth + c);
+      }
+      int64_t m = 0;
+      for (; m + static_cast<int64_t>(kMaxTileRows) <= job.batch; m += kMaxTileRows) {
+        GemmTiles<kMaxTileRows>(job, m, panel, rows, depth, r0, k0);
+      }
+      if (m < job.batch) {
+        GemmRemainderTiles<kMaxTileRows - 1>(job, m, panel, rows, depth, r0, k0,
+                                             static_cast<size_t>(job.batch - m));
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------ Entry points
+
+template <class Codec, class Scales, class ExactScales>
+void RunFormat(const MatMulJob& job, const Scales& matvec_scales, const ExactScales& exact_scales, int64_t r_begin,
+               int64_t r_end) {
+  switch (job.batch) {
+    case 1:
+      return MatVec<Codec, 1>(job, matvec_scales, r_begin, r_end);
+    case 2:
+      return MatVec<Codec, 2>(job, matvec_scales, r_begin, r_end);
+    case 3:
+      return MatVec<Codec, 3>(job, matvec_scales, r_begin, r_end);
+    case 4:
+      static_assert(kMaxMatVecInputs == 4, "one case per input count");
+      return MatVec<Codec, 4>(job, matvec_scales, r_begin, r_end);
+    default:
+      return Gemm<Codec>(job, exact_scales, r_begin, r_end);
+  }
+}
+
+inline void MatMulRows(const MatMulJob& job, int64_t r_begin, int64_t r_end) {
+  const WeightMatrix& w = *job.w;
+  switch (w.format) {
+    case WeightFormat::kF32:
+      return RunFormat<F32Codec>(job, NoScales(), NoScales(), r_begin, r_end);
+    case WeightFormat::kBF16:
+      return RunFormat<BF16Codec>(job, NoScales(), NoScales(), r_begin, r_end);
+    case WeightFormat::kE4M3Blocked: {
+      if (w.block_cols % E4M3Codec::kCols != 0 || !TileScalesFitMatVec(job)) return ExactRows(job, r_begin, r_end);
+      const TileScales matvec{job.tile_scales, w.block_rows, w.ScaleCols(), 1.0f / E4M3Codec::kFactor};
+      const TileScales exact{job.tile_scales, w.block_rows, w.ScaleCols(), 1.0f};
+      return RunFormat<E4M3Codec>(job, matvec, exact, r_begin, r_end);
+    }
+    case WeightFormat::kE2M1Grouped: {
+      if (w.block_cols != E2M1Codec::kCols) return ExactRows(job, r_begin, r_end);
+      const GroupScales matvec{w.scales, w.ScaleCols(), E2M1MatVecTable()};
+      const GroupScales exact{w.scales, w.ScaleCols(), ExactE8M0().value};
+      return RunFormat<E2M1Codec>(job, matvec, exact, r_begin, r_end);
+    }
+  }
+}
+
+inline void PackInput(const WeightMatrix& w, const float* x, int64_t m_begin, int64_t m_end, int64_t packed_cols,
+                      int64_t packed_stride, float* packed) {
+  const int64_t cols = w.cols;
+  const bool fp4_order = w.format == WeightFormat::kE2M1Grouped && w.block_cols == E2M1Codec::kCols;
+  for (int64_t m = m_begin; m < m_end; ++m) {
+    const float* HWY_RESTRICT in = x + m * cols;
+    float* HWY_RESTRICT out = packed + m * packed_stride;
+    if (!fp4_order) {
+      std::memcpy(out, in, cols * sizeof(float));
+      std::fill(out + cols, out + packed_cols, 0.0f);
+      continue;
+    }
+    for (int64_t g = 0; g < packed_cols; g += 32) {
+      for (int i = 0; i < 32; ++i) {
+        const int64_t c = g + E2M1Codec::PackedSource(i);
+        out[g + i] = c < cols ? in[c] : 0.0f;
+      }
+    }
+  }
+}
+
+}  // namespace matmul
+
+// Exported through HWY_EXPORT in matmul.cc.
+inline MatMulKernels GetMatMulKernels() {
+  return MatMulKernels{&matmul::PackInput, &matmul::MatMulRows, hwy::TargetName(HWY_TARGET)};
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace dsv4
+HWY_AFTER_NAMESPACE();
+
+#endif  // per-target include guard

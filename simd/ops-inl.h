@@ -1,0 +1,194 @@
+// Per-target bodies of the row operations of simd/ops.h. Include after
+// hwy/highway.h inside a foreach_target.h pass (as simd/ops.cc does) to
+// inline them into other kernels.
+#if defined(DSV4_SIMD_OPS_INL_H_TARGET) == defined(HWY_TARGET_TOGGLE)
+#ifdef DSV4_SIMD_OPS_INL_H_TARGET
+#undef DSV4_SIMD_OPS_INL_H_TARGET
+#else
+#define DSV4_SIMD_OPS_INL_H_TARGET
+#endif
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "hwy/contrib/math/math-inl.h"
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace dsv4 {
+namespace ops {
+namespace HWY_NAMESPACE {
+
+namespace hn = hwy::HWY_NAMESPACE;
+
+inline float Dot(const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, int64_t n) {
+  const hn::ScalableTag<float> d;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  auto s0 = hn::Zero(d), s1 = hn::Zero(d), s2 = hn::Zero(d), s3 = hn::Zero(d);
+  int64_t i = 0;
+  for (; i + 4 * lanes <= n; i += 4 * lanes) {
+    s0 = hn::MulAdd(hn::LoadU(d, a + i), hn::LoadU(d, b + i), s0);
+    s1 = hn::MulAdd(hn::LoadU(d, a + i + lanes), hn::LoadU(d, b + i + lanes), s1);
+    s2 = hn::MulAdd(hn::LoadU(d, a + i + 2 * lanes), hn::LoadU(d, b + i + 2 * lanes), s2);
+    s3 = hn::MulAdd(hn::LoadU(d, a + i + 3 * lanes), hn::LoadU(d, b + i + 3 * lanes), s3);
+  }
+  for (; i + lanes <= n; i += lanes) s0 = hn::MulAdd(hn::LoadU(d, a + i), hn::LoadU(d, b + i), s0);
+  float sum = hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(s0, s1), hn::Add(s2, s3))));
+  for (; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+// sum x[i]^2 in f64 (each square is exact in f64).
+inline double SumOfSquares(const float* HWY_RESTRICT x, int64_t n) {
+  const hn::ScalableTag<float> df;
+  const hn::Repartition<double, decltype(df)> dd;
+  const hn::Half<decltype(df)> dh;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  auto s0 = hn::Zero(dd), s1 = hn::Zero(dd);
+  int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    const auto v = hn::LoadU(df, x + i);
+    const auto lo = hn::PromoteTo(dd, hn::LowerHalf(dh, v)), hi = hn::PromoteTo(dd, hn::UpperHalf(dh, v));
+    s0 = hn::MulAdd(lo, lo, s0);
+    s1 = hn::MulAdd(hi, hi, s1);
+  }
+  double sum = hn::GetLane(hn::SumOfLanes(dd, hn::Add(s0, s1)));
+  for (; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
+  return sum;
+}
+
+inline void RmsNorm(const float* x, const float* w, int64_t n, double eps, float* y) {
+  const hn::ScalableTag<float> d;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  const float r = static_cast<float>(1.0 / std::sqrt(SumOfSquares(x, n) / static_cast<double>(n) + eps));
+  const auto vr = hn::Set(d, r);
+  int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    const auto scaled = hn::Mul(hn::LoadU(d, x + i), vr);
+    hn::StoreU(w ? hn::Mul(hn::LoadU(d, w + i), scaled) : scaled, d, y + i);
+  }
+  for (; i < n; ++i) y[i] = (w ? w[i] : 1.0f) * (x[i] * r);
+}
+
+inline void SoftmaxWithSink(const float* scores, int64_t n, float sink, float* probs) {
+  const hn::ScalableTag<float> df;
+  const hn::Repartition<double, decltype(df)> dd;
+  const hn::Half<decltype(df)> dh;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  int64_t i = 0;
+  auto vmax = hn::Set(df, -HUGE_VALF);
+  for (; i + lanes <= n; i += lanes) vmax = hn::Max(vmax, hn::LoadU(df, scores + i));
+  float max = hn::GetLane(hn::MaxOfLanes(df, vmax));
+  for (; i < n; ++i) max = std::max(max, scores[i]);
+  // Exponentials (the tail through a padded vector, so every e[i] comes from
+  // the same approximation; -104 and below give exactly 0) and their f64 sum.
+  const auto vm = hn::Set(df, max);
+  auto z0 = hn::Zero(dd), z1 = hn::Zero(dd);
+  const auto exp_and_sum = [&](const float* in, float* out) {
+    const auto e = hn::Exp(df, hn::Sub(hn::LoadU(df, in), vm));
+    hn::StoreU(e, df, out);
+    z0 = hn::Add(z0, hn::PromoteTo(dd, hn::LowerHalf(dh, e)));
+    z1 = hn::Add(z1, hn::PromoteTo(dd, hn::UpperHalf(dh, e)));
+  };
+  for (i = 0; i + lanes <= n; i += lanes) exp_and_sum(scores + i, probs + i);
+  if (i < n) {
+    HWY_ALIGN float in[hn::MaxLanes(df)], out[hn::MaxLanes(df)];
+    for (int64_t j = 0; j < lanes; ++j) in[j] = i + j < n ? scores[i + j] : max - 1000.0f;
+    exp_and_sum(in, out);
+    for (int64_t j = 0; i + j < n; ++j) probs[i + j] = out[j];
+  }
+  const double z = hn::GetLane(hn::SumOfLanes(dd, hn::Add(z0, z1))) + std::exp(static_cast<double>(sink) - max);
+  const auto vz = hn::Set(dd, z);
+  for (i = 0; i + lanes <= n; i += lanes) {
+    const auto e = hn::LoadU(df, probs + i);
+    const auto lo = hn::DemoteTo(dh, hn::Div(hn::PromoteTo(dd, hn::LowerHalf(dh, e)), vz));
+    const auto hi = hn::DemoteTo(dh, hn::Div(hn::PromoteTo(dd, hn::UpperHalf(dh, e)), vz));
+    hn::StoreU(hn::Combine(df, hi, lo), df, probs + i);
+  }
+  for (; i < n; ++i) probs[i] = static_cast<float>(probs[i] / z);
+}
+
+// Like HadamardTransform: butterflies in f64, one rounding to f32 at the end.
+// Stages with stride >= lanes are whole-vector butterflies; the smaller
+// strides pair lanes of one vector (lane i with lane i ^ stride). Each
+// butterfly computes exactly a + b and a - b, in the scalar's stage order.
+inline void Hadamard(float* HWY_RESTRICT x, int64_t n) {
+  const hn::ScalableTag<double> dd;
+  const hn::Rebind<float, decltype(dd)> df;
+  const hn::RebindToSigned<decltype(dd)> di;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(dd));
+  std::vector<double> v(x, x + n);
+  double* HWY_RESTRICT p = v.data();
+  if (n < 2 * lanes) {
+    for (int64_t stride = 1; stride < n; stride *= 2) {
+      for (int64_t base = 0; base < n; base += 2 * stride) {
+        for (int64_t i = base; i < base + stride; ++i) {
+          const double a = p[i], b = p[i + stride];
+          p[i] = a + b;
+          p[i + stride] = a - b;
+        }
+      }
+    }
+  } else {
+    constexpr size_t kMaxStages = 8;  // log2 of the most f64 lanes of any target, with room
+    using Indices = decltype(hn::IndicesFromVec(dd, hn::Zero(di)));
+    Indices partner[kMaxStages];
+    hn::Mask<decltype(dd)> upper[kMaxStages];
+    size_t stages = 0;
+    const auto iota = hn::Iota(di, 0);
+    for (int64_t stride = 1; stride < lanes; stride *= 2, ++stages) {
+      partner[stages] = hn::IndicesFromVec(dd, hn::Xor(iota, hn::Set(di, stride)));
+      upper[stages] = hn::RebindMask(dd, hn::Ne(hn::And(iota, hn::Set(di, stride)), hn::Zero(di)));
+    }
+    for (int64_t i = 0; i < n; i += lanes) {
+      auto w = hn::LoadU(dd, p + i);
+      for (size_t stage = 0; stage < stages; ++stage) {
+        const auto other = hn::TableLookupLanes(w, partner[stage]);
+        w = hn::IfThenElse(upper[stage], hn::Sub(other, w), hn::Add(w, other));
+      }
+      hn::StoreU(w, dd, p + i);
+    }
+    for (int64_t stride = lanes; stride < n; stride *= 2) {
+      for (int64_t base = 0; base < n; base += 2 * stride) {
+        for (int64_t i = base; i < base + stride; i += lanes) {
+          const auto a = hn::LoadU(dd, p + i), b = hn::LoadU(dd, p + i + stride);
+          hn::StoreU(hn::Add(a, b), dd, p + i);
+          hn::StoreU(hn::Sub(a, b), dd, p + i + stride);
+        }
+      }
+    }
+  }
+  const double scale = 1.0 / std::sqrt(static_cast<double>(n));
+  const auto vs = hn::Set(dd, scale);
+  int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) hn::StoreU(hn::DemoteTo(df, hn::Mul(hn::LoadU(dd, p + i), vs)), df, x + i);
+  for (; i < n; ++i) x[i] = static_cast<float>(p[i] * scale);
+}
+
+// Writes the indices i with values[i] > threshold, ascending, to out (which
+// needs room for the count plus one vector); returns the count.
+inline int64_t IndicesAbove(const float* HWY_RESTRICT values, int64_t n, float threshold,
+                            int32_t* HWY_RESTRICT out) {
+  const hn::ScalableTag<float> df;
+  const hn::RebindToSigned<decltype(df)> di;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  const auto vt = hn::Set(df, threshold);
+  int64_t count = 0, i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    const auto above = hn::RebindMask(di, hn::Gt(hn::LoadU(df, values + i), vt));
+    count += static_cast<int64_t>(hn::CompressStore(hn::Iota(di, static_cast<int32_t>(i)), above, di, out + count));
+  }
+  for (; i < n; ++i) {
+    if (values[i] > threshold) out[count++] = static_cast<int32_t>(i);
+  }
+  return count;
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace ops
+}  // namespace dsv4
+HWY_AFTER_NAMESPACE();
+
+#endif  // per-target include guard

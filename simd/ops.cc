@@ -1,0 +1,93 @@
+#include "simd/ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <numeric>
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "simd/ops.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+#include "simd/ops-inl.h"
+
+#if HWY_ONCE
+#include "hwy/aligned_allocator.h"
+#include "simd/number_formats.h"
+
+namespace dsv4::ops {
+
+HWY_EXPORT(RmsNorm);
+HWY_EXPORT(Dot);
+HWY_EXPORT(SoftmaxWithSink);
+HWY_EXPORT(Hadamard);
+HWY_EXPORT(IndicesAbove);
+
+void RmsNorm(const float* x, const float* w, int64_t n, double eps, float* y) {
+  HWY_DYNAMIC_DISPATCH(RmsNorm)(x, w, n, eps, y);
+}
+
+void RmsNormReference(const float* x, const float* w, int64_t n, double eps, float* y) {
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
+  const float r = static_cast<float>(1.0 / std::sqrt(sum / static_cast<double>(n) + eps));
+  for (int64_t i = 0; i < n; ++i) y[i] = (w ? w[i] : 1.0f) * (x[i] * r);
+}
+
+float Dot(const float* a, const float* b, int64_t n) { return HWY_DYNAMIC_DISPATCH(Dot)(a, b, n); }
+
+float DotReference(const float* a, const float* b, int64_t n) {
+  float sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+void SoftmaxWithSink(const float* scores, int64_t n, float sink, float* probs) {
+  HWY_DYNAMIC_DISPATCH(SoftmaxWithSink)(scores, n, sink, probs);
+}
+
+void SoftmaxWithSinkReference(const float* scores, int64_t n, float sink, float* probs) {
+  float max = scores[0];
+  for (int64_t i = 1; i < n; ++i) max = std::max(max, scores[i]);
+  double z = std::exp(static_cast<double>(sink) - max);
+  for (int64_t i = 0; i < n; ++i) {
+    probs[i] = std::exp(scores[i] - max);
+    z += probs[i];
+  }
+  for (int64_t i = 0; i < n; ++i) probs[i] = static_cast<float>(probs[i] / z);
+}
+
+void Hadamard(float* x, int64_t n) { HWY_DYNAMIC_DISPATCH(Hadamard)(x, n); }
+
+// Selection instead of sorting: the k-th largest value by nth_element, then
+// every index above it (vectorized) and the lowest-index ties at it, sorted.
+std::vector<int32_t> TopK(const float* values, int64_t n, int64_t k) {
+  k = std::min(k, n);
+  if (k <= 0) return {};
+  std::vector<float> scratch(values, values + n);
+  std::nth_element(scratch.begin(), scratch.begin() + (k - 1), scratch.end(), std::greater<float>());
+  const float threshold = scratch[k - 1];
+  std::vector<int32_t> selected(k + HWY_MAX_BYTES / sizeof(float));
+  int64_t count = HWY_DYNAMIC_DISPATCH(IndicesAbove)(values, n, threshold, selected.data());
+  for (int64_t i = 0; i < n && count < k; ++i) {
+    if (values[i] == threshold) selected[count++] = static_cast<int32_t>(i);
+  }
+  selected.resize(k);
+  std::sort(selected.begin(), selected.end(),
+            [values](int32_t a, int32_t b) { return values[a] > values[b] || (values[a] == values[b] && a < b); });
+  return selected;
+}
+
+std::vector<int32_t> TopKReference(const float* values, int64_t n, int64_t k) {
+  std::vector<int32_t> index(n);
+  std::iota(index.begin(), index.end(), 0);
+  k = std::max<int64_t>(0, std::min(k, n));
+  std::partial_sort(index.begin(), index.begin() + k, index.end(), [values](int32_t a, int32_t b) {
+    return values[a] > values[b] || (values[a] == values[b] && a < b);
+  });
+  index.resize(k);
+  return index;
+}
+
+}  // namespace dsv4::ops
+#endif  // HWY_ONCE

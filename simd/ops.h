@@ -1,0 +1,38 @@
+// Row operations of the forward pass on Highway vectors (dynamic dispatch,
+// like MatMul), each with the plain scalar reference it is tested against.
+// Per-target bodies are in simd/ops-inl.h, for kernels that want to inline
+// them. None of them starts threads.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace dsv4::ops {
+
+// y = w * (x * r) with r = 1 / sqrt(mean(x^2) + eps), the sum of squares in
+// f64. w may be null (no weight); y may alias x.
+void RmsNorm(const float* x, const float* w, int64_t n, double eps, float* y);
+void RmsNormReference(const float* x, const float* w, int64_t n, double eps, float* y);
+
+// sum a[i] * b[i] in f32.
+float Dot(const float* a, const float* b, int64_t n);
+float DotReference(const float* a, const float* b, int64_t n);
+
+// Attention softmax with a sink: with m = max_i s[i] (the sink takes no part
+// in the max) and e[i] = exp(s[i] - m) in f32,
+//   probs[i] = e[i] / (exp(sink - m) + sum_j e[j]),
+// the denominator in f64. probs may alias scores; n >= 1.
+void SoftmaxWithSink(const float* scores, int64_t n, float sink, float* probs);
+void SoftmaxWithSinkReference(const float* scores, int64_t n, float sink, float* probs);
+
+// In-place Walsh-Hadamard transform of x[0, n) scaled by n^-0.5, n a power of
+// two, butterflies in f64: bit-identical to the scalar HadamardTransform
+// (simd/number_formats.h), which is its reference.
+void Hadamard(float* x, int64_t n);
+
+// Indices of the k largest values (k > n: all), ordered by descending value,
+// ties by ascending index. No NaN values.
+std::vector<int32_t> TopK(const float* values, int64_t n, int64_t k);
+std::vector<int32_t> TopKReference(const float* values, int64_t n, int64_t k);
+
+}  // namespace dsv4::ops

@@ -1,0 +1,124 @@
+// What this machine can do (DRAM read bandwidth, f32 FMA peak) and how close
+// the MatMul kernels get to it at DeepSeek-V4-Flash shapes. Used by
+// `dsv4 bench --kernels` and benchmarks/kernels_benchmark.cc.
+//
+// Every figure is the best of several timed windows: the machines this runs
+// on are shared and noisy, and the best window is the one least disturbed.
+// Kernel figures are meant to be read against the probes of the same run.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "hwy/aligned_allocator.h"
+#include "simd/weight_matrix.h"
+
+namespace dsv4 {
+
+// Bytes of the last-level cache (sysfs, else sysconf, else 32 MiB).
+int64_t LastLevelCacheBytes();
+
+// DRAM read bandwidth of the current OpenMP team: every thread streams its
+// share of a buffer many times the size of the last-level cache.
+class ReadBandwidthProbe {
+ public:
+  // Allocates `bytes` and touches them from the threads that will read them.
+  explicit ReadBandwidthProbe(int64_t bytes);
+
+  // One pass over the buffer; GB/s (1e9 bytes/s).
+  double Run();
+
+ private:
+  int threads_;
+  int64_t floats_per_thread_;
+  hwy::AlignedFreeUniquePtr<float[]> buffer_;
+};
+
+// The probe's best of `repeats` passes over `bytes`, in GB/s.
+double MeasureReadBandwidth(int64_t bytes, int repeats);
+
+// Bytes the read probes stream: max(16 x last-level cache, 512 MiB).
+int64_t ReadProbeBytes();
+
+// f32 FMA peak in GFLOP/s of the current OpenMP team, on the best Highway
+// target this CPU runs.
+double MeasureFmaPeak(int repeats);
+
+struct Roofline {
+  int threads = 0;
+  double read_gbps = 0;
+  double fma_gflops = 0;
+};
+
+// Keeps re-probing between kernel measurements and the best figures so far:
+// a roof measured while a neighbour briefly loaded the machine would make
+// every fraction against it too high.
+class RooflineTracker {
+ public:
+  RooflineTracker();  // the initial probes (8 read passes, 5 FMA runs)
+  void ReprobeRead();  // one more read pass
+  void ReprobeFma();   // one more FMA run
+  const Roofline& best() const { return best_; }
+
+ private:
+  ReadBandwidthProbe read_probe_;
+  Roofline best_;
+};
+
+enum class KernelKind { kMatVec, kGemm };
+
+// One benchmarked product: y[M][N] = x[M][K] * W[N][K]^T.
+struct KernelCase {
+  std::string name;
+  KernelKind kind;
+  WeightFormat format;
+  int64_t m, n, k;
+};
+
+const char* KernelKindName(KernelKind kind);     // "matvec" | "gemm"
+const char* KernelFormatName(WeightFormat format);  // "fp4" | "fp8" | "bf16" | "f32"
+
+// The DRAM-sized DeepSeek-V4-Flash shapes of issue 4: matvec of the FP4
+// routed-expert and FP8 attention/shared-expert matrices and a BF16 head
+// slice, and GEMM at M = 1, 4, 16, 64, 128, 512 for each format.
+std::vector<KernelCase> FlashKernelCases();
+
+// Random weights of one case (realistic codes and scales) in as many copies as
+// it takes to exceed `min_total_bytes`, so that cycling through them reads
+// DRAM rather than cache, plus input and output buffers.
+class KernelWorkload {
+ public:
+  KernelWorkload(const KernelCase& kernel_case, int64_t min_total_bytes);
+  ~KernelWorkload();
+  KernelWorkload(const KernelWorkload&) = delete;
+  KernelWorkload& operator=(const KernelWorkload&) = delete;
+
+  // One MatMul on the next copy of the weights.
+  void Run();
+  int copies() const;
+  int64_t weight_bytes() const;  // what one Run reads from the weights
+  double flops() const;          // 2 * M * N * K
+
+ private:
+  struct Buffers;
+  KernelCase case_;
+  std::unique_ptr<Buffers> buffers_;
+  int next_ = 0;
+};
+
+struct KernelMeasurement {
+  KernelCase kernel_case;
+  double seconds = 0;  // per call
+  double gbps = 0;     // weight bytes per second / 1e9
+  double gflops = 0;
+};
+
+// gbps / read_gbps for matvec, gflops / fma_gflops for GEMM.
+double RoofFraction(const KernelMeasurement& measurement, const Roofline& roofline);
+
+// Times Run() in windows of at least `window_seconds` each and keeps the best.
+KernelMeasurement MeasureKernel(const KernelCase& kernel_case, int windows, double window_seconds);
+
+}  // namespace dsv4

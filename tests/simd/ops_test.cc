@@ -1,0 +1,127 @@
+// The row operations of simd/ops.h on every compiled target this CPU can run,
+// against their scalar references: odd lengths (partial vectors), aliasing,
+// ties.
+#include "simd/ops.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "hwy/targets.h"
+#include "simd/number_formats.h"
+
+namespace dsv4::ops {
+namespace {
+
+constexpr int64_t kLengths[] = {1, 2, 3, 7, 8, 9, 16, 17, 31, 64, 100, 513, 4096, 4099};
+
+std::vector<float> RandomVector(int64_t n, float magnitude, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> uniform(-magnitude, magnitude);
+  std::vector<float> v(n);
+  for (float& x : v) x = uniform(rng);
+  return v;
+}
+
+// Runs `check` once per target (and names the target on failure).
+template <class Check>
+void ForEachTarget(const Check& check) {
+  for (const int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    SCOPED_TRACE(hwy::TargetName(target));
+    check();
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+TEST(Ops, RmsNormMatchesReference) {
+  ForEachTarget([] {
+    for (const int64_t n : kLengths) {
+      const std::vector<float> x = RandomVector(n, 3.0f, static_cast<uint32_t>(n));
+      const std::vector<float> w = RandomVector(n, 1.5f, static_cast<uint32_t>(n + 1));
+      for (const float* weight : {w.data(), static_cast<const float*>(nullptr)}) {
+        std::vector<float> expected(n), actual(n), in_place = x;
+        RmsNormReference(x.data(), weight, n, 1e-6, expected.data());
+        RmsNorm(x.data(), weight, n, 1e-6, actual.data());
+        RmsNorm(in_place.data(), weight, n, 1e-6, in_place.data());
+        for (int64_t i = 0; i < n; ++i) {
+          // The f64 sum of squares may round the f32 scale to its neighbour:
+          // one ulp on each output.
+          const float bound = std::fabs(expected[i]) * 2.5e-7f;
+          ASSERT_NEAR(actual[i], expected[i], bound) << "n " << n << " i " << i;
+          ASSERT_EQ(in_place[i], actual[i]) << "n " << n << " i " << i;
+        }
+      }
+    }
+  });
+}
+
+TEST(Ops, DotMatchesReference) {
+  ForEachTarget([] {
+    for (const int64_t n : kLengths) {
+      const std::vector<float> a = RandomVector(n, 2.0f, static_cast<uint32_t>(n + 7));
+      const std::vector<float> b = RandomVector(n, 2.0f, static_cast<uint32_t>(n + 8));
+      double magnitude = 0;
+      for (int64_t i = 0; i < n; ++i) magnitude += std::fabs(static_cast<double>(a[i]) * b[i]);
+      // Both sums reassociate n products: each errs by at most n ulp-halves of the magnitude.
+      const double bound = 2.0 * n * std::ldexp(1.0, -24) * magnitude;
+      EXPECT_NEAR(Dot(a.data(), b.data(), n), DotReference(a.data(), b.data(), n), bound) << "n " << n;
+    }
+    EXPECT_EQ(Dot(nullptr, nullptr, 0), 0.0f);
+  });
+}
+
+TEST(Ops, SoftmaxWithSinkMatchesReference) {
+  ForEachTarget([] {
+    for (const int64_t n : kLengths) {
+      std::vector<float> scores = RandomVector(n, 8.0f, static_cast<uint32_t>(n + 3));
+      if (n > 4) scores[3] = scores[1] - 200.0f;  // underflows to an exact 0
+      for (const float sink : {-3.0f, 0.5f, 40.0f}) {
+        std::vector<float> expected(n), actual(n), in_place = scores;
+        SoftmaxWithSinkReference(scores.data(), n, sink, expected.data());
+        SoftmaxWithSink(scores.data(), n, sink, actual.data());
+        SoftmaxWithSink(in_place.data(), n, sink, in_place.data());
+        double total = 0;
+        for (int64_t i = 0; i < n; ++i) {
+          // exp within 1 ulp of libm on either side, then one f64 division.
+          ASSERT_NEAR(actual[i], expected[i], 5e-7f * expected[i] + 1e-30f) << "n " << n << " i " << i;
+          ASSERT_EQ(in_place[i], actual[i]);
+          total += actual[i];
+        }
+        EXPECT_LT(total, 1.0 + 1e-6);
+      }
+    }
+  });
+}
+
+TEST(Ops, HadamardIsBitIdenticalToTheScalarTransform) {
+  ForEachTarget([] {
+    for (int64_t n = 1; n <= 2048; n *= 2) {
+      std::vector<float> expected = RandomVector(n, 4.0f, static_cast<uint32_t>(n + 5));
+      std::vector<float> actual = expected;
+      HadamardTransform(expected.data(), n);
+      Hadamard(actual.data(), n);
+      ASSERT_EQ(std::memcmp(actual.data(), expected.data(), n * sizeof(float)), 0) << "n " << n;
+    }
+  });
+}
+
+TEST(Ops, TopKMatchesReferenceWithTies) {
+  ForEachTarget([] {
+    for (const int64_t n : {0, 1, 5, 100, 1000, 5000}) {
+      std::mt19937 rng(static_cast<uint32_t>(n));
+      std::vector<float> values(n);
+      for (float& v : values) v = static_cast<float>(static_cast<int>(rng() % 64) - 32) * 0.25f;  // many ties
+      for (const int64_t k : {0, 1, 7, 64, 512, 6000}) {
+        EXPECT_EQ(TopK(values.data(), n, k), TopKReference(values.data(), n, k)) << "n " << n << " k " << k;
+      }
+    }
+  });
+}
+
+}  // namespace
+}  // namespace dsv4::ops
