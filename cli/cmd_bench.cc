@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/arguments.h"
+#include "cli/bench_model.h"
 #include "cli/command.h"
 #include "loader/error.h"
 #include "simd/matmul.h"
@@ -87,6 +88,11 @@ int BenchKernels(int threads, bool json) {
 }
 
 int RunBench(int argc, char** argv) {
+  // Two modes: `bench -m DIR` (the model, cli/bench_model.cc) and `bench --kernels`.
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "-m" || arg == "--model" || arg.rfind("--model=", 0) == 0) return RunModelBench(argc, argv);
+  }
   cxxopts::Options options("dsv4 bench", "Measure this machine's roofline and the kernels against it.");
   options.add_options()
       ("kernels", "Benchmark the MatMul kernels at DeepSeek-V4-Flash shapes")
@@ -103,7 +109,7 @@ int RunBench(int argc, char** argv) {
   return BenchKernels(threads, args.count("json") > 0);
 }
 
-const RegisterCommand kRegister("bench", "Measure the roofline and the kernels against it (--kernels)", &RunBench);
+const RegisterCommand kRegister("bench", "Measure the kernels (--kernels) or a model (-m DIR) against this machine", &RunBench);
 
 }  // namespace
 }  // namespace dsv4::cli

@@ -19,7 +19,7 @@ void AddModelOptions(cxxopts::Options& options) {
       ("numerics", "default | smooth (no KV/indexer round trips)", cxxopts::value<std::string>()->default_value("default"))
       ("chunk", "Prefill chunk size in tokens (0 = whole prompt)", cxxopts::value<int64_t>()->default_value("0"))
       ("threads", "Worker threads (default: all cores)", cxxopts::value<int>())
-      ("kernels", "reference | simd: matmul implementation (see docs/performance.md)", cxxopts::value<std::string>()->default_value("reference"))
+      ("matmul", "reference | simd: matmul implementation (see docs/performance.md)", cxxopts::value<std::string>()->default_value("reference"))
       ("kv-dir", "Directory for the KV spill file", cxxopts::value<std::string>())
       ("kv-ram-budget", "Compressed KV bytes kept in RAM before spilling (e.g. 2G)", cxxopts::value<std::string>())
       ("save-session", "Save the sequence state at the end to FILE", cxxopts::value<std::string>())
@@ -35,7 +35,7 @@ LoadedModel LoadModel(const cxxopts::ParseResult& args) {
     omp_set_num_threads(threads);
   }
   try {
-    SetMatMulKernels(ParseMatMulKernels(args["kernels"].as<std::string>()));
+    SetMatMulKernels(ParseMatMulKernels(args["matmul"].as<std::string>()));
   } catch (const std::invalid_argument& e) {
     throw Error(e.what());
   }

@@ -15,7 +15,7 @@ void SetMatMulKernels(MatMulImpl kernels) { g_kernels.store(kernels); }
 MatMulImpl ParseMatMulKernels(const std::string& name) {
   if (name == "reference") return MatMulImpl::kReference;
   if (name == "simd") return MatMulImpl::kSimd;
-  throw std::invalid_argument("--kernels: \"" + name + "\" is not one of reference, simd");
+  throw std::invalid_argument("--matmul: \"" + name + "\" is not one of reference, simd");
 }
 
 void MatMul(const WeightMatrix& w, const float* x, int64_t batch, float* y) {
