@@ -1,7 +1,5 @@
 #include "cli/model_options.h"
 
-#include <omp.h>
-
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -10,6 +8,7 @@
 #include "engine/session_file.h"
 #include "loader/error.h"
 #include "simd/matmul.h"
+#include "simd/threads.h"
 
 namespace dsv4::cli {
 
@@ -18,7 +17,7 @@ void AddModelOptions(cxxopts::Options& options) {
       ("m,model", "Model directory (Hugging Face layout)", cxxopts::value<std::string>())
       ("numerics", "default | smooth (no KV/indexer round trips)", cxxopts::value<std::string>()->default_value("default"))
       ("chunk", "Prefill chunk size in tokens (0 = whole prompt)", cxxopts::value<int64_t>()->default_value("0"))
-      ("threads", "Worker threads (default: all cores)", cxxopts::value<int>())
+      ("threads", "Worker threads (default: physical cores)", cxxopts::value<int>())
       ("matmul", "reference | simd: matmul implementation (see docs/performance.md)", cxxopts::value<std::string>()->default_value("reference"))
       ("kv-dir", "Directory for the KV spill file", cxxopts::value<std::string>())
       ("kv-ram-budget", "Compressed KV bytes kept in RAM before spilling (e.g. 2G)", cxxopts::value<std::string>())
@@ -29,11 +28,13 @@ void AddModelOptions(cxxopts::Options& options) {
 
 LoadedModel LoadModel(const cxxopts::ParseResult& args) {
   if (!args.count("model")) throw Error("-m/--model DIR is required");
+  // One pinned team of --threads, physical cores by default (simd/threads.h).
+  int threads = 0;
   if (args.count("threads")) {
-    const int threads = args["threads"].as<int>();
+    threads = args["threads"].as<int>();
     if (threads < 1) throw Error("--threads must be >= 1");
-    omp_set_num_threads(threads);
   }
+  SetThreadCount(threads);
   try {
     SetMatMulKernels(ParseMatMulKernels(args["matmul"].as<std::string>()));
   } catch (const std::invalid_argument& e) {
