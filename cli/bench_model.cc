@@ -341,12 +341,14 @@ void PrintMarkdown(const Report& r) {
   std::printf("dsv4 bench: %s, %d threads\n\n", r.dir.c_str(), r.threads);
   std::printf("- machine: DRAM read %.2f GB/s measured", r.read_gbps);
   if (r.store.paging) std::printf(", disk read %.3f GB/s measured (%s)", r.disk_gbps, r.direct_io ? "O_DIRECT" : "buffered");
-  std::printf("\n- weights: dense %.3f GB resident, routed experts %.3f GB %s\n", r.store.dense_bytes / gb,
-              r.store.expert_bytes / gb,
-              r.store.paging ? ("paged through " + std::to_string(r.store.cache_slots) + " cache slots of " +
-                                std::to_string(r.store.slot_bytes >> 20) + " MiB")
-                                   .c_str()
-                             : "resident");
+  std::printf("\n- weights: dense %.3f GB resident, routed experts %.3f GB ", r.store.dense_bytes / gb,
+              r.store.expert_bytes / gb);
+  if (r.store.paging) {
+    std::printf("paged through %lld cache slots of %.2f MB\n", static_cast<long long>(r.store.cache_slots),
+                r.store.slot_bytes / 1e6);
+  } else {
+    std::printf("resident\n");
+  }
   std::printf("- resident weights %.3f GB", r.store.resident_bytes / gb);
   if (r.mem_budget >= 0) std::printf(" (budget %.3f GB)", r.mem_budget / gb);
   std::printf(", peak RSS %.3f GB\n", r.peak_rss / gb);
@@ -373,7 +375,9 @@ void PrintMarkdown(const Report& r) {
 int RunModelBench(int argc, char** argv) {
   // A throughput benchmark measures the fast path: the SIMD kernels.
   SetMatMulKernels(MatMulImpl::kSimd);
-  cxxopts::Options options("dsv4 bench", "End-to-end throughput of a checkpoint: dsv4 bench -m DIR");
+  cxxopts::Options options("dsv4 bench",
+                           "End-to-end throughput of a checkpoint against this machine's DRAM and disk bandwidth "
+                           "(dsv4 bench --kernels measures the kernels alone)");
   options.add_options()
       ("m,model", "Model directory (Hugging Face layout)", cxxopts::value<std::string>())
       ("prompt-tokens", "Prompt length of the cold and warm runs", cxxopts::value<int64_t>()->default_value("512"))
@@ -385,7 +389,7 @@ int RunModelBench(int argc, char** argv) {
       ("chunk", "Prefill rows per forward pass", cxxopts::value<int64_t>()->default_value("512"))
       ("numerics", "default | smooth", cxxopts::value<std::string>()->default_value("default"))
       ("mlock", "Lock the resident weights in RAM")
-      ("buffered-io", "Read expert misses through the page cache instead of O_DIRECT")
+      ("buffered-io", "Read weights through the page cache instead of with O_DIRECT")
       ("md", "Markdown table (the default)")
       ("csv", "CSV rows")
       ("json", "One JSON object");
@@ -413,6 +417,14 @@ int RunModelBench(int argc, char** argv) {
   store_options.direct_io = args.count("buffered-io") == 0;
   const Numerics numerics = ParseNumerics(args["numerics"].as<std::string>());
   if (!fs::is_directory(dir)) throw Error(dir + ": model directory not found");
+  // Lengths are checked against the config before anything long runs.
+  const ModelConfig config = ModelConfig::FromFile((fs::path(dir) / "config.json").string());
+  int64_t longest = prompt_tokens;
+  for (int64_t d : depths) longest = std::max(longest, d);
+  if (longest + gen_tokens > config.max_position_embeddings) {
+    throw Error("a run of " + std::to_string(longest + gen_tokens) + " tokens exceeds max_position_embeddings (" +
+                std::to_string(config.max_position_embeddings) + ")");
+  }
 
   Report report;
   report.dir = dir;
@@ -422,7 +434,7 @@ int RunModelBench(int argc, char** argv) {
   // Probed before and after the runs; the better figure is the machine's (a
   // busy neighbour can only make a probe slower).
   auto probe_dram = [&] {
-    const double gbps = MeasureReadBandwidth(std::max<int64_t>(16 * LastLevelCacheBytes(), int64_t{512} << 20), 8);
+    const double gbps = MeasureReadBandwidth(ReadProbeBytes(), 16);
     std::fprintf(stderr, "bench: DRAM read %.2f GB/s with %d threads\n", gbps, threads);
     report.read_gbps = std::max(report.read_gbps, gbps);
   };
@@ -441,13 +453,6 @@ int RunModelBench(int argc, char** argv) {
   std::fprintf(stderr, "bench: loaded in %.2f s: %.3f GB resident (%s)\n", report.load_seconds,
                report.store.resident_bytes / 1e9, report.store.paging ? "paging experts" : "all in RAM");
 
-  const ModelConfig& config = stored.model->config();
-  int64_t longest = prompt_tokens;
-  for (int64_t d : depths) longest = std::max(longest, d);
-  if (longest + gen_tokens > config.max_position_embeddings) {
-    throw Error("a run of " + std::to_string(longest + gen_tokens) + " tokens exceeds max_position_embeddings (" +
-                std::to_string(config.max_position_embeddings) + ")");
-  }
   Bench bench(stored, chunk);
   const std::vector<int32_t> prompt = SyntheticTokens(prompt_tokens, config.vocab_size, 0);
   report.runs.push_back(bench.Measure("cold", prompt, gen_tokens));

@@ -1,7 +1,6 @@
 #include "engine/paged_experts.h"
 
 #include "engine/model_weights.h"
-#include "loader/error.h"
 
 namespace dsv4 {
 

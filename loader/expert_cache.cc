@@ -42,7 +42,7 @@ int OpenForReading(const std::string& path, bool& direct_io) {
 
 uint8_t* MapWeightMemory(uint64_t bytes, uintptr_t like) {
   const uint64_t reserve = bytes + kHugePage;
-  void* raw = ::mmap(nullptr, reserve, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* raw = ::mmap(nullptr, reserve, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (raw == MAP_FAILED) {
     throw Error("cannot map " + std::to_string(bytes) + " bytes of memory for weights (" + std::strerror(errno) + ")");
   }
@@ -132,25 +132,26 @@ ExpertCache::Layout ExpertCache::LayOut(const std::vector<FileExtent>& parts) {
   return layout;
 }
 
+uint64_t ExpertCache::LayoutBytes(const Layout& layout) {
+  return layout.reads.empty() ? 0 : layout.reads.back().slot_offset + layout.reads.back().bytes;
+}
+
 int64_t ExpertCache::SlotBytes(const std::vector<std::vector<FileExtent>>& items) {
   uint64_t most = 0;
-  for (const auto& parts : items) {
-    const Layout layout = LayOut(parts);
-    if (!layout.reads.empty()) most = std::max(most, layout.reads.back().slot_offset + layout.reads.back().bytes);
-  }
+  for (const auto& parts : items) most = std::max(most, LayoutBytes(LayOut(parts)));
   return static_cast<int64_t>(most);
 }
 
-ExpertCache::ExpertCache(const std::vector<std::string>& paths, std::vector<std::vector<FileExtent>> items,
+ExpertCache::ExpertCache(const std::vector<std::string>& paths, const std::vector<std::vector<FileExtent>>& items,
                          int64_t slots, bool direct_io, bool lock_memory)
     : paths_(paths), direct_io_(direct_io) {
   if (slots < 2) throw Error("the expert cache needs at least 2 slots, got " + std::to_string(slots));
   std::vector<bool> used(paths.size(), false);
   for (const auto& parts : items) {
     layouts_.push_back(LayOut(parts));
+    slot_bytes_ = std::max(slot_bytes_, static_cast<int64_t>(LayoutBytes(layouts_.back())));
     for (const FileExtent& p : parts) used.at(p.file) = true;
   }
-  slot_bytes_ = SlotBytes(items);
   // Only the files that hold experts are opened, all in the same I/O mode.
   bool direct = direct_io;
   fds_.assign(paths.size(), -1);
@@ -202,25 +203,23 @@ ExpertCache::~ExpertCache() {
 }
 
 int ExpertCache::FindVictim(bool demand) const {
-  int coldest = -1, latest_prefetch = -1;
+  int coldest = -1, latest_hint = -1;
   auto colder = [&](const Slot& a, const Slot& b) {
     const uint32_t ua = uses_[a.item], ub = uses_[b.item];
     return ua != ub ? ua < ub : a.last_use < b.last_use;
   };
   for (int s = 0; s < static_cast<int>(slots_.size()); ++s) {
     const Slot& slot = slots_[s];
-    if (slot.pins > 0 || slot.state == SlotState::kLoading) continue;
+    if (slot.pins > 0 || slot.state == SlotState::kLoading || (slot.unclaimed && slot.demanded)) continue;
     if (slot.state == SlotState::kEmpty || slot.state == SlotState::kFailed) return s;
-    if (!slot.unclaimed) {
+    if (!slot.hinted) {
       if (coldest < 0 || colder(slot, slots_[coldest])) coldest = s;
-    } else if (!slot.demanded && (latest_prefetch < 0 || slot.loaded_at > slots_[latest_prefetch].loaded_at)) {
-      latest_prefetch = s;
+    } else if (latest_hint < 0 || slot.hinted_at > slots_[latest_hint].hinted_at) {
+      latest_hint = s;
     }
   }
   if (coldest >= 0) return coldest;
-  // A read-ahead that has not been used yet is dropped only for a caller who
-  // is waiting now, and then the one that was read last (needed last).
-  return demand ? latest_prefetch : -1;
+  return demand ? latest_hint : -1;
 }
 
 void ExpertCache::Load(int slot, int64_t item) {
@@ -260,7 +259,8 @@ void ExpertCache::ReaderLoop() {
     slot = Slot{};
     slot.item = item;
     slot.state = SlotState::kLoading;
-    slot.loaded_at = ++clock_;
+    slot.hinted = !demand;
+    slot.hinted_at = ++clock_;
     slot.unclaimed = true;
     slot.demanded = demand;
     slot_of_[item] = victim;
@@ -303,10 +303,10 @@ ExpertCache::Pinned ExpertCache::Acquire(int64_t item) {
       if (slot.unclaimed) {
         ++stats_.misses;
         if (!slot.demanded) ++stats_.prefetched;
-        slot.unclaimed = false;
       } else {
         ++stats_.hits;
       }
+      slot.unclaimed = slot.hinted = false;
       if (waited) stats_.stall_seconds += SecondsSince(start);
       Pinned pinned;
       const uint8_t* base = memory_ + static_cast<uint64_t>(s) * slot_bytes_;
@@ -346,7 +346,18 @@ void ExpertCache::Prefetch(const std::vector<int64_t>& items) {
       if (item < 0 || item >= static_cast<int64_t>(slot_of_.size())) {
         throw Error("expert cache: item " + std::to_string(item) + " does not exist");
       }
-      if (slot_of_[item] >= 0 || queued_[item] != kNotQueued) continue;
+      const int s = slot_of_[item];
+      if (s >= 0) {
+        // Resident already: keep it until it is used (a read in flight is
+        // kept by its own mark once it lands).
+        Slot& slot = slots_[s];
+        if (slot.state == SlotState::kReady && !slot.hinted) {
+          slot.hinted = true;
+          slot.hinted_at = ++clock_;
+        }
+        continue;
+      }
+      if (queued_[item] != kNotQueued) continue;
       queued_[item] = kQueuedPrefetch;
       prefetch_.push_back(item);
       added = true;

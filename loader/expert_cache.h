@@ -69,8 +69,8 @@ class ExpertCache {
   // paths: the files; items[i]: the tensors of expert i, whose addresses
   // Acquire returns in the same order; slots: how many experts stay resident
   // (>= 2, so one can be read while another is in use).
-  ExpertCache(const std::vector<std::string>& paths, std::vector<std::vector<FileExtent>> items, int64_t slots,
-              bool direct_io, bool lock_memory);
+  ExpertCache(const std::vector<std::string>& paths, const std::vector<std::vector<FileExtent>>& items,
+              int64_t slots, bool direct_io, bool lock_memory);
   ~ExpertCache();
   ExpertCache(const ExpertCache&) = delete;
   ExpertCache& operator=(const ExpertCache&) = delete;
@@ -101,11 +101,13 @@ class ExpertCache {
     SlotState state = SlotState::kEmpty;
     int pins = 0;
     uint64_t last_use = 0;   // clock of the last acquisition
-    uint64_t loaded_at = 0;  // load order, to give up the latest prefetch first
-    // Read and not yet acquired: kept until then, except that a read for a
-    // caller who waits may take back a read-ahead.
-    bool unclaimed = false;
-    bool demanded = false;  // read for a caller who waits (not ahead of need)
+    // Named by a prefetch hint (read ahead, or already resident when hinted)
+    // and not acquired since: kept until then, except that a read for a
+    // caller who waits may take back the one hinted last (needed last).
+    bool hinted = false;
+    uint64_t hinted_at = 0;
+    bool unclaimed = false;  // read and not acquired since: its first acquisition is a miss
+    bool demanded = false;   // read for a caller who waits: never taken back before it gets it
     std::string error;
   };
   // One pread: a run of the item's tensors, aligned, at `slot_offset` in the slot.
@@ -119,10 +121,11 @@ class ExpertCache {
     std::vector<uint64_t> part_offsets;  // of each tensor in the slot
   };
   static Layout LayOut(const std::vector<FileExtent>& parts);
+  static uint64_t LayoutBytes(const Layout& layout);
 
   void ReaderLoop();
-  // A slot the next read may use, or -1. Demand reads may take back an
-  // unclaimed read-ahead; read-ahead never does.
+  // A slot the next read may use, or -1. Demand reads may take back a
+  // hinted slot; read-ahead never does.
   int FindVictim(bool demand) const;
   void Load(int slot, int64_t item);
   void Unpin(int slot);

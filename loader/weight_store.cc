@@ -168,7 +168,7 @@ WeightStore::WeightStore(const Checkpoint& checkpoint, const WeightStoreOptions&
       Apply(dense_plan, options.lock_memory);
       std::vector<std::string> paths;
       for (const auto& shard : shards) paths.push_back(shard->path());
-      cache_ = std::make_unique<ExpertCache>(paths, std::move(items), slots, options.direct_io, options.lock_memory);
+      cache_ = std::make_unique<ExpertCache>(paths, items, slots, options.direct_io, options.lock_memory);
       stats_.paging = true;
       stats_.cache_slots = slots;
       stats_.slot_bytes = slot_bytes;

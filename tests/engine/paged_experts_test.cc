@@ -3,7 +3,6 @@
 // after load is an error at paging time, not a crash.
 #include "engine/paged_experts.h"
 
-#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -301,6 +300,18 @@ TEST_F(ExpertCacheTest, PrefetchedItemsAreKeptUntilUsed) {
   const ExpertCacheStats stats = cache.stats();
   EXPECT_EQ(stats.misses, 6);
   EXPECT_EQ(stats.bytes_read, each_read_once);  // no read-ahead was dropped before its use
+}
+
+TEST_F(ExpertCacheTest, AHintKeepsAResidentItemUntilItIsUsed) {
+  ExpertCache cache({path_}, items_, 3, true, false);
+  for (int64_t item : {0, 1, 2}) cache.Acquire(item);
+  // 0 is the least recently used, and the first to go without the hint.
+  cache.Prefetch({0, 5, 6});
+  ExpectContents(5, cache.Acquire(5));
+  ExpectContents(6, cache.Acquire(6));
+  const int64_t hits = cache.stats().hits;
+  ExpectContents(0, cache.Acquire(0));
+  EXPECT_EQ(cache.stats().hits, hits + 1);
 }
 
 TEST_F(ExpertCacheTest, AcquiringWithEverySlotHeldIsAnError) {
