@@ -322,13 +322,7 @@ Tokenizer Tokenizer::FromJson(std::string_view json_text, const std::string& sou
   std::array<int32_t, 256> byte_ids;
   for (int b = 0; b < 256; ++b) {
     std::string text;
-    const char32_t c = ByteLevelChar(static_cast<uint8_t>(b));
-    if (c < 0x80) {
-      text.push_back(static_cast<char>(c));
-    } else {
-      text.push_back(static_cast<char>(0xC0 | (c >> 6)));
-      text.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-    }
+    AppendUtf8(ByteLevelChar(static_cast<uint8_t>(b)), text);
     byte_ids[b] = data->vocab_ids.Find(text);
     if (byte_ids[b] < 0) f.Fail("model.vocab", "lacks the byte-level token \"" + text + "\" of byte " + std::to_string(b));
   }

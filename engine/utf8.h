@@ -10,6 +10,9 @@
 
 namespace dsv4 {
 
+// Appends the UTF-8 encoding of code point c (< 0x110000).
+void AppendUtf8(char32_t c, std::string& out);
+
 // Offset of the first byte of `text` that is not part of well-formed UTF-8
 // (overlongs, surrogates and code points past U+10FFFF are ill-formed), or
 // std::nullopt when all of it is.

@@ -2,6 +2,7 @@
 // odd shapes (partial vectors, partial scale blocks, partial register tiles
 // and panels), every weight format, edge codes and extreme E8M0 scales.
 #include "simd/matmul.h"
+#include "simd/roofline.h"
 
 #include <gtest/gtest.h>
 
@@ -19,20 +20,6 @@
 
 namespace dsv4 {
 namespace {
-
-const char* FormatName(WeightFormat format) {
-  switch (format) {
-    case WeightFormat::kF32:
-      return "f32";
-    case WeightFormat::kBF16:
-      return "bf16";
-    case WeightFormat::kE4M3Blocked:
-      return "e4m3";
-    case WeightFormat::kE2M1Grouped:
-      return "e2m1";
-  }
-  return "?";
-}
 
 struct OwnedMatrix {
   std::vector<uint8_t> data, scales;
@@ -153,13 +140,13 @@ class MatMulTest : public ::testing::Test {
         const double error = std::fabs(static_cast<double>(actual[i]) - expected[i]);
         const double bound = 1e-5 * magnitude[i] + subnormal_slack;
         if (!(error <= bound) && mismatches++ == 0) {
-          ADD_FAILURE() << hwy::TargetName(target) << " " << FormatName(w.format) << " " << rows << "x" << cols
+          ADD_FAILURE() << hwy::TargetName(target) << " " << KernelFormatName(w.format) << " " << rows << "x" << cols
                         << " blocks " << w.block_rows << "x" << w.block_cols << " batch " << batch << ": y[" << i / rows
                         << "][" << i % rows << "] = " << actual[i] << ", reference " << expected[i] << ", bound "
                         << bound;
         }
       }
-      EXPECT_EQ(mismatches, 0) << hwy::TargetName(target) << " " << FormatName(w.format);
+      EXPECT_EQ(mismatches, 0) << hwy::TargetName(target) << " " << KernelFormatName(w.format);
     }
     hwy::SetSupportedTargetsForTest(0);
   }
