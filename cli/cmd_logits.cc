@@ -48,7 +48,7 @@ int RunLogits(int argc, char** argv) {
   }
 
   LoadedModel loaded = LoadModel(args);
-  const int64_t vocab = loaded.model->config().vocab_size;
+  const int64_t vocab = loaded.model().config().vocab_size;
   // With --session-dir the prompt loses the prefix restored from a session:
   // prefill_logits then cover the positions computed in this run.
   SessionSequence sequence(args, loaded, prompt);

@@ -67,7 +67,7 @@ int RunRun(int argc, char** argv) {
   const ReasoningMode mode = ParseReasoningMode(args["mode"].as<std::string>());
 
   LoadedModel loaded = LoadModel(args);
-  const ModelConfig& config = loaded.model->config();
+  const ModelConfig& config = loaded.model().config();
   std::optional<Tokenizer> tokenizer;
   std::vector<int32_t> prompt;
   if (args.count("prompt")) {

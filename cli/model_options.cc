@@ -18,6 +18,9 @@ void AddModelOptions(cxxopts::Options& options) {
       ("numerics", "default | smooth (no KV/indexer round trips)", cxxopts::value<std::string>()->default_value("default"))
       ("chunk", "Prefill chunk size in tokens (0 = whole prompt)", cxxopts::value<int64_t>()->default_value("0"))
       ("threads", "Worker threads (default: physical cores)", cxxopts::value<int>())
+      ("mem-budget", "Resident weight bytes (dense + expert cache), e.g. 40G; routed experts beyond it are paged",
+       cxxopts::value<std::string>())
+      ("mlock", "Lock the resident weights in RAM (with the weight store)")
       ("matmul", "reference | simd: matmul implementation (see docs/performance.md)", cxxopts::value<std::string>()->default_value("reference"))
       ("kv-dir", "Directory for the KV spill file", cxxopts::value<std::string>())
       ("kv-ram-budget", "Compressed KV bytes kept in RAM before spilling (e.g. 2G)", cxxopts::value<std::string>())
@@ -57,22 +60,34 @@ LoadedModel LoadModel(const cxxopts::ParseResult& args) {
   const Numerics numerics = ParseNumerics(args["numerics"].as<std::string>());
   const auto start = std::chrono::steady_clock::now();
   const std::string dir = args["model"].as<std::string>();
-  loaded.checkpoint = std::make_unique<Checkpoint>(dir);
-  loaded.model = std::make_unique<Model>(*loaded.checkpoint, numerics);
+  if (args.count("mem-budget") || args.count("mlock")) {
+    WeightStoreOptions store_options;
+    if (args.count("mem-budget")) {
+      store_options.mem_budget = ParseBytes(args["mem-budget"].as<std::string>(), "--mem-budget");
+    }
+    store_options.lock_memory = args.count("mlock") > 0;
+    loaded.stored = LoadStoredModel(dir, numerics, store_options);
+    const WeightStoreStats& stats = loaded.stored.store->stats();
+    std::fprintf(stderr, "weight store: %.3f GB resident, %s\n", stats.resident_bytes / 1e9,
+                 stats.paging ? "routed experts paged" : "all in RAM");
+  } else {
+    loaded.stored.checkpoint = std::make_unique<Checkpoint>(dir);
+    loaded.stored.model = std::make_unique<Model>(*loaded.stored.checkpoint, numerics);
+  }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::fprintf(stderr, "loaded %s: %lld layers, vocab %lld, numerics %s (%.2f s)\n", dir.c_str(),
-               static_cast<long long>(loaded.checkpoint->config().num_hidden_layers),
-               static_cast<long long>(loaded.checkpoint->config().vocab_size), NumericsName(numerics), seconds);
+               static_cast<long long>(loaded.checkpoint().config().num_hidden_layers),
+               static_cast<long long>(loaded.checkpoint().config().vocab_size), NumericsName(numerics), seconds);
   return loaded;
 }
 
 SessionSequence::SessionSequence(const cxxopts::ParseResult& args, const LoadedModel& loaded,
                                  std::vector<int32_t>& prompt)
-    : runner_(*loaded.model, loaded.chunk, loaded.kv) {
+    : runner_(loaded.model(), loaded.chunk, loaded.kv) {
   if (args.count("save-session")) save_path_ = args["save-session"].as<std::string>();
   if (args.count("session-dir")) session_dir_ = args["session-dir"].as<std::string>();
   if (args.count("load-session") || args.count("session-dir") || args.count("save-session")) {
-    identity_ = ModelIdentity(*loaded.checkpoint);
+    identity_ = ModelIdentity(loaded.checkpoint());
   }
   if (args.count("load-session")) {
     const std::string path = args["load-session"].as<std::string>();
@@ -84,7 +99,7 @@ SessionSequence::SessionSequence(const cxxopts::ParseResult& args, const LoadedM
     std::filesystem::create_directories(session_dir_, ec);
     int64_t matched = 0;
     const std::string path =
-        FindPrefixSession(session_dir_, prompt, identity_, loaded.model->numerics(), &matched);
+        FindPrefixSession(session_dir_, prompt, identity_, loaded.model().numerics(), &matched);
     if (!path.empty()) {
       runner_.Load(path, identity_);
       prompt.erase(prompt.begin(), prompt.begin() + matched);

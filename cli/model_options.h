@@ -10,6 +10,7 @@
 #include <cxxopts.hpp>
 
 #include "engine/model.h"
+#include "engine/paged_experts.h"
 #include "engine/sequence_runner.h"
 #include "loader/checkpoint.h"
 
@@ -17,12 +18,16 @@ namespace dsv4::cli {
 
 void AddModelOptions(cxxopts::Options& options);
 
-// The checkpoint and model named by -m, with --threads applied; logs to stderr.
+// The model named by -m, with --threads applied; logs to stderr. Its
+// weights are the checkpoint's memory map, or a WeightStore (resident dense
+// weights, routed experts paged under --mem-budget) when --mem-budget or
+// --mlock is given.
 struct LoadedModel {
-  std::unique_ptr<Checkpoint> checkpoint;
-  std::unique_ptr<Model> model;
+  StoredModel stored;
   int64_t chunk = 0;
   KvOptions kv;
+  const Checkpoint& checkpoint() const { return *stored.checkpoint; }
+  const Model& model() const { return *stored.model; }
 };
 LoadedModel LoadModel(const cxxopts::ParseResult& args);
 

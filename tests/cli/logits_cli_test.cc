@@ -60,6 +60,18 @@ TEST(RunCli, GreedyIdsMatchGoldenDecode) {
   EXPECT_EQ(result.out, Join(s.decode_tokens) + "\n");
 }
 
+// Under a budget that leaves room for only part of the routed experts, the
+// experts are paged through the weight store's cache: same greedy tokens.
+TEST(RunCli, PagedExpertsUnderMemBudgetGiveTheSameTokens) {
+  testing::Golden golden;
+  const testing::GoldenSequence& s = golden.sequences()[0];  // short_greedy
+  const auto result = RunCli("run -m " + DataPath("tiny-dsv4/checkpoint") + " --prompt-ids " + Join(s.prompt) +
+                             " -n " + std::to_string(s.decode_tokens.size()) + " --mem-budget 13M");
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.err.find("routed experts paged"), std::string::npos) << result.err;
+  EXPECT_EQ(result.out, Join(s.decode_tokens) + "\n");
+}
+
 struct BadInput {
   std::string args;
   std::string message;  // must appear in the one-line error
@@ -80,6 +92,8 @@ TEST(LogitsCli, BadInputGivesOneLineError) {
       {"logits" + model + " --prompt-ids 1 --numerics fast" + out, "--numerics"},
       {"logits" + model + " --prompt-ids 1", "--out"},
       {"run" + model + " --prompt-ids 1 --bogus", "bogus"},
+      {"logits" + model + " --prompt-ids 1 --mem-budget 1M" + out, "less than the dense weights"},
+      {"logits" + model + " --prompt-ids 1 --mem-budget lots" + out, "--mem-budget"},
   };
   for (const BadInput& c : cases) {
     const auto result = RunCli(c.args);
