@@ -21,7 +21,8 @@ void AddModelOptions(cxxopts::Options& options) {
       ("mem-budget", "Resident weight bytes (dense + expert cache), e.g. 40G; routed experts beyond it are paged",
        cxxopts::value<std::string>())
       ("mlock", "Lock the resident weights in RAM (with the weight store)")
-      ("matmul", "reference | simd: matmul implementation (see docs/performance.md)", cxxopts::value<std::string>()->default_value("reference"))
+      ("matmul", "simd | reference: Highway kernels, or the scalar reference's summation order (docs/performance.md)",
+       cxxopts::value<std::string>()->default_value("simd"))
       ("kv-dir", "Directory for the KV spill file", cxxopts::value<std::string>())
       ("kv-ram-budget", "Compressed KV bytes kept in RAM before spilling (e.g. 2G)", cxxopts::value<std::string>())
       ("save-session", "Save the sequence state at the end to FILE", cxxopts::value<std::string>())

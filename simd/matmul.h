@@ -19,9 +19,10 @@ void MatMul(const WeightMatrix& w, const float* x, int64_t batch, float* y);
 void MatMulSimd(const WeightMatrix& w, const float* x, int64_t batch, float* y);
 
 // Which implementation MatMul runs, process-wide. Both are exact in their
-// weight decoding and differ only in f32 summation order; the reference is
-// the default because golden variant A's long sequence is sensitive to that
-// order (docs/performance.md, "Numerics and the SIMD kernels").
+// weight decoding and differ only in f32 summation order. The reference is
+// the library default, pinned by the golden tests; the CLI selects the SIMD
+// kernels unless told --matmul reference (docs/performance.md, "Numerics and
+// the SIMD kernels", on the one golden element that tells the orders apart).
 enum class MatMulImpl { kReference, kSimd };
 void SetMatMulKernels(MatMulImpl kernels);
 MatMulImpl ParseMatMulKernels(const std::string& name);  // "reference" | "simd"
