@@ -7,6 +7,7 @@
 #include "engine/vector_ops.h"
 #include "simd/matmul.h"
 #include "simd/number_formats.h"
+#include "simd/ops.h"
 
 namespace dsv4 {
 
@@ -91,7 +92,7 @@ std::vector<std::vector<int32_t>> Indexer::Select(const Projections& p, const st
           const float* d = dots.data() + (i * heads + h) * available;
           for (int64_t j = 0; j < visible; ++j) scores[j] += std::max(d[j], 0.0f) * weights[h];
         }
-        selected[begin + i] = TopK(scores.data(), visible, config_.index_topk);
+        selected[begin + i] = ops::TopK(scores.data(), visible, config_.index_topk);
       }
     }
     begin += group;

@@ -7,6 +7,7 @@
 #include "engine/vector_ops.h"
 #include "loader/error.h"
 #include "simd/matmul.h"
+#include "simd/ops.h"
 
 namespace dsv4 {
 namespace {
@@ -42,7 +43,7 @@ std::vector<Routing> Moe::Route(const float* input, const int32_t* tokens, int64
     } else {
       // The bias steers selection only; the weights use the unbiased scores.
       for (int64_t e = 0; e < experts; ++e) biased[e] = score[e] + w_.bias[e];
-      r.experts = TopK(biased.data(), experts, k);
+      r.experts = ops::TopK(biased.data(), experts, k);
     }
     float sum = 0;
     for (int32_t e : r.experts) sum += score[e];

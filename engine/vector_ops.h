@@ -4,7 +4,6 @@
 
 #include <cstdint>
 #include <cmath>
-#include <vector>
 
 namespace dsv4 {
 
@@ -12,8 +11,5 @@ namespace dsv4 {
 void RmsNorm(const float* x, const float* w, int64_t n, double eps, float* y);
 float Dot(const float* a, const float* b, int64_t n);
 inline float Sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
-// Indices of the k largest values, ordered by descending value then
-// ascending index (a deterministic tie rule).
-std::vector<int32_t> TopK(const float* values, int64_t n, int64_t k);
 
 }  // namespace dsv4

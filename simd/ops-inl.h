@@ -167,23 +167,41 @@ inline void Hadamard(float* HWY_RESTRICT x, int64_t n) {
   for (; i < n; ++i) x[i] = static_cast<float>(p[i] * scale);
 }
 
-// Writes the indices i with values[i] > threshold, ascending, to out (which
-// needs room for the count plus one vector); returns the count.
-inline int64_t IndicesAbove(const float* HWY_RESTRICT values, int64_t n, float threshold,
-                            int32_t* HWY_RESTRICT out) {
+// Ranks by descending value, ties by ascending index.
+struct RanksBefore {
+  const float* values;
+  bool operator()(int32_t a, int32_t b) const { return values[a] > values[b] || (values[a] == values[b] && a < b); }
+};
+
+// The k best of values[0, n) in rank order. A heap keeps the k best so far
+// with the worst on top; a later index displaces it only with a strictly
+// larger value, so whole vectors with no lane above the worst kept value are
+// skipped with one compare — after the first few hundred rows almost all of
+// them (the indexer's top-k over up to 262,144 rows per query).
+inline void TopK(const float* HWY_RESTRICT values, int64_t n, int64_t k, std::vector<int32_t>& best) {
   const hn::ScalableTag<float> df;
-  const hn::RebindToSigned<decltype(df)> di;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
-  const auto vt = hn::Set(df, threshold);
-  int64_t count = 0, i = 0;
-  for (; i + lanes <= n; i += lanes) {
-    const auto above = hn::RebindMask(di, hn::Gt(hn::LoadU(df, values + i), vt));
-    count += static_cast<int64_t>(hn::CompressStore(hn::Iota(di, static_cast<int32_t>(i)), above, di, out + count));
+  const RanksBefore before{values};
+  k = std::max<int64_t>(0, std::min(k, n));
+  best.resize(k);
+  for (int64_t i = 0; i < k; ++i) best[i] = static_cast<int32_t>(i);
+  std::make_heap(best.begin(), best.end(), before);
+  const auto offer = [&](int64_t i) {
+    if (values[i] > values[best.front()]) {
+      std::pop_heap(best.begin(), best.end(), before);
+      best.back() = static_cast<int32_t>(i);
+      std::push_heap(best.begin(), best.end(), before);
+    }
+  };
+  int64_t i = k;
+  if (k > 0) {
+    for (; i + lanes <= n; i += lanes) {
+      if (hn::AllFalse(df, hn::Gt(hn::LoadU(df, values + i), hn::Set(df, values[best.front()])))) continue;
+      for (int64_t j = i; j < i + lanes; ++j) offer(j);
+    }
+    for (; i < n; ++i) offer(i);
   }
-  for (; i < n; ++i) {
-    if (values[i] > threshold) out[count++] = static_cast<int32_t>(i);
-  }
-  return count;
+  std::sort(best.begin(), best.end(), before);
 }
 
 }  // namespace HWY_NAMESPACE

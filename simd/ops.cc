@@ -21,7 +21,7 @@ HWY_EXPORT(RmsNorm);
 HWY_EXPORT(Dot);
 HWY_EXPORT(SoftmaxWithSink);
 HWY_EXPORT(Hadamard);
-HWY_EXPORT(IndicesAbove);
+HWY_EXPORT(TopK);
 
 void RmsNorm(const float* x, const float* w, int64_t n, double eps, float* y) {
   HWY_DYNAMIC_DISPATCH(RmsNorm)(x, w, n, eps, y);
@@ -62,20 +62,9 @@ void Hadamard(float* x, int64_t n) { HWY_DYNAMIC_DISPATCH(Hadamard)(x, n); }
 // Selection instead of sorting: the k-th largest value by nth_element, then
 // every index above it (vectorized) and the lowest-index ties at it, sorted.
 std::vector<int32_t> TopK(const float* values, int64_t n, int64_t k) {
-  k = std::min(k, n);
-  if (k <= 0) return {};
-  std::vector<float> scratch(values, values + n);
-  std::nth_element(scratch.begin(), scratch.begin() + (k - 1), scratch.end(), std::greater<float>());
-  const float threshold = scratch[k - 1];
-  std::vector<int32_t> selected(k + HWY_MAX_BYTES / sizeof(float));
-  int64_t count = HWY_DYNAMIC_DISPATCH(IndicesAbove)(values, n, threshold, selected.data());
-  for (int64_t i = 0; i < n && count < k; ++i) {
-    if (values[i] == threshold) selected[count++] = static_cast<int32_t>(i);
-  }
-  selected.resize(k);
-  std::sort(selected.begin(), selected.end(),
-            [values](int32_t a, int32_t b) { return values[a] > values[b] || (values[a] == values[b] && a < b); });
-  return selected;
+  std::vector<int32_t> best;
+  HWY_DYNAMIC_DISPATCH(TopK)(values, n, k, best);
+  return best;
 }
 
 std::vector<int32_t> TopKReference(const float* values, int64_t n, int64_t k) {

@@ -112,7 +112,7 @@ TEST(Ops, HadamardIsBitIdenticalToTheScalarTransform) {
 
 TEST(Ops, TopKMatchesReferenceWithTies) {
   ForEachTarget([] {
-    for (const int64_t n : {0, 1, 5, 100, 1000, 5000}) {
+    for (const int64_t n : {0, 1, 5, 100, 1000, 5000, 70000}) {
       std::mt19937 rng(static_cast<uint32_t>(n));
       std::vector<float> values(n);
       for (float& v : values) v = static_cast<float>(static_cast<int>(rng() % 64) - 32) * 0.25f;  // many ties
