@@ -8,6 +8,7 @@
 #include "engine/vector_ops.h"
 #include "loader/error.h"
 #include "simd/matmul.h"
+#include "simd/ops.h"
 #include "simd/number_formats.h"
 
 namespace dsv4 {
@@ -40,25 +41,28 @@ void Attention::Attend(const float* q, int64_t position, const LayerState& state
   for (int64_t j = 0; j < num_compressed; ++j) rows.push_back(compressed + j * d);
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
   const int64_t n = static_cast<int64_t>(rows.size());
+  // The row products follow the matmuls' implementation: the SIMD kernels
+  // sum the scores in their own order, the reference in index order.
+  const auto dot = ActiveMatMulKernels() == MatMulImpl::kSimd ? ops::Dot : Dot;
 #pragma omp parallel for schedule(static) if (heads * n * d > (1 << 20))
   for (int64_t h = 0; h < heads; ++h) {
     const float* qh = q + h * d;
     std::vector<float> scores(n);
     float max_score = -std::numeric_limits<float>::infinity();
     for (int64_t e = 0; e < n; ++e) {
-      scores[e] = Dot(qh, rows[e], d) * scale;
+      scores[e] = dot(qh, rows[e], d) * scale;
       max_score = std::max(max_score, scores[e]);
     }
     // The sink joins the denominator only; it takes no part in the max.
     double z = std::exp(static_cast<double>(w_.sink[h]) - max_score);
-    // Wide accumulation: the output feeds FP8 round trips downstream, where
+    // Wide accumulation (f64 lanes, one FMA per element, the same in either
+    // implementation): the output feeds FP8 round trips downstream, where
     // f32 summation noise measurably flips roundings (golden A).
     std::vector<double> acc(d, 0.0);
     for (int64_t e = 0; e < n; ++e) {
       const double p = std::exp(static_cast<double>(scores[e]) - max_score);
       z += p;
-      const float* row = rows[e];
-      for (int64_t c = 0; c < d; ++c) acc[c] += p * row[c];
+      ops::AccumulateScaled(p, rows[e], d, acc.data());
     }
     float* o = out + h * d;
     for (int64_t c = 0; c < d; ++c) o[c] = static_cast<float>(acc[c] / z);

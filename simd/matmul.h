@@ -25,6 +25,7 @@ void MatMulSimd(const WeightMatrix& w, const float* x, int64_t batch, float* y);
 // the SIMD kernels", on the one golden element that tells the orders apart).
 enum class MatMulImpl { kReference, kSimd };
 void SetMatMulKernels(MatMulImpl kernels);
+MatMulImpl ActiveMatMulKernels();
 MatMulImpl ParseMatMulKernels(const std::string& name);  // "reference" | "simd"
 
 // The Highway target MatMul runs on this CPU ("AVX3", "AVX2", ...).

@@ -40,6 +40,22 @@ inline float Dot(const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, int64
   return sum;
 }
 
+inline void AccumulateScaled(double p, const float* HWY_RESTRICT x, int64_t n, double* HWY_RESTRICT acc) {
+  const hn::ScalableTag<float> df;
+  const hn::Repartition<double, decltype(df)> dd;
+  const hn::Half<decltype(df)> dh;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df)), half = lanes / 2;
+  const auto vp = hn::Set(dd, p);
+  int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    const auto v = hn::LoadU(df, x + i);
+    hn::StoreU(hn::MulAdd(vp, hn::PromoteTo(dd, hn::LowerHalf(dh, v)), hn::LoadU(dd, acc + i)), dd, acc + i);
+    hn::StoreU(hn::MulAdd(vp, hn::PromoteTo(dd, hn::UpperHalf(dh, v)), hn::LoadU(dd, acc + i + half)), dd,
+               acc + i + half);
+  }
+  for (; i < n; ++i) acc[i] = std::fma(p, static_cast<double>(x[i]), acc[i]);
+}
+
 // sum x[i]^2 in f64 (each square is exact in f64).
 inline double SumOfSquares(const float* HWY_RESTRICT x, int64_t n) {
   const hn::ScalableTag<float> df;

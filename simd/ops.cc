@@ -19,6 +19,7 @@ namespace dsv4::ops {
 
 HWY_EXPORT(RmsNorm);
 HWY_EXPORT(Dot);
+HWY_EXPORT(AccumulateScaled);
 HWY_EXPORT(SoftmaxWithSink);
 HWY_EXPORT(Hadamard);
 HWY_EXPORT(TopK);
@@ -35,6 +36,14 @@ void RmsNormReference(const float* x, const float* w, int64_t n, double eps, flo
 }
 
 float Dot(const float* a, const float* b, int64_t n) { return HWY_DYNAMIC_DISPATCH(Dot)(a, b, n); }
+
+void AccumulateScaled(double p, const float* x, int64_t n, double* acc) {
+  HWY_DYNAMIC_DISPATCH(AccumulateScaled)(p, x, n, acc);
+}
+
+void AccumulateScaledReference(double p, const float* x, int64_t n, double* acc) {
+  for (int64_t i = 0; i < n; ++i) acc[i] = std::fma(p, static_cast<double>(x[i]), acc[i]);
+}
 
 float DotReference(const float* a, const float* b, int64_t n) {
   float sum = 0;

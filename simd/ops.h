@@ -18,6 +18,11 @@ void RmsNormReference(const float* x, const float* w, int64_t n, double eps, flo
 float Dot(const float* a, const float* b, int64_t n);
 float DotReference(const float* a, const float* b, int64_t n);
 
+// acc[i] += p * x[i] in f64 (one fused multiply-add per element), the
+// attention's wide weighted sum of value rows.
+void AccumulateScaled(double p, const float* x, int64_t n, double* acc);
+void AccumulateScaledReference(double p, const float* x, int64_t n, double* acc);
+
 // Attention softmax with a sink: with m = max_i s[i] (the sink takes no part
 // in the max) and e[i] = exp(s[i] - m) in f32,
 //   probs[i] = e[i] / (exp(sink - m) + sum_j e[j]),

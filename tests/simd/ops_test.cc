@@ -110,6 +110,26 @@ TEST(Ops, HadamardIsBitIdenticalToTheScalarTransform) {
   });
 }
 
+TEST(Ops, AccumulateScaledIsBitIdenticalToReference) {
+  ForEachTarget([] {
+    for (const int64_t n : {0, 1, 7, 16, 33, 512, 1000}) {
+      std::mt19937 rng(static_cast<uint32_t>(n + 1));
+      std::normal_distribution<float> normal;
+      std::vector<float> x(n);
+      std::vector<double> expected(n), actual(n);
+      for (int64_t i = 0; i < n; ++i) {
+        x[i] = normal(rng);
+        expected[i] = actual[i] = normal(rng);
+      }
+      for (const double p : {0.0, 1.0, 0.3, -2.5e-3, 7.0e5}) {
+        AccumulateScaledReference(p, x.data(), n, expected.data());
+        AccumulateScaled(p, x.data(), n, actual.data());
+      }
+      ASSERT_EQ(std::memcmp(actual.data(), expected.data(), n * sizeof(double)), 0) << "n " << n;
+    }
+  });
+}
+
 TEST(Ops, TopKMatchesReferenceWithTies) {
   ForEachTarget([] {
     for (const int64_t n : {0, 1, 5, 100, 1000, 5000, 70000}) {
