@@ -19,7 +19,11 @@ class Indexer {
 
   // Batched projections of a call's rows; row t is at positions[t].
   struct Projections {
-    std::vector<float> query;    // [rows][heads][dim], rotated (and round-tripped)
+    // Rotated queries [rows][heads][dim]: f32 in smooth numerics; in default
+    // numerics Hadamard-rotated and FP4-encoded like the indexer rows
+    // (codes [rows][heads][dim/2], scales [rows][heads][dim/32]).
+    std::vector<float> query;
+    std::vector<uint8_t> query_codes, query_scales;
     std::vector<float> weights;  // [rows][heads], already scaled
     std::vector<float> kv, gate; // [rows][2*dim] compressor inputs
   };
@@ -37,6 +41,12 @@ class Indexer {
                                            const std::vector<int64_t>& positions, const LayerState& state) const;
 
  private:
+  // Default numerics: scores of queries rows[begin, begin + group) against
+  // the FP4 key rows with the exact kernel (simd/indexer_scores.h);
+  // scores [group][keys.rows].
+  void ScoreFp4(const Projections& p, const std::vector<int64_t>& rows, size_t begin, size_t group,
+                const WeightMatrix& keys, const std::vector<int64_t>& visible, std::vector<float>& scores) const;
+
   const ModelConfig& config_;
   const IndexerWeights& w_;
   const Rope& rope_;

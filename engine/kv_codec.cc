@@ -5,13 +5,6 @@
 #include "simd/number_formats.h"
 
 namespace dsv4 {
-namespace {
-
-constexpr int64_t kFp8Block = 64;  // the reference kernel's KV block (§3.4)
-constexpr int64_t kFp4Block = 32;  // §3.5
-
-}  // namespace
-
 KvCodec::KvCodec(Quantization quantization, bool compact, int64_t dim, int64_t rope_dims)
     : quantization_(quantization), compact_(compact && quantization != Quantization::kNone), dim_(dim),
       nope_(dim - rope_dims) {

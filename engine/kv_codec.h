@@ -9,6 +9,9 @@
 
 namespace dsv4 {
 
+inline constexpr int64_t kFp8Block = 64;  // the reference kernel's KV block (§3.4)
+inline constexpr int64_t kFp4Block = 32;  // indexer queries and rows (§3.5)
+
 class KvCodec {
  public:
   // The round trip the model applies to the rows (none in smooth numerics).

@@ -17,7 +17,9 @@ SequenceState::SequenceState(const ModelConfig& config, Numerics numerics, const
   using Q = KvCodec::Quantization;
   const KvCodec main_codec(round_trips ? Q::kFp8Nope : Q::kNone, kv.compact, config.head_dim,
                            config.qk_rope_head_dim);
-  const KvCodec index_codec(round_trips ? Q::kFp4 : Q::kNone, kv.compact, config.index_head_dim,
+  // Indexer rows stay FP4 codes whatever kv.compact says: the exact score
+  // kernel (simd/indexer_scores.h) reads them in that form.
+  const KvCodec index_codec(round_trips ? Q::kFp4 : Q::kNone, /*compact=*/true, config.index_head_dim,
                             config.qk_rope_head_dim);
   layers_.resize(config.NumBlocks());
   for (int64_t L = 0; L < config.NumBlocks(); ++L) {

@@ -21,7 +21,8 @@ namespace dsv4 {
 struct KvOptions {
   std::string spill_dir;       // empty: never spill
   int64_t ram_budget = -1;     // bytes of compressed rows kept in RAM; < 0: unlimited
-  // Store round-tripped rows as codes + scales (exact) rather than as f32.
+  // Store round-tripped main compressed rows as codes + scales (exact)
+  // rather than as f32. Indexer rows are codes either way.
   bool compact = true;
 };
 
@@ -46,7 +47,7 @@ struct LayerState {
 class SequenceState {
  public:
   // Default numerics store compressed rows in the exact compact encoding
-  // (unless kv.compact is off); smooth numerics keep plain f32 rows.
+  // (main rows unless kv.compact is off); smooth numerics keep plain f32 rows.
   SequenceState(const ModelConfig& config, Numerics numerics, const KvOptions& kv = {});
   SequenceState(const SequenceState&) = delete;
   SequenceState& operator=(const SequenceState&) = delete;
