@@ -1,5 +1,6 @@
 // dsv4 logits: the model's logits for a prompt (one prefill, chunks allowed)
 // and for decode tokens fed one at a time, as JSON.
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -57,19 +58,29 @@ int RunLogits(int argc, char** argv) {
   std::vector<float> prefill = runner.Feed(prompt, positions == "all");
   if (prompt.empty() && !args.count("load-session") && positions == "last") prefill = runner.last_logits();
   std::vector<float> decode_logits;
+  const auto decode_start = std::chrono::steady_clock::now();
   for (size_t j = 0; j < decode.size(); ++j) {
     const std::vector<float> row = runner.Feed({decode[j]}, false);
     decode_logits.insert(decode_logits.end(), row.begin(), row.end());
-    std::fprintf(stderr, "\rdecode %zu/%zu", j + 1, decode.size());
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - decode_start).count();
+    std::fprintf(stderr, "\rdecode %zu/%zu, %.1f ms/token", j + 1, decode.size(), 1e3 * seconds / (j + 1));
   }
   if (!decode.empty()) std::fprintf(stderr, "\n");
+  std::fprintf(stderr, "%lld tokens; KV cache %.1f MB in RAM, %.1f MB spilled\n",
+               static_cast<long long>(runner.length()), runner.state().kv_ram_bytes() / 1e6,
+               runner.state().kv_spilled_bytes() / 1e6);
   sequence.Finish();
 
-  // Written beside the target and renamed, so a failure never leaves half a file.
+  // A file is written beside the target and renamed, so a failure never
+  // leaves half a file; a device or pipe (/dev/null, /dev/stdout) is
+  // written in place, since renaming over it would replace it.
   const std::string out_path = args["out"].as<std::string>();
-  const std::string temp_path = out_path + ".partial";
+  namespace fs = std::filesystem;
+  const fs::file_status target = fs::status(out_path);
+  const bool in_place = fs::exists(target) && !fs::is_regular_file(target);
+  const std::string write_path = in_place ? out_path : out_path + ".partial";
   {
-    std::ofstream out(temp_path);
+    std::ofstream out(write_path);
     if (!out) throw Error(out_path + ": cannot write");
     out << "{\"prefill_first_position\": " << first_position << ",\n\"prefill_logits\": ";
     WriteRows(out, prefill, vocab);
@@ -78,11 +89,11 @@ int RunLogits(int argc, char** argv) {
     out << "}\n";
     out.flush();
     if (!out) {
-      std::filesystem::remove(temp_path);
+      if (!in_place) fs::remove(write_path);
       throw Error(out_path + ": write failed (disk full?)");
     }
   }
-  std::filesystem::rename(temp_path, out_path);
+  if (!in_place) fs::rename(write_path, out_path);
   return 0;
 }
 

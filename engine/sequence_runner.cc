@@ -1,7 +1,7 @@
 #include "engine/sequence_runner.h"
 
-#include <chrono>
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 
@@ -32,6 +32,7 @@ std::vector<float> SequenceRunner::Feed(const std::vector<int32_t>& tokens, bool
   const bool show_progress = n > chunk;
   const auto begin_time = std::chrono::steady_clock::now();
   double last_report = 0;
+  int64_t last_reported_end = 0;
   bool reported = false;
   std::vector<float> logits((all_positions ? n : 1) * c.vocab_size);
   for (int64_t begin = 0; begin < n; begin += chunk) {
@@ -47,9 +48,14 @@ std::vector<float> SequenceRunner::Feed(const std::vector<int32_t>& tokens, bool
     if (show_progress) {
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin_time).count();
       if (seconds - last_report >= 0.5 || (end == n && reported)) {
-        std::fprintf(stderr, "\rprefill %lld/%lld tokens, %.1f tok/s", static_cast<long long>(end),
-                     static_cast<long long>(n), end / seconds);
+        // The average and the rate since the last report (long contexts slow
+        // down as the indexer scans more rows), and where the KV cache is.
+        std::fprintf(stderr, "\rprefill %lld/%lld tokens, %.1f tok/s (now %.1f), KV %.1f MB in RAM, %.1f MB spilled ",
+                     static_cast<long long>(end), static_cast<long long>(n), end / seconds,
+                     (end - last_reported_end) / std::max(seconds - last_report, 1e-9), state_.kv_ram_bytes() / 1e6,
+                     state_.kv_spilled_bytes() / 1e6);
         last_report = seconds;
+        last_reported_end = end;
         reported = true;
       }
       if (end == n && reported) std::fprintf(stderr, "\n");

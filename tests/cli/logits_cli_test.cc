@@ -1,6 +1,8 @@
 // dsv4 logits and dsv4 run end to end on the tiny fixture.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include <nlohmann/json.hpp>
 
 #include "tests/support/golden.h"
@@ -49,6 +51,14 @@ TEST(LogitsCli, LastPositionOnlyAndIdsFromFile) {
   EXPECT_EQ(json["prefill_logits"].size(), 1u);
   EXPECT_EQ(json["prefill_logits"][0].size(), 1024u);
   EXPECT_EQ(json["decode_logits"].size(), 0u);
+}
+
+// A device is written in place: renaming a finished temp file over it (what
+// protects regular files) would replace /dev/null with a file.
+TEST(LogitsCli, OutToADeviceWritesInPlace) {
+  const auto result = RunCli("logits -m " + DataPath("tiny-dsv4/checkpoint") + " --prompt-ids 1,2 --out /dev/null");
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_TRUE(std::filesystem::is_character_file("/dev/null"));
 }
 
 TEST(RunCli, GreedyIdsMatchGoldenDecode) {
