@@ -13,22 +13,13 @@
 #include <random>
 #include <vector>
 
-#include "hwy/targets.h"
 #include "simd/number_formats.h"
+#include "tests/support/for_each_target.h"
 
 namespace dsv4 {
 namespace {
 
-// Runs `check` once per target (and names the target on failure).
-template <class Check>
-void ForEachTarget(const Check& check) {
-  for (const int64_t target : hwy::SupportedAndGeneratedTargets()) {
-    hwy::SetSupportedTargetsForTest(target);
-    SCOPED_TRACE(hwy::TargetName(target));
-    check();
-  }
-  hwy::SetSupportedTargetsForTest(0);
-}
+using testing::ForEachTarget;
 
 // Owns FP4 rows with random codes and scale exponents in [min_exp, max_exp]
 // (E8M0 codes 127 + exponent); every zero_every-th row is all zero codes.
@@ -99,7 +90,7 @@ void CheckAllShapes(int min_exp, int max_exp) {
     for (const int64_t heads : {1, 3, 16, 64}) {
       for (const int64_t count : {1, 5, 17}) {
         for (const int64_t rows : {0, 1, 7, 33, 300}) {
-          SCOPED_TRACE(testing::Message() << "dim " << dim << " heads " << heads << " count " << count << " rows "
+          SCOPED_TRACE(::testing::Message() << "dim " << dim << " heads " << heads << " count " << count << " rows "
                                           << rows);
           const Problem p(count, heads, rows, dim, min_exp, max_exp, seed++);
           const std::vector<float> expected = Scores(p, true);

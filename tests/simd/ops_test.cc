@@ -11,11 +11,13 @@
 #include <random>
 #include <vector>
 
-#include "hwy/targets.h"
 #include "simd/number_formats.h"
+#include "tests/support/for_each_target.h"
 
 namespace dsv4::ops {
 namespace {
+
+using testing::ForEachTarget;
 
 constexpr int64_t kLengths[] = {1, 2, 3, 7, 8, 9, 16, 17, 31, 64, 100, 513, 4096, 4099};
 
@@ -25,17 +27,6 @@ std::vector<float> RandomVector(int64_t n, float magnitude, uint32_t seed) {
   std::vector<float> v(n);
   for (float& x : v) x = uniform(rng);
   return v;
-}
-
-// Runs `check` once per target (and names the target on failure).
-template <class Check>
-void ForEachTarget(const Check& check) {
-  for (const int64_t target : hwy::SupportedAndGeneratedTargets()) {
-    hwy::SetSupportedTargetsForTest(target);
-    SCOPED_TRACE(hwy::TargetName(target));
-    check();
-  }
-  hwy::SetSupportedTargetsForTest(0);
 }
 
 TEST(Ops, RmsNormMatchesReference) {
