@@ -11,7 +11,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -23,6 +22,7 @@
 #include "engine/sampler.h"
 #include "engine/sequence_runner.h"
 #include "loader/error.h"
+#include "loader/process_memory.h"
 #include "simd/roofline.h"
 #include "simd/threads.h"
 
@@ -103,23 +103,6 @@ int64_t DropPageCache(const std::string& path) {
   }
   ::close(fd);
   return cached;
-}
-
-// A field of /proc/self/status in bytes (VmRSS, VmHWM), or -1.
-int64_t StatusBytes(const std::string& field) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(field + ":", 0) == 0) return std::stoll(line.substr(field.size() + 1)) * 1024;
-  }
-  return -1;
-}
-
-// Restarts VmHWM from the current RSS, so that the probes' buffers do not
-// count in the model's peak.
-void ResetPeakRss() {
-  std::ofstream out("/proc/self/clear_refs");
-  out << "5";
 }
 
 // Bytes of weights one decode token reads besides its routed experts: every
@@ -442,6 +425,8 @@ int RunModelBench(int argc, char** argv) {
 
   // Cold: nothing of the checkpoint in the page cache.
   for (const std::string& file : ShardFiles(dir)) report.cold_cached_bytes += DropPageCache(file);
+  // VmHWM restarts from the current RSS, so the probes' buffers do not count
+  // in the model's peak.
   ResetPeakRss();
   std::fprintf(stderr, "bench: cold load of %s\n", dir.c_str());
   const Clock::time_point load_start = Clock::now();
@@ -471,7 +456,7 @@ int RunModelBench(int argc, char** argv) {
     const std::vector<int32_t> context = SyntheticTokens(depths[i], config.vocab_size, 1 + i);
     report.runs.push_back(bench.Measure("depth " + std::to_string(depths[i]), context, gen_tokens));
   }
-  report.peak_rss = StatusBytes("VmHWM");
+  report.peak_rss = ProcessStatusBytes("VmHWM");
   probe_dram();
 
   if (args.count("json")) {

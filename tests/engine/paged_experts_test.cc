@@ -11,7 +11,6 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <random>
 #include <thread>
@@ -19,6 +18,7 @@
 #include "engine/sequence_runner.h"
 #include "loader/error.h"
 #include "loader/expert_cache.h"
+#include "loader/process_memory.h"
 #include "loader/synth.h"
 #include "loader/weight_store.h"
 #include "tests/support/test_support.h"
@@ -124,24 +124,6 @@ class PagedExpertsTest : public ::testing::Test {
 TempDir* PagedExpertsTest::dir_ = nullptr;
 std::vector<float>* PagedExpertsTest::reference_ = nullptr;
 
-// VmRSS or VmHWM of this process, in bytes.
-int64_t StatusBytes(const std::string& field) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(field + ":", 0) == 0) return std::stoll(line.substr(field.size() + 1)) * 1024;
-  }
-  return -1;
-}
-
-// Makes VmHWM start again from the current RSS (Linux >= 4.0).
-bool ResetPeakRss() {
-  std::ofstream out("/proc/self/clear_refs");
-  out << "5";
-  out.flush();
-  return static_cast<bool>(out);
-}
-
 TEST_F(PagedExpertsTest, BudgetFarBelowTheModelGivesTheSameLogitsBitForBit) {
   const std::vector<float>& reference = ReferenceLogits();
   StoredModel stored = LoadStoredModel(checkpoint_dir(), Numerics::kDefault, {BudgetFor(3), false, true});
@@ -188,13 +170,13 @@ TEST_F(PagedExpertsTest, PeakRssStaysWithinTheBudget) {
   constexpr int64_t kOverhead = int64_t{8} << 20;
   const int64_t budget = BudgetFor(3);
   if (!ResetPeakRss()) GTEST_SKIP() << "/proc/self/clear_refs is not writable here";
-  const int64_t baseline = StatusBytes("VmRSS");
+  const int64_t baseline = ProcessStatusBytes("VmRSS");
   {
     StoredModel stored = LoadStoredModel(checkpoint_dir(), Numerics::kDefault, {budget, false, true});
     RunLogits(*stored.model);
     EXPECT_LE(stored.store->stats().resident_bytes, budget);
   }
-  const int64_t growth = StatusBytes("VmHWM") - baseline;
+  const int64_t growth = ProcessStatusBytes("VmHWM") - baseline;
   RecordProperty("budget_bytes", std::to_string(budget));
   RecordProperty("peak_rss_growth_bytes", std::to_string(growth));
   EXPECT_LE(growth, budget + kOverhead) << "budget " << budget << ", baseline RSS " << baseline;
