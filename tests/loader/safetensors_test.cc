@@ -8,7 +8,6 @@
 
 #include <cstring>
 #include <filesystem>
-#include <functional>
 
 #include "loader/error.h"
 #include "loader/safetensors_writer.h"
@@ -23,17 +22,9 @@ using ::testing::AllOf;
 using ::testing::HasSubstr;
 using testing::DataPath;
 using testing::ReadFile;
+using testing::ErrorOf;
 using testing::TempDir;
 using testing::WriteFile;
-
-std::string ErrorOf(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 std::string OpenError(const std::string& path) {
   return ErrorOf([&] { SafetensorsFile file(path); });

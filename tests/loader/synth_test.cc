@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <set>
 
 #include "loader/checkpoint.h"
@@ -22,17 +23,9 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using testing::DataPath;
 using testing::ReadFile;
+using testing::ErrorOf;
 using testing::TempDir;
 using Json = nlohmann::ordered_json;
-
-std::string ErrorOf(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 // A small config edited through its JSON, validated like a config.json.
 ModelConfig Edited(const ModelConfig& base, const Json& changes) {

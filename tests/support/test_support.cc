@@ -9,6 +9,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "loader/error.h"
+
 namespace dsv4::testing {
 
 std::string DataPath(const std::string& relative) { return std::string(DSV4_TEST_DATA) + "/" + relative; }
@@ -22,6 +24,15 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
+}
+
+std::string ErrorOf(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
 }
 
 std::string ReadFile(const std::string& path) {

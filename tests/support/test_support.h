@@ -1,6 +1,7 @@
 // Paths to the bundled fixtures and a way to run the dsv4 binary in tests.
 #pragma once
 
+#include <functional>
 #include <string>
 
 namespace dsv4::testing {
@@ -29,6 +30,9 @@ struct CommandResult {
 // Runs `dsv4 <args>` through /bin/sh (args are shell words, quote as needed),
 // optionally feeding `input` on stdin.
 CommandResult RunCli(const std::string& args, const std::string& input = "");
+
+// What dsv4::Error `f` throws, or "(no error)".
+std::string ErrorOf(const std::function<void()>& f);
 
 std::string ReadFile(const std::string& path);
 void WriteFile(const std::string& path, const std::string& contents);
