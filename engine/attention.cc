@@ -5,11 +5,12 @@
 #include <limits>
 
 #include "engine/compressor.h"
+#include "engine/kv_codec.h"
 #include "engine/vector_ops.h"
 #include "loader/error.h"
 #include "simd/matmul.h"
-#include "simd/ops.h"
 #include "simd/number_formats.h"
+#include "simd/ops.h"
 
 namespace dsv4 {
 
@@ -101,7 +102,7 @@ void Attention::Forward(const float* input, const std::vector<LayerRow>& rows, f
     float* x = kv.data() + t * d;
     RmsNorm(x, w_.kv_norm.data(), d, c.rms_norm_eps, x);
     rope_.Apply(x + nope, positions[t]);
-    if (numerics_ == Numerics::kDefault) Fp8RoundTrip(x, nope, 64);
+    if (numerics_ == Numerics::kDefault) Fp8RoundTrip(x, nope, kFp8Block);
   }
   std::vector<float> compressor_kv, compressor_gate;
   if (w_.compressed) {
