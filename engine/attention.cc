@@ -6,7 +6,6 @@
 
 #include "engine/compressor.h"
 #include "engine/kv_codec.h"
-#include "engine/vector_ops.h"
 #include "loader/error.h"
 #include "simd/matmul.h"
 #include "simd/number_formats.h"
@@ -24,34 +23,56 @@ void Attention::AdvanceCompressor(const float* kv, const float* gate, int64_t po
   const int64_t d = config_.head_dim;
   std::vector<float> row(d);
   if (!CompressorStep(cw, state.compressor, position, kv, gate, row.data())) return;
-  RmsNorm(row.data(), cw.norm.data(), d, config_.rms_norm_eps, row.data());
+  ops::RmsNorm(row.data(), cw.norm.data(), d, config_.rms_norm_eps, row.data());
   rope_.Apply(row.data() + config_.NopeHeadDim(), (position / cw.ratio) * cw.ratio);
   // In default numerics the store's encoding is the FP8 round trip (§3.4).
   state.compressed->Append(row.data());
 }
+
+namespace {
+
+// scores[h * n + offset + e] = q_h . run[e] for the `len` contiguous KV rows
+// of one run: a MatMul with the rows as F32 weights and the heads as its
+// batch, so the SIMD GEMM sums each score in the reference's order.
+void ScoreRun(const float* q, int64_t heads, int64_t d, const float* run, int64_t len, int64_t n, int64_t offset,
+              float* scores) {
+  if (len == 0) return;
+  WeightMatrix rows;
+  rows.format = WeightFormat::kF32;
+  rows.rows = len;
+  rows.cols = d;
+  rows.data = reinterpret_cast<const uint8_t*>(run);
+  std::vector<float> dots(heads * len);
+  MatMul(rows, q, heads, dots.data());
+  for (int64_t h = 0; h < heads; ++h) std::copy_n(dots.data() + h * len, len, scores + h * n + offset);
+}
+
+}  // namespace
 
 void Attention::Attend(const float* q, int64_t position, const LayerState& state, const float* compressed,
                        int64_t num_compressed, float* out) const {
   const int64_t heads = config_.num_attention_heads, d = config_.head_dim, window = config_.sliding_window;
   // Candidate KV rows: the window positions max(0, p-W+1)..p, then the
   // compressed candidates.
+  const int64_t first = std::max<int64_t>(0, position - window + 1);
   std::vector<const float*> rows;
-  for (int64_t pos = std::max<int64_t>(0, position - window + 1); pos <= position; ++pos) {
-    rows.push_back(state.window.data() + (pos % window) * d);
-  }
+  for (int64_t pos = first; pos <= position; ++pos) rows.push_back(state.window.data() + (pos % window) * d);
   for (int64_t j = 0; j < num_compressed; ++j) rows.push_back(compressed + j * d);
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
   const int64_t n = static_cast<int64_t>(rows.size());
-  // The row products follow the matmuls' implementation: the SIMD kernels
-  // sum the scores in their own order, the reference in index order.
-  const auto dot = ActiveMatMulKernels() == MatMulImpl::kSimd ? ops::Dot : Dot;
+  // The window ring wraps at most once: two runs, then the compressed one.
+  const int64_t in_window = position - first + 1, ring_start = first % window;
+  const int64_t before_wrap = std::min(in_window, window - ring_start);
+  std::vector<float> all_scores(heads * n);
+  ScoreRun(q, heads, d, rows[0], before_wrap, n, 0, all_scores.data());
+  ScoreRun(q, heads, d, state.window.data(), in_window - before_wrap, n, before_wrap, all_scores.data());
+  ScoreRun(q, heads, d, compressed, num_compressed, n, in_window, all_scores.data());
 #pragma omp parallel for schedule(static) if (heads * n * d > (1 << 20))
   for (int64_t h = 0; h < heads; ++h) {
-    const float* qh = q + h * d;
-    std::vector<float> scores(n);
+    float* scores = all_scores.data() + h * n;
     float max_score = -std::numeric_limits<float>::infinity();
     for (int64_t e = 0; e < n; ++e) {
-      scores[e] = dot(qh, rows[e], d) * scale;
+      scores[e] *= scale;
       max_score = std::max(max_score, scores[e]);
     }
     // The sink joins the denominator only; it takes no part in the max.
@@ -85,13 +106,13 @@ void Attention::Forward(const float* input, const std::vector<LayerRow>& rows, f
   MatMul(w_.wq_a, input, n, q_lora_rows.data());
   for (int64_t t = 0; t < n; ++t) {
     float* x = q_lora_rows.data() + t * q_lora;
-    RmsNorm(x, w_.q_norm.data(), q_lora, c.rms_norm_eps, x);
+    ops::RmsNorm(x, w_.q_norm.data(), q_lora, c.rms_norm_eps, x);
   }
   MatMul(w_.wq_b, q_lora_rows.data(), n, q.data());
   for (int64_t t = 0; t < n; ++t) {
     for (int64_t h = 0; h < heads; ++h) {
       float* qh = q.data() + (t * heads + h) * d;
-      RmsNorm(qh, nullptr, d, c.rms_norm_eps, qh);
+      ops::RmsNorm(qh, nullptr, d, c.rms_norm_eps, qh);
       rope_.Apply(qh + nope, positions[t]);
     }
   }
@@ -100,7 +121,7 @@ void Attention::Forward(const float* input, const std::vector<LayerRow>& rows, f
   MatMul(w_.wkv, input, n, kv.data());
   for (int64_t t = 0; t < n; ++t) {
     float* x = kv.data() + t * d;
-    RmsNorm(x, w_.kv_norm.data(), d, c.rms_norm_eps, x);
+    ops::RmsNorm(x, w_.kv_norm.data(), d, c.rms_norm_eps, x);
     rope_.Apply(x + nope, positions[t]);
     if (numerics_ == Numerics::kDefault) Fp8RoundTrip(x, nope, kFp8Block);
   }

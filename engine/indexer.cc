@@ -5,7 +5,6 @@
 
 #include "engine/compressor.h"
 #include "engine/kv_codec.h"
-#include "engine/vector_ops.h"
 #include "simd/indexer_scores.h"
 #include "simd/matmul.h"
 #include "simd/number_formats.h"
@@ -36,7 +35,7 @@ Indexer::Projections Indexer::Project(const float* normed_input, const float* q_
     p.query_scales.resize(rows * heads * dim / kFp4Block);
     for (int64_t i = 0; i < rows * heads; ++i) {
       float* q = p.query.data() + i * dim;
-      HadamardTransform(q, dim);
+      ops::Hadamard(q, dim);
       Fp4Encode(q, dim, kFp4Block, p.query_codes.data() + i * dim / 2,
                 p.query_scales.data() + i * dim / kFp4Block);
     }
@@ -62,10 +61,10 @@ void Indexer::AdvanceRows(const Projections& p, int64_t t, int64_t position, Lay
     return;
   }
   const int64_t j = position / cw.ratio;
-  RmsNorm(row.data(), cw.norm.data(), dim, config_.rms_norm_eps, row.data());
+  ops::RmsNorm(row.data(), cw.norm.data(), dim, config_.rms_norm_eps, row.data());
   rope_.Apply(row.data() + dim - config_.qk_rope_head_dim, j * cw.ratio);
   // In default numerics the store's encoding is the FP4 round trip (§3.5).
-  if (numerics_ == Numerics::kDefault) HadamardTransform(row.data(), dim);
+  if (numerics_ == Numerics::kDefault) ops::Hadamard(row.data(), dim);
   state.indexer_rows->Append(row.data());
 }
 

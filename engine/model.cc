@@ -5,9 +5,9 @@
 #include <map>
 
 #include "engine/hyper_connection.h"
-#include "engine/vector_ops.h"
 #include "loader/error.h"
 #include "simd/matmul.h"
+#include "simd/ops.h"
 
 namespace dsv4 {
 
@@ -80,14 +80,14 @@ void Model::RunBlock(int64_t block, const std::vector<TokenRow>& rows, std::vect
 
   HcPre(config_, w.hc_attn, streams.data(), n, x.data(), mixing);
   for (int64_t t = 0; t < n; ++t) {
-    RmsNorm(x.data() + t * hidden, w.attn_norm.data(), hidden, config_.rms_norm_eps, x.data() + t * hidden);
+    ops::RmsNorm(x.data() + t * hidden, w.attn_norm.data(), hidden, config_.rms_norm_eps, x.data() + t * hidden);
   }
   blocks_[block].attention->Forward(x.data(), layer_rows, y.data());
   HcPost(config_, mixing, y.data(), n, streams.data());
 
   HcPre(config_, w.hc_ffn, streams.data(), n, x.data(), mixing);
   for (int64_t t = 0; t < n; ++t) {
-    RmsNorm(x.data() + t * hidden, w.ffn_norm.data(), hidden, config_.rms_norm_eps, x.data() + t * hidden);
+    ops::RmsNorm(x.data() + t * hidden, w.ffn_norm.data(), hidden, config_.rms_norm_eps, x.data() + t * hidden);
   }
   blocks_[block].moe->Forward(x.data(), tokens.data(), n, y.data());
   HcPost(config_, mixing, y.data(), n, streams.data());
@@ -104,7 +104,7 @@ void Model::Logits(const HyperConnectionWeights& hc_head, const std::vector<floa
   }
   HcHead(config_, hc_head, picked.data(), k, h.data());
   for (int64_t i = 0; i < k; ++i) {
-    RmsNorm(h.data() + i * hidden, norm.data(), hidden, config_.rms_norm_eps, h.data() + i * hidden);
+    ops::RmsNorm(h.data() + i * hidden, norm.data(), hidden, config_.rms_norm_eps, h.data() + i * hidden);
   }
   MatMul(weights_.head, h.data(), k, logits);
 }
@@ -147,12 +147,12 @@ void Model::ForwardMtp(const std::vector<TokenRow>& rows, const float* streams, 
   for (int64_t t = 0; t < n; ++t) {
     float* e = embedded.data() + t * hidden;
     DecodeRow(weights_.embed, rows[t].token, e);
-    RmsNorm(e, mtp.enorm.data(), hidden, config_.rms_norm_eps, e);
+    ops::RmsNorm(e, mtp.enorm.data(), hidden, config_.rms_norm_eps, e);
   }
   MatMul(mtp.e_proj, embedded.data(), n, projected_embedding.data());
   std::vector<float> normed(n * hc * hidden), mixed(n * hc * hidden);
   for (int64_t i = 0; i < n * hc; ++i) {
-    RmsNorm(streams + i * hidden, mtp.hnorm.data(), hidden, config_.rms_norm_eps, normed.data() + i * hidden);
+    ops::RmsNorm(streams + i * hidden, mtp.hnorm.data(), hidden, config_.rms_norm_eps, normed.data() + i * hidden);
   }
   MatMul(mtp.h_proj, normed.data(), n * hc, mixed.data());
   for (int64_t t = 0; t < n; ++t) {

@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstring>
 
-#include "engine/vector_ops.h"
 #include "loader/error.h"
 #include "simd/matmul.h"
 #include "simd/ops.h"

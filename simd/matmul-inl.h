@@ -10,10 +10,12 @@
 //   to every weight;
 // - GEMM (batch >= 5): compute-bound, so a panel of weights is decoded once
 //   into a cache-resident f32 tile and a register-blocked micro-kernel reuses
-//   every decoded weight for all activation rows.
-// The input rows are first copied into a zero-padded "packed" buffer whose
-// column order matches the order in which the FP4 decoder produces weights,
-// so no lane ever has to be moved back into index order.
+//   every decoded weight for all activation rows; its lanes are weight rows,
+//   so each output is the reference's own chain, bit for bit.
+// The input rows are first copied into a "packed" buffer: for the matvec,
+// zero-padded and in the column order in which the FP4 decoder produces
+// weights, so no lane ever has to be moved back into index order; for the
+// GEMM, column-major per tile of input rows.
 
 // Declarations shared by all targets (normal include guard).
 #ifndef DSV4_SIMD_MATMUL_INL_SHARED_H_
@@ -25,20 +27,20 @@
 
 namespace dsv4 {
 
-// Packed input rows are padded to a multiple of this many columns (zeros), so
+// Matvec input rows are padded to a multiple of this many columns (zeros), so
 // every decode step of every target reads whole vectors of activations.
 inline constexpr int64_t kPackedColumnMultiple = 64;
-// ... and laid out this many floats further apart, so that the rows a GEMM
-// register tile reads together do not all map to the same L1 sets (row
-// strides that are multiples of 4 KiB would).
+// ... and laid out this many floats further apart, so that the rows a
+// several-input matvec reads together do not all map to the same L1 sets
+// (row strides that are multiples of 4 KiB would).
 inline constexpr int64_t kPackedRowSkew = 16;
 
 // What the threads of one MatMul call share.
 struct MatMulJob {
   const WeightMatrix* w = nullptr;
-  const float* x = nullptr;       // caller's input [batch][w->cols]
-  const float* packed = nullptr;  // packed input rows, packed_stride floats apart
-  int64_t packed_cols = 0;        // columns per packed row (zero past w->cols)
+  const float* x = nullptr;  // caller's input [batch][w->cols]
+  float* packed = nullptr;   // the input rows in the layout PlanPacking chose
+  int64_t packed_cols = 0;
   int64_t packed_stride = 0;
   int64_t batch = 0;
   // kE4M3Blocked only: the E8M0 tile scales as f32, same shape as w->scales.
@@ -46,15 +48,18 @@ struct MatMulJob {
   float* y = nullptr;  // [batch][w->rows]
 };
 
-// Copies input rows [m_begin, m_end) of x into the packed buffer.
-using PackInputFn = void (*)(const WeightMatrix& w, const float* x, int64_t m_begin, int64_t m_end,
-                             int64_t packed_cols, int64_t packed_stride, float* packed);
+// Chooses the packed layout for job->w and job->batch (packed_cols and
+// packed_stride) and returns how many floats job->packed must hold.
+using PlanPackingFn = int64_t (*)(MatMulJob* job);
+// Copies input rows [m_begin, m_end) of job.x into job.packed.
+using PackInputFn = void (*)(const MatMulJob& job, int64_t m_begin, int64_t m_end);
 // Computes output rows (weight rows) [r_begin, r_end) for every input row.
 using MatMulRowsFn = void (*)(const MatMulJob& job, int64_t r_begin, int64_t r_end);
 
 // Both halves of one target, so a call never packs for one target and
 // multiplies with another.
 struct MatMulKernels {
+  PlanPackingFn plan_packing;
   PackInputFn pack_input;
   MatMulRowsFn rows;
   const char* target;  // hwy::TargetName of the target they were compiled for
@@ -82,6 +87,7 @@ struct MatMulKernels {
 #include "hwy/cache_control.h"
 #include "hwy/highway.h"
 #include "hwy/targets.h"
+#include "simd/matmul.h"
 #include "simd/number_formats.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -136,6 +142,7 @@ struct F32Codec {
   static constexpr int kBitsPerCol = 32;
   static constexpr bool kScaled = false;
   static constexpr float kFactor = 1.0f;
+  static constexpr int PackedSource(int i) { return i; }
 
   static HWY_INLINE void Decode(const uint8_t* HWY_RESTRICT row, int64_t c, VF* out) {
     const DF df;
@@ -150,6 +157,7 @@ struct BF16Codec {
   static constexpr int kBitsPerCol = 16;
   static constexpr bool kScaled = false;
   static constexpr float kFactor = 1.0f;
+  static constexpr int PackedSource(int i) { return i; }
 
   static HWY_INLINE void Decode(const uint8_t* HWY_RESTRICT row, int64_t c, VF* out) {
     const DF df;
@@ -172,6 +180,7 @@ struct E4M3Codec {
   static constexpr int kBitsPerCol = 8;
   static constexpr bool kScaled = true;
   static constexpr float kFactor = 1.0f / 256.0f;
+  static constexpr int PackedSource(int i) { return i; }
 
   static HWY_INLINE void Decode(const uint8_t* HWY_RESTRICT row, int64_t c, VF* out) {
     const DF df;
@@ -335,24 +344,12 @@ inline const uint8_t* RowBytes(const WeightMatrix& w, int bits_per_col, int64_t 
 
 inline float ReduceSum(VF v) { return hn::GetLane(hn::SumOfLanes(DF(), v)); }
 
-// y[m][r] for every m, from the scalar-reference decode of row r: the exact
-// path for shapes and scales the fast kernels do not cover.
+// y[m][r] for every m exactly as MatMulReference computes it: the path for
+// shapes and scales the fast kernels do not cover.
 inline void ExactRow(const MatMulJob& job, int64_t r, float* HWY_RESTRICT row) {
   const WeightMatrix& w = *job.w;
-  const DF df;
   DecodeRow(w, r, row);
-  for (int64_t m = 0; m < job.batch; ++m) {
-    const float* HWY_RESTRICT xm = job.x + m * w.cols;
-    VF sum0 = hn::Zero(df), sum1 = hn::Zero(df);
-    int64_t c = 0;
-    for (; c + 2 * static_cast<int64_t>(kN) <= w.cols; c += 2 * kN) {
-      sum0 = hn::MulAdd(hn::LoadU(df, row + c), hn::LoadU(df, xm + c), sum0);
-      sum1 = hn::MulAdd(hn::LoadU(df, row + c + kN), hn::LoadU(df, xm + c + kN), sum1);
-    }
-    float sum = ReduceSum(hn::Add(sum0, sum1));
-    for (; c < w.cols; ++c) sum += row[c] * xm[c];
-    job.y[m * w.rows + r] = sum;
-  }
+  for (int64_t m = 0; m < job.batch; ++m) job.y[m * w.rows + r] = SequentialDot(row, job.x + m * w.cols, w.cols);
 }
 
 inline void ExactRows(const MatMulJob& job, int64_t r_begin, int64_t r_end) {
@@ -480,7 +477,7 @@ HWY_INLINE void MatVecRows(const WeightMatrix& w, const Scales& scales, int64_t 
 // Matvec for kInputs input rows (batch <= kMaxMatVecInputs): weights are
 // decoded once per call, in registers. One input: two weight rows per pass
 // share the input loads; several: one row per pass (register budget).
-constexpr int64_t kMaxMatVecInputs = 4;
+constexpr int64_t kMaxMatVecInputs = kMatMulSimdExactBatch - 1;
 
 template <class Codec, size_t kInputs, class Scales>
 void MatVec(const MatMulJob& job, const Scales& scales, int64_t r_begin, int64_t r_end) {
@@ -511,129 +508,195 @@ void MatVec(const MatMulJob& job, const Scales& scales, int64_t r_begin, int64_t
 }
 
 // ------------------------------------------------------------------ GEMM
+//
+// Broadcast form: the lanes of an accumulator are consecutive weight rows of
+// one input row, and step c adds w[rows][c] * x[m][c], the product rounded
+// before the sum exactly as SequentialDot does. Every output is then the
+// reference's chain in column order whatever the vector width, so batched
+// results are bit-identical to MatMulReference on every target. A mul and an
+// add per multiply-add cost nothing on AMD cores, whose FP adders are pipes of
+// their own beside the two FMA pipes; on Intel they share ports and the GEMM
+// runs at up to half the FMA peak.
+//
+// Weights are decoded a panel at a time into f32, transposed to
+// [column][row] within each register tile of kTileRows rows, and every
+// decoded weight is reused for all input rows. Inputs are packed per tile of
+// kTileInputs rows as [column][input], so the broadcasts of one step share a
+// cache line.
 
-// Register tile: kMaxTileRows input rows x kTileCols weight rows of vector
-// accumulators along k ("dot" form: both operands are rows of length k, so
-// decoded weights are stored row-major and need no transpose).
-constexpr size_t kTileCols = 4;
+// Register tile: kTileVecs weight-row vectors x kTileInputs input rows.
+// Measured on Zen 4 (docs/performance-kernels.md): few inputs per tile, as
+// each costs a broadcast per step.
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-constexpr size_t kMaxTileRows = 6;  // 24 accumulators + 6 inputs of 32 registers
+constexpr size_t kTileVecs = 8;  // 24 accumulators + 3 inputs + 1 weight + 1 product of 32 registers
+constexpr size_t kTileInputs = 3;
 #else
-constexpr size_t kMaxTileRows = 3;  // 12 accumulators + 3 inputs of 16 registers
+constexpr size_t kTileVecs = 2;  // 12 accumulators + 2 weights + 1 input + 1 product of 16
+constexpr size_t kTileInputs = 6;
 #endif
+constexpr int64_t kTileRows = kTileVecs * kN;
 // A decoded panel: kPanelRows weight rows x kPanelCols columns of f32
-// (128 KiB, L2-resident); one register tile's 4 weight rows (16 KiB) and
-// input rows stream from L1/L2. Long panels keep the horizontal sums at the
-// end of each tile rare (1024 columns measured a few % faster than 512).
-constexpr int64_t kPanelRows = 32;
-constexpr int64_t kPanelCols = 1024;
-static_assert(kPanelCols % kPackedColumnMultiple == 0, "panels cover whole packed steps");
+// (128 KiB, L2-resident); one tile of it is kTileRows x kPanelCols.
+constexpr int64_t kPanelRows = 128;
+constexpr int64_t kPanelCols = 512;
+static_assert(kPanelRows % kTileRows == 0, "panels hold whole register tiles");
 
-// Sums each of four vectors: lane j of the result is the sum of v[j].
-HWY_INLINE hn::Vec<hn::Full128<float>> SumOfFour(VF v0, VF v1, VF v2, VF v3) {
-  const DF df;
-  const hn::Repartition<uint64_t, DF> d64;
-  const VF s01 = hn::Add(hn::InterleaveLower(df, v0, v1), hn::InterleaveUpper(df, v0, v1));
-  const VF s23 = hn::Add(hn::InterleaveLower(df, v2, v3), hn::InterleaveUpper(df, v2, v3));
-  const auto q01 = hn::BitCast(d64, s01), q23 = hn::BitCast(d64, s23);
-  const VF per_block = hn::BitCast(df, hn::Add(hn::BitCast(df, hn::InterleaveLower(d64, q01, q23)),
-                                               hn::BitCast(df, hn::InterleaveUpper(d64, q01, q23))));
+// Transposes a kN x kN block: out[j] lane i = in[i] lane j.
+HWY_INLINE void Transpose(const VF* in, VF* out) {
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-  const hn::Full256<float> d256;
-  const auto half = hn::Add(hn::LowerHalf(d256, per_block), hn::UpperHalf(d256, per_block));
-  const hn::Full128<float> d128;
-  return hn::Add(hn::LowerHalf(d128, half), hn::UpperHalf(d128, half));
+  __m512 t[16], s[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(in[i].raw, in[i + 1].raw);
+    t[i + 1] = _mm512_unpackhi_ps(in[i].raw, in[i + 1].raw);
+  }
+  // s[4j + k], 128-bit block b: rows 4j..4j+3 of column 4b + k.
+  for (int j = 0; j < 16; j += 4) {
+    const __m512d t0 = _mm512_castps_pd(t[j]), t1 = _mm512_castps_pd(t[j + 1]);
+    const __m512d t2 = _mm512_castps_pd(t[j + 2]), t3 = _mm512_castps_pd(t[j + 3]);
+    s[j] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
+    s[j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
+    s[j + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
+    s[j + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
+  }
+  for (int k = 0; k < 4; ++k) {
+    // Blocks (0, 2) and (1, 3) of rows 0-7 and of rows 8-15, then per column.
+    const __m512 even_lo = _mm512_shuffle_f32x4(s[k], s[4 + k], 0x88);
+    const __m512 odd_lo = _mm512_shuffle_f32x4(s[k], s[4 + k], 0xDD);
+    const __m512 even_hi = _mm512_shuffle_f32x4(s[8 + k], s[12 + k], 0x88);
+    const __m512 odd_hi = _mm512_shuffle_f32x4(s[8 + k], s[12 + k], 0xDD);
+    out[k].raw = _mm512_shuffle_f32x4(even_lo, even_hi, 0x88);
+    out[8 + k].raw = _mm512_shuffle_f32x4(even_lo, even_hi, 0xDD);
+    out[4 + k].raw = _mm512_shuffle_f32x4(odd_lo, odd_hi, 0x88);
+    out[12 + k].raw = _mm512_shuffle_f32x4(odd_lo, odd_hi, 0xDD);
+  }
 #else
-  const hn::Full128<float> d128;
-  return hn::Add(hn::LowerHalf(d128, per_block), hn::UpperHalf(d128, per_block));
+  __m256 t[8], s[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(in[i].raw, in[i + 1].raw);
+    t[i + 1] = _mm256_unpackhi_ps(in[i].raw, in[i + 1].raw);
+  }
+  for (int j = 0; j < 8; j += 4) {
+    const __m256d t0 = _mm256_castps_pd(t[j]), t1 = _mm256_castps_pd(t[j + 1]);
+    const __m256d t2 = _mm256_castps_pd(t[j + 2]), t3 = _mm256_castps_pd(t[j + 3]);
+    s[j] = _mm256_castpd_ps(_mm256_unpacklo_pd(t0, t2));
+    s[j + 1] = _mm256_castpd_ps(_mm256_unpackhi_pd(t0, t2));
+    s[j + 2] = _mm256_castpd_ps(_mm256_unpacklo_pd(t1, t3));
+    s[j + 3] = _mm256_castpd_ps(_mm256_unpackhi_pd(t1, t3));
+  }
+  for (int k = 0; k < 4; ++k) {
+    out[k].raw = _mm256_permute2f128_ps(s[k], s[4 + k], 0x20);
+    out[4 + k].raw = _mm256_permute2f128_ps(s[k], s[4 + k], 0x31);
+  }
 #endif
 }
 
-// y[i][j] (+)= sum_k a[i][k] * b[j][k] for i < kRows, j < kTileCols.
-template <size_t kRows>
-HWY_NOINLINE void GemmTile(const float* HWY_RESTRICT a, int64_t a_stride, const float* HWY_RESTRICT b,
-                           int64_t depth, float* HWY_RESTRICT y, int64_t y_stride, bool overwrite,
-                           size_t valid_cols) {
-  const DF df;
-  VF acc[kRows][kTileCols];
-  for (size_t i = 0; i < kRows; ++i) {
-    for (size_t j = 0; j < kTileCols; ++j) acc[i][j] = hn::Zero(df);
-  }
-  for (int64_t k = 0; k < depth; k += kN) {
-    VF av[kRows];
-    for (size_t i = 0; i < kRows; ++i) av[i] = hn::Load(df, a + i * a_stride + k);
-    for (size_t j = 0; j < kTileCols; ++j) {
-      const VF bv = hn::Load(df, b + j * depth + k);
-      for (size_t i = 0; i < kRows; ++i) acc[i][j] = hn::MulAdd(av[i], bv, acc[i][j]);
-    }
-  }
-  const hn::Full128<float> d128;
-  for (size_t i = 0; i < kRows; ++i) {
-    auto sums = SumOfFour(acc[i][0], acc[i][1], acc[i][2], acc[i][3]);
-    float* HWY_RESTRICT out = y + i * y_stride;
-    if (valid_cols == kTileCols) {
-      if (!overwrite) sums = hn::Add(sums, hn::LoadU(d128, out));
-      hn::StoreU(sums, d128, out);
-    } else {
-      alignas(16) float lanes[kTileCols];
-      hn::Store(sums, d128, lanes);
-      for (size_t j = 0; j < valid_cols; ++j) out[j] = overwrite ? lanes[j] : out[j] + lanes[j];
-    }
-  }
-}
-
-template <size_t kRows>
-HWY_INLINE void GemmTiles(const MatMulJob& job, int64_t m, const float* panel, int64_t panel_rows, int64_t depth,
-                          int64_t r0, int64_t k0) {
-  const int64_t n = job.w->rows;
-  for (int64_t j = 0; j < panel_rows; j += kTileCols) {
-    GemmTile<kRows>(job.packed + m * job.packed_stride + k0, job.packed_stride, panel + j * depth, depth,
-                    job.y + m * n + r0 + j, n, k0 == 0,
-                    static_cast<size_t>(std::min<int64_t>(kTileCols, panel_rows - j)));
-  }
-}
-
-template <size_t kRows>
-HWY_INLINE void GemmRemainderTiles(const MatMulJob& job, int64_t m, const float* panel, int64_t panel_rows,
-                                   int64_t depth, int64_t r0, int64_t k0, size_t rows_left) {
-  if constexpr (kRows > 0) {
-    if (rows_left == kRows) return GemmTiles<kRows>(job, m, panel, panel_rows, depth, r0, k0);
-    GemmRemainderTiles<kRows - 1>(job, m, panel, panel_rows, depth, r0, k0, rows_left);
-  }
-}
-
-// Decodes columns [k0, k0 + depth) of weight row r into out (packed order,
-// exact values, zeros past the last column).
+// Decodes weight rows [r, min(r + kN, row_end)), zeros for the rest, columns
+// [k0, k0 + depth) into lanes [0, kN) of a tile's [column][kTileRows] layout
+// at `out`: exact values, decoded row by row, then transposed.
 template <class Codec, class Scales>
-HWY_INLINE void DecodeRowRange(const WeightMatrix& w, const Scales& scales, int64_t r, int64_t k0, int64_t depth,
-                               float* HWY_RESTRICT out) {
+HWY_INLINE void DecodeTransposed(const WeightMatrix& w, const Scales& scales, int64_t r, int64_t row_end, int64_t k0,
+                                 int64_t depth, float* HWY_RESTRICT out) {
   const DF df;
-  const uint8_t* row = RowBytes(w, Codec::kBitsPerCol, r);
-  const typename Scales::Row row_scales = scales.ForRow(r);
+  constexpr int64_t kStepBytes = Codec::kCols * Codec::kBitsPerCol / 8;
+  const int64_t valid_rows = std::min<int64_t>(kN, row_end - r);
   const VF unfactor = hn::Set(df, 1.0f / Codec::kFactor);
   for (int64_t c = k0; c < k0 + depth; c += Codec::kCols) {
-    float* HWY_RESTRICT dst = out + (c - k0);
-    if (c >= w.cols) {
-      for (size_t k = 0; k < Codec::kVecs; ++k) hn::Store(hn::Zero(df), df, dst + k * kN);
-      continue;
+    VF decoded[Codec::kVecs][kN];
+    for (int64_t i = 0; i < static_cast<int64_t>(kN); ++i) {
+      VF v[Codec::kVecs];
+      if (i >= valid_rows) {
+        for (size_t k = 0; k < Codec::kVecs; ++k) v[k] = hn::Zero(df);
+      } else {
+        const uint8_t* row = RowBytes(w, Codec::kBitsPerCol, r + i);
+        if (c + static_cast<int64_t>(Codec::kCols) <= w.cols) {
+          Codec::Decode(row, c, v);
+        } else {
+          alignas(64) uint8_t tail[kStepBytes] = {};
+          std::memcpy(tail, row + c * Codec::kBitsPerCol / 8, (w.cols - c) * Codec::kBitsPerCol / 8);
+          Codec::Decode(tail, 0, v);
+        }
+        if constexpr (Codec::kScaled) {
+          const VF scale = hn::Set(df, scales.ForRow(r + i)[c / w.block_cols]);
+          for (size_t k = 0; k < Codec::kVecs; ++k) {
+            if constexpr (Codec::kFactor != 1.0f) v[k] = hn::Mul(v[k], unfactor);
+            v[k] = hn::Mul(v[k], scale);
+          }
+        }
+      }
+      for (size_t k = 0; k < Codec::kVecs; ++k) decoded[k][i] = v[k];
     }
-    VF v[Codec::kVecs];
-    if (c + static_cast<int64_t>(Codec::kCols) <= w.cols) {
-      Codec::Decode(row, c, v);
-    } else {
-      alignas(64) uint8_t tail[Codec::kCols * Codec::kBitsPerCol / 8] = {};
-      std::memcpy(tail, row + c * Codec::kBitsPerCol / 8, (w.cols - c) * Codec::kBitsPerCol / 8);
-      Codec::Decode(tail, 0, v);
+    for (size_t k = 0; k < Codec::kVecs; ++k) {
+      VF columns[kN];
+      Transpose(decoded[k], columns);
+      for (size_t j = 0; j < kN; ++j) {
+        const int64_t col = c + Codec::PackedSource(static_cast<int>(k * kN + j));
+        if (col < w.cols) hn::Store(columns[j], df, out + (col - k0) * kTileRows);
+      }
     }
-    if constexpr (Codec::kScaled) {
-      const VF scale = hn::Set(df, row_scales[c / w.block_cols]);
-      for (size_t k = 0; k < Codec::kVecs; ++k) {
-        if constexpr (Codec::kFactor != 1.0f) v[k] = hn::Mul(v[k], unfactor);
-        hn::Store(hn::Mul(v[k], scale), df, dst + k * kN);
+  }
+}
+
+// y[m][r + lane] for m < kInputs and lanes < valid_rows <= kVecs * kN,
+// continuing the chains stored in y when `resume` (columns before this
+// panel). Whichever operand is fewer per step stays in registers for it.
+template <size_t kInputs, size_t kVecs>
+HWY_NOINLINE void GemmTile(const float* HWY_RESTRICT x, const float* HWY_RESTRICT tile, int64_t depth,
+                           float* HWY_RESTRICT y, int64_t y_stride, bool resume, int64_t valid_rows) {
+  const DF df;
+  constexpr int64_t kRows = kVecs * kN;
+  VF acc[kInputs][kVecs];
+  alignas(64) float partial[kRows];
+  for (size_t m = 0; m < kInputs; ++m) {
+    float* HWY_RESTRICT ym = y + m * y_stride;
+    const float* from = ym;
+    if (resume && valid_rows < kRows) {
+      std::memcpy(partial, ym, valid_rows * sizeof(float));
+      from = partial;
+    }
+    for (size_t v = 0; v < kVecs; ++v) acc[m][v] = resume ? hn::LoadU(df, from + v * kN) : hn::Zero(df);
+  }
+  for (int64_t c = 0; c < depth; ++c) {
+    const float* HWY_RESTRICT w = tile + c * kTileRows;
+    const float* HWY_RESTRICT xc = x + c * kTileInputs;
+    if constexpr (kInputs <= kVecs) {
+      VF xv[kInputs];
+      for (size_t m = 0; m < kInputs; ++m) xv[m] = hn::Set(df, xc[m]);
+      for (size_t v = 0; v < kVecs; ++v) {
+        const VF wv = hn::Load(df, w + v * kN);
+        for (size_t m = 0; m < kInputs; ++m) acc[m][v] = hn::Add(acc[m][v], hn::Mul(wv, xv[m]));
       }
     } else {
-      for (size_t k = 0; k < Codec::kVecs; ++k) hn::Store(v[k], df, dst + k * kN);
+      VF wv[kVecs];
+      for (size_t v = 0; v < kVecs; ++v) wv[v] = hn::Load(df, w + v * kN);
+      for (size_t m = 0; m < kInputs; ++m) {
+        const VF xv = hn::Set(df, xc[m]);
+        for (size_t v = 0; v < kVecs; ++v) acc[m][v] = hn::Add(acc[m][v], hn::Mul(wv[v], xv));
+      }
     }
+  }
+  for (size_t m = 0; m < kInputs; ++m) {
+    float* HWY_RESTRICT ym = y + m * y_stride;
+    if (valid_rows == kRows) {
+      for (size_t v = 0; v < kVecs; ++v) hn::StoreU(acc[m][v], df, ym + v * kN);
+    } else {
+      for (size_t v = 0; v < kVecs; ++v) hn::Store(acc[m][v], df, partial + v * kN);
+      std::memcpy(ym, partial, valid_rows * sizeof(float));
+    }
+  }
+}
+
+// GemmTile for `inputs` <= kInputs input rows and `vecs` <= kTileVecs row
+// vectors: the last input rows of a batch and the last rows of a matrix take
+// a smaller tile instead of computing zeros.
+template <size_t kInputs, size_t kVecs = kTileVecs>
+HWY_INLINE void GemmAnyTile(size_t inputs, size_t vecs, const float* x, const float* tile, int64_t depth, float* y,
+                            int64_t y_stride, bool resume, int64_t valid_rows) {
+  if constexpr (kInputs > 0 && kVecs > 0) {
+    if (inputs < kInputs) return GemmAnyTile<kInputs - 1, kVecs>(inputs, vecs, x, tile, depth, y, y_stride, resume,
+                                                                 valid_rows);
+    if (vecs < kVecs) return GemmAnyTile<kInputs, kVecs - 1>(inputs, vecs, x, tile, depth, y, y_stride, resume,
+                                                             valid_rows);
+    GemmTile<kInputs, kVecs>(x, tile, depth, y, y_stride, resume, valid_rows);
   }
 }
 
@@ -648,26 +711,28 @@ inline float* ThreadPanel() {
 template <class Codec, class Scales>
 void Gemm(const MatMulJob& job, const Scales& exact_scales, int64_t r_begin, int64_t r_end) {
   const WeightMatrix& w = *job.w;
-  const DF df;
   float* HWY_RESTRICT panel = ThreadPanel();
   for (int64_t r0 = r_begin; r0 < r_end; r0 += kPanelRows) {
     const int64_t rows = std::min(kPanelRows, r_end - r0);
-    const int64_t padded_rows = (rows + kTileCols - 1) / kTileCols * kTileCols;
-    for (int64_t k0 = 0; k0 < job.packed_cols; k0 += kPanelCols) {
-      const int64_t depth = std::min(kPanelCols, job.packed_cols - k0);
-      for (int64_t i = 0; i < rows; ++i) {
-        DecodeRowRange<Codec>(w, exact_scales, r0 + i, k0, depth, panel + i * depth);
+    for (int64_t k0 = 0; k0 < w.cols; k0 += kPanelCols) {
+      const int64_t depth = std::min(kPanelCols, w.cols - k0);
+      for (int64_t t = 0; t < rows; t += kTileRows) {
+        for (size_t v = 0; v < kTileVecs; ++v) {
+          const int64_t first = t + static_cast<int64_t>(v * kN);
+          if (first >= rows) break;
+          DecodeTransposed<Codec>(w, exact_scales, r0 + first, r0 + rows, k0, depth, panel + t * kPanelCols + v * kN);
+        }
       }
-      for (int64_t i = rows; i < padded_rows; ++i) {
-        for (int64_t c = 0; c < depth; c += kN) hn::Store(hn::Zero(df), df, panel + i * depth + c);
-      }
-      int64_t m = 0;
-      for (; m + static_cast<int64_t>(kMaxTileRows) <= job.batch; m += kMaxTileRows) {
-        GemmTiles<kMaxTileRows>(job, m, panel, rows, depth, r0, k0);
-      }
-      if (m < job.batch) {
-        GemmRemainderTiles<kMaxTileRows - 1>(job, m, panel, rows, depth, r0, k0,
-                                             static_cast<size_t>(job.batch - m));
+      for (int64_t t = 0; t < rows; t += kTileRows) {
+        const float* tile = panel + t * kPanelCols;
+        const int64_t valid_rows = std::min(kTileRows, rows - t);
+        float* y = job.y + r0 + t;
+        const size_t vecs = static_cast<size_t>((valid_rows + kN - 1) / kN);
+        for (int64_t m = 0; m < job.batch; m += kTileInputs) {
+          const float* x = job.packed + m / kTileInputs * job.packed_stride + k0 * kTileInputs;
+          const size_t inputs = static_cast<size_t>(std::min<int64_t>(kTileInputs, job.batch - m));
+          GemmAnyTile<kTileInputs>(inputs, vecs, x, tile, depth, y + m * w.rows, w.rows, k0 > 0, valid_rows);
+        }
       }
     }
   }
@@ -678,6 +743,8 @@ void Gemm(const MatMulJob& job, const Scales& exact_scales, int64_t r_begin, int
 template <class Codec, class Scales, class ExactScales>
 void RunFormat(const MatMulJob& job, const Scales& matvec_scales, const ExactScales& exact_scales, int64_t r_begin,
                int64_t r_end) {
+  static_assert(kMaxMatVecInputs <= 4, "one case per input count");
+  if (job.batch > kMaxMatVecInputs) return Gemm<Codec>(job, exact_scales, r_begin, r_end);
   switch (job.batch) {
     case 1:
       return MatVec<Codec, 1>(job, matvec_scales, r_begin, r_end);
@@ -685,11 +752,8 @@ void RunFormat(const MatMulJob& job, const Scales& matvec_scales, const ExactSca
       return MatVec<Codec, 2>(job, matvec_scales, r_begin, r_end);
     case 3:
       return MatVec<Codec, 3>(job, matvec_scales, r_begin, r_end);
-    case 4:
-      static_assert(kMaxMatVecInputs == 4, "one case per input count");
-      return MatVec<Codec, 4>(job, matvec_scales, r_begin, r_end);
     default:
-      return Gemm<Codec>(job, exact_scales, r_begin, r_end);
+      return MatVec<Codec, 4>(job, matvec_scales, r_begin, r_end);
   }
 }
 
@@ -715,19 +779,44 @@ inline void MatMulRows(const MatMulJob& job, int64_t r_begin, int64_t r_end) {
   }
 }
 
-inline void PackInput(const WeightMatrix& w, const float* x, int64_t m_begin, int64_t m_end, int64_t packed_cols,
-                      int64_t packed_stride, float* packed) {
+// Matvec: rows of packed_stride floats, columns in the codec's packed order,
+// zero-padded to packed_cols. GEMM: per tile of kTileInputs input rows,
+// [column][input] in column order, packed_cols = w.cols floats apart per
+// input row.
+inline int64_t PlanPacking(MatMulJob* job) {
+  const int64_t cols = job->w->cols;
+  if (job->batch <= kMaxMatVecInputs) {
+    job->packed_cols = (cols + kPackedColumnMultiple - 1) / kPackedColumnMultiple * kPackedColumnMultiple;
+    job->packed_stride = job->packed_cols + kPackedRowSkew;
+    return job->batch * job->packed_stride;
+  }
+  job->packed_cols = cols;
+  job->packed_stride = static_cast<int64_t>(kTileInputs) * cols;
+  return (job->batch + kTileInputs - 1) / kTileInputs * job->packed_stride;
+}
+
+inline void PackInput(const MatMulJob& job, int64_t m_begin, int64_t m_end) {
+  const WeightMatrix& w = *job.w;
   const int64_t cols = w.cols;
+  float* HWY_RESTRICT packed = job.packed;
+  if (job.batch > kMaxMatVecInputs) {
+    for (int64_t m = m_begin; m < m_end; ++m) {
+      const float* HWY_RESTRICT in = job.x + m * cols;
+      float* HWY_RESTRICT out = packed + m / kTileInputs * job.packed_stride + m % kTileInputs;
+      for (int64_t c = 0; c < cols; ++c) out[c * kTileInputs] = in[c];
+    }
+    return;
+  }
   const bool fp4_order = w.format == WeightFormat::kE2M1Grouped && w.block_cols == E2M1Codec::kCols;
   for (int64_t m = m_begin; m < m_end; ++m) {
-    const float* HWY_RESTRICT in = x + m * cols;
-    float* HWY_RESTRICT out = packed + m * packed_stride;
+    const float* HWY_RESTRICT in = job.x + m * cols;
+    float* HWY_RESTRICT out = packed + m * job.packed_stride;
     if (!fp4_order) {
       std::memcpy(out, in, cols * sizeof(float));
-      std::fill(out + cols, out + packed_cols, 0.0f);
+      std::fill(out + cols, out + job.packed_cols, 0.0f);
       continue;
     }
-    for (int64_t g = 0; g < packed_cols; g += 32) {
+    for (int64_t g = 0; g < job.packed_cols; g += 32) {
       for (int i = 0; i < 32; ++i) {
         const int64_t c = g + E2M1Codec::PackedSource(i);
         out[g + i] = c < cols ? in[c] : 0.0f;
@@ -740,7 +829,7 @@ inline void PackInput(const WeightMatrix& w, const float* x, int64_t m_begin, in
 
 // Exported through HWY_EXPORT in matmul.cc.
 inline MatMulKernels GetMatMulKernels() {
-  return MatMulKernels{&matmul::PackInput, &matmul::MatMulRows, hwy::TargetName(HWY_TARGET)};
+  return MatMulKernels{&matmul::PlanPacking, &matmul::PackInput, &matmul::MatMulRows, hwy::TargetName(HWY_TARGET)};
 }
 
 }  // namespace HWY_NAMESPACE

@@ -75,26 +75,22 @@ void MatMulSimd(const WeightMatrix& w, const float* x, int64_t batch, float* y) 
     std::fill(y, y + batch * w.rows, 0.0f);
     return;
   }
-  // Both function pointers come from one target: the packing order must match
-  // the decoder.
+  // All function pointers come from one target: the packing must match the
+  // kernels.
   const MatMulKernels kernels = HWY_DYNAMIC_DISPATCH(GetMatMulKernels)();
-  const int64_t packed_cols = (w.cols + kPackedColumnMultiple - 1) / kPackedColumnMultiple * kPackedColumnMultiple;
-  const int64_t packed_stride = packed_cols + kPackedRowSkew;
-  hwy::AlignedFreeUniquePtr<float[]> packed = hwy::AllocateAligned<float>(batch * packed_stride);
   const std::vector<float> tile_scales = DecodeTileScales(w);
   MatMulJob job;
   job.w = &w;
   job.x = x;
-  job.packed = packed.get();
-  job.packed_cols = packed_cols;
-  job.packed_stride = packed_stride;
   job.batch = batch;
   job.tile_scales = tile_scales.data();
   job.y = y;
+  hwy::AlignedFreeUniquePtr<float[]> packed = hwy::AllocateAligned<float>(kernels.plan_packing(&job));
+  job.packed = packed.get();
 #pragma omp parallel num_threads(TeamSize(w, batch))
   {
     const int t = omp_get_thread_num(), n = omp_get_num_threads();
-    kernels.pack_input(w, x, batch * t / n, batch * (t + 1) / n, packed_cols, packed_stride, packed.get());
+    kernels.pack_input(job, batch * t / n, batch * (t + 1) / n);
 #pragma omp barrier
     int64_t begin, end;
     RowRange(w.rows, t, n, &begin, &end);

@@ -15,17 +15,21 @@ namespace dsv4 {
 // implementation chosen with SetMatMulKernels (the reference by default).
 void MatMul(const WeightMatrix& w, const float* x, int64_t batch, float* y);
 
-// The Highway kernels (dynamic dispatch over the compiled targets).
+// The Highway kernels (dynamic dispatch over the compiled targets). From
+// kMatMulSimdExactBatch input rows on, every output is the reference's own
+// chain of rounded products and sums in column order, so the result is
+// bit-identical to MatMulReference on every target; below it, the
+// memory-bound matvec sums in its own order (docs/performance.md, "Numerics
+// and the SIMD kernels").
 void MatMulSimd(const WeightMatrix& w, const float* x, int64_t batch, float* y);
+inline constexpr int64_t kMatMulSimdExactBatch = 5;
 
 // Which implementation MatMul runs, process-wide. Both are exact in their
-// weight decoding and differ only in f32 summation order. The reference is
-// the library default, pinned by the golden tests; the CLI selects the SIMD
-// kernels unless told --matmul reference (docs/performance.md, "Numerics and
-// the SIMD kernels", on the one golden element that tells the orders apart).
+// weight decoding and differ only in the f32 summation order of the matvec
+// (batch below kMatMulSimdExactBatch). The reference is the library default;
+// the CLI selects the SIMD kernels unless told --matmul reference.
 enum class MatMulImpl { kReference, kSimd };
 void SetMatMulKernels(MatMulImpl kernels);
-MatMulImpl ActiveMatMulKernels();
 MatMulImpl ParseMatMulKernels(const std::string& name);  // "reference" | "simd"
 
 // The Highway target MatMul runs on this CPU ("AVX3", "AVX2", ...).
@@ -34,5 +38,9 @@ const char* MatMulTargetName();
 // Plain scalar reference of MatMul: decode a row, dot it with each input row
 // in index order. Kernels are tested against it.
 void MatMulReference(const WeightMatrix& w, const float* x, int64_t batch, float* y);
+
+// The reference's dot product: sum = sum + a[c] * b[c] for c = 0, 1, ...,
+// product and sum each rounded to f32 (never fused).
+float SequentialDot(const float* a, const float* b, int64_t n);
 
 }  // namespace dsv4

@@ -15,6 +15,7 @@
 
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
+#include "simd/ops.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace dsv4 {
@@ -22,23 +23,6 @@ namespace ops {
 namespace HWY_NAMESPACE {
 
 namespace hn = hwy::HWY_NAMESPACE;
-
-inline float Dot(const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, int64_t n) {
-  const hn::ScalableTag<float> d;
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-  auto s0 = hn::Zero(d), s1 = hn::Zero(d), s2 = hn::Zero(d), s3 = hn::Zero(d);
-  int64_t i = 0;
-  for (; i + 4 * lanes <= n; i += 4 * lanes) {
-    s0 = hn::MulAdd(hn::LoadU(d, a + i), hn::LoadU(d, b + i), s0);
-    s1 = hn::MulAdd(hn::LoadU(d, a + i + lanes), hn::LoadU(d, b + i + lanes), s1);
-    s2 = hn::MulAdd(hn::LoadU(d, a + i + 2 * lanes), hn::LoadU(d, b + i + 2 * lanes), s2);
-    s3 = hn::MulAdd(hn::LoadU(d, a + i + 3 * lanes), hn::LoadU(d, b + i + 3 * lanes), s3);
-  }
-  for (; i + lanes <= n; i += lanes) s0 = hn::MulAdd(hn::LoadU(d, a + i), hn::LoadU(d, b + i), s0);
-  float sum = hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(s0, s1), hn::Add(s2, s3))));
-  for (; i < n; ++i) sum += a[i] * b[i];
-  return sum;
-}
 
 inline void AccumulateScaled(double p, const float* HWY_RESTRICT x, int64_t n, double* HWY_RESTRICT acc) {
   const hn::ScalableTag<float> df;
@@ -56,22 +40,32 @@ inline void AccumulateScaled(double p, const float* HWY_RESTRICT x, int64_t n, d
   for (; i < n; ++i) acc[i] = std::fma(p, static_cast<double>(x[i]), acc[i]);
 }
 
-// sum x[i]^2 in f64 (each square is exact in f64).
+// sum x[i]^2 in f64 (each square is exact in f64) in the order that every
+// target and RmsNormReference share (kSquarePartials).
 inline double SumOfSquares(const float* HWY_RESTRICT x, int64_t n) {
   const hn::ScalableTag<float> df;
   const hn::Repartition<double, decltype(df)> dd;
   const hn::Half<decltype(df)> dh;
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
-  auto s0 = hn::Zero(dd), s1 = hn::Zero(dd);
-  int64_t i = 0;
-  for (; i + lanes <= n; i += lanes) {
-    const auto v = hn::LoadU(df, x + i);
-    const auto lo = hn::PromoteTo(dd, hn::LowerHalf(dh, v)), hi = hn::PromoteTo(dd, hn::UpperHalf(dh, v));
-    s0 = hn::MulAdd(lo, lo, s0);
-    s1 = hn::MulAdd(hi, hi, s1);
+  constexpr int64_t kFloats = hn::MaxLanes(df), kDoubles = kFloats / 2;
+  static_assert(kSquarePartials % kFloats == 0, "whole vectors per partial-sum step");
+  constexpr int64_t kVecs = kSquarePartials / kDoubles;
+  // Vector v holds partial sums v * kDoubles .. (v + 1) * kDoubles - 1.
+  hn::Vec<decltype(dd)> partial[kVecs];
+  for (auto& p : partial) p = hn::Zero(dd);
+  const int64_t whole = n / kSquarePartials * kSquarePartials;
+  for (int64_t i = 0; i < whole; i += kSquarePartials) {
+    for (int64_t k = 0; k < kSquarePartials / kFloats; ++k) {
+      const auto v = hn::LoadU(df, x + i + k * kFloats);
+      const auto lo = hn::PromoteTo(dd, hn::LowerHalf(dh, v)), hi = hn::PromoteTo(dd, hn::UpperHalf(dh, v));
+      partial[2 * k] = hn::MulAdd(lo, lo, partial[2 * k]);
+      partial[2 * k + 1] = hn::MulAdd(hi, hi, partial[2 * k + 1]);
+    }
   }
-  double sum = hn::GetLane(hn::SumOfLanes(dd, hn::Add(s0, s1)));
-  for (; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
+  HWY_ALIGN double sums[kSquarePartials];
+  for (int64_t k = 0; k < kVecs; ++k) hn::Store(partial[k], dd, sums + k * kDoubles);
+  double sum = 0;
+  for (const double p : sums) sum += p;
+  for (int64_t i = whole; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
   return sum;
 }
 

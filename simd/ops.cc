@@ -18,7 +18,6 @@
 namespace dsv4::ops {
 
 HWY_EXPORT(RmsNorm);
-HWY_EXPORT(Dot);
 HWY_EXPORT(AccumulateScaled);
 HWY_EXPORT(SoftmaxWithSink);
 HWY_EXPORT(Hadamard);
@@ -29,13 +28,15 @@ void RmsNorm(const float* x, const float* w, int64_t n, double eps, float* y) {
 }
 
 void RmsNormReference(const float* x, const float* w, int64_t n, double eps, float* y) {
+  double partial[kSquarePartials] = {};
+  const int64_t whole = n / kSquarePartials * kSquarePartials;
+  for (int64_t i = 0; i < whole; ++i) partial[i % kSquarePartials] += static_cast<double>(x[i]) * x[i];
   double sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
+  for (const double p : partial) sum += p;
+  for (int64_t i = whole; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
   const float r = static_cast<float>(1.0 / std::sqrt(sum / static_cast<double>(n) + eps));
   for (int64_t i = 0; i < n; ++i) y[i] = (w ? w[i] : 1.0f) * (x[i] * r);
 }
-
-float Dot(const float* a, const float* b, int64_t n) { return HWY_DYNAMIC_DISPATCH(Dot)(a, b, n); }
 
 void AccumulateScaled(double p, const float* x, int64_t n, double* acc) {
   HWY_DYNAMIC_DISPATCH(AccumulateScaled)(p, x, n, acc);
@@ -43,12 +44,6 @@ void AccumulateScaled(double p, const float* x, int64_t n, double* acc) {
 
 void AccumulateScaledReference(double p, const float* x, int64_t n, double* acc) {
   for (int64_t i = 0; i < n; ++i) acc[i] = std::fma(p, static_cast<double>(x[i]), acc[i]);
-}
-
-float DotReference(const float* a, const float* b, int64_t n) {
-  float sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += a[i] * b[i];
-  return sum;
 }
 
 void SoftmaxWithSink(const float* scores, int64_t n, float sink, float* probs) {

@@ -10,13 +10,14 @@
 namespace dsv4::ops {
 
 // y = w * (x * r) with r = 1 / sqrt(mean(x^2) + eps), the sum of squares in
-// f64. w may be null (no weight); y may alias x.
+// f64: kSquarePartials partial sums (partial j takes the squares of x[i] with
+// i = j mod kSquarePartials below the last multiple of kSquarePartials),
+// added in order j = 0, 1, ..., then the remaining squares in index order.
+// That order is every target's, so the result is bit-identical to the
+// reference everywhere. w may be null (no weight); y may alias x.
+inline constexpr int64_t kSquarePartials = 16;
 void RmsNorm(const float* x, const float* w, int64_t n, double eps, float* y);
 void RmsNormReference(const float* x, const float* w, int64_t n, double eps, float* y);
-
-// sum a[i] * b[i] in f32.
-float Dot(const float* a, const float* b, int64_t n);
-float DotReference(const float* a, const float* b, int64_t n);
 
 // acc[i] += p * x[i] in f64 (one fused multiply-add per element), the
 // attention's wide weighted sum of value rows.

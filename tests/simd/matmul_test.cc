@@ -110,9 +110,10 @@ class MatMulTest : public ::testing::Test {
  protected:
   void TearDown() override { hwy::SetSupportedTargetsForTest(0); }
 
-  // MatMul on every target vs the reference. Only f32 reassociation may
-  // differ: |y - ref| <= 1e-5 * sum |w * x| (plus subnormal rounding, which
-  // is absolute: at most half an f32 subnormal step per product and sum).
+  // MatMul on every target vs the reference. From kMatMulSimdExactBatch
+  // inputs on, bit for bit. Below it only f32 reassociation may differ:
+  // |y - ref| <= 1e-5 * sum |w * x| (plus subnormal rounding, which is
+  // absolute: at most half an f32 subnormal step per product and sum).
   void ExpectMatchesReference(const WeightMatrix& w, const std::vector<float>& x, int64_t batch) {
     const int64_t rows = w.rows, cols = w.cols;
     std::vector<float> expected(batch * rows), actual(batch * rows);
@@ -135,10 +136,13 @@ class MatMulTest : public ::testing::Test {
       std::fill(actual.begin(), actual.end(), std::nanf(""));
       MatMulSimd(w, x.data(), batch, actual.data());
       int64_t mismatches = 0;
+      const bool exact = batch >= kMatMulSimdExactBatch;
       for (int64_t i = 0; i < batch * rows; ++i) {
         ASSERT_TRUE(std::isfinite(expected[i])) << "test data overflowed at " << i;
         const double error = std::fabs(static_cast<double>(actual[i]) - expected[i]);
-        const double bound = 1e-5 * magnitude[i] + subnormal_slack;
+        // Exact: the same bits, down to the sign of a zero.
+        const double bound = exact ? (std::signbit(actual[i]) == std::signbit(expected[i]) ? 0.0 : -1.0)
+                                   : 1e-5 * magnitude[i] + subnormal_slack;
         if (!(error <= bound) && mismatches++ == 0) {
           ADD_FAILURE() << hwy::TargetName(target) << " " << KernelFormatName(w.format) << " " << rows << "x" << cols
                         << " blocks " << w.block_rows << "x" << w.block_cols << " batch " << batch << ": y[" << i / rows
