@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "loader/error.h"
+#include "simd/expert_ffn.h"
 #include "simd/matmul.h"
 #include "simd/ops.h"
 
@@ -57,26 +58,13 @@ std::vector<Routing> Moe::Route(const float* input, const int32_t* tokens, int64
 
 void Moe::RunExpert(const ExpertWeights& expert, const float* input, const std::vector<int64_t>& members,
                     const std::vector<float>& route_weights, float* out) const {
-  const int64_t hidden = config_.hidden_size, inner = expert.w1.rows, m = members.size();
-  std::vector<float> x(m * hidden), gate(m * inner), up(m * inner), y(m * hidden);
+  const int64_t hidden = config_.hidden_size, m = members.size();
+  std::vector<float> x(m * hidden), y(m * hidden);
   for (int64_t i = 0; i < m; ++i) {
     std::copy(input + members[i] * hidden, input + (members[i] + 1) * hidden, x.begin() + i * hidden);
   }
-  MatMul(expert.w1, x.data(), m, gate.data());
-  MatMul(expert.w3, x.data(), m, up.data());
-  const float limit = static_cast<float>(config_.swiglu_limit);
-  for (int64_t i = 0; i < m; ++i) {
-    for (int64_t c = 0; c < inner; ++c) {
-      float g = gate[i * inner + c], u = up[i * inner + c];
-      if (limit > 0) {  // the gate is clamped from above only
-        g = std::min(g, limit);
-        u = std::clamp(u, -limit, limit);
-      }
-      // The route weight scales the activation before the down projection.
-      gate[i * inner + c] = g / (1.0f + std::exp(-g)) * u * route_weights[i];
-    }
-  }
-  MatMul(expert.w2, gate.data(), m, y.data());
+  ExpertFfn(expert.w1, expert.w3, expert.w2, x.data(), m, route_weights.data(),
+            static_cast<float>(config_.swiglu_limit), y.data());
   for (int64_t i = 0; i < m; ++i) {
     float* o = out + members[i] * hidden;
     for (int64_t c = 0; c < hidden; ++c) o[c] += y[i * hidden + c];

@@ -17,57 +17,7 @@
 // weights, so no lane ever has to be moved back into index order; for the
 // GEMM, column-major per tile of input rows.
 
-// Declarations shared by all targets (normal include guard).
-#ifndef DSV4_SIMD_MATMUL_INL_SHARED_H_
-#define DSV4_SIMD_MATMUL_INL_SHARED_H_
-
-#include <cstdint>
-
-#include "simd/weight_matrix.h"
-
-namespace dsv4 {
-
-// Matvec input rows are padded to a multiple of this many columns (zeros), so
-// every decode step of every target reads whole vectors of activations.
-inline constexpr int64_t kPackedColumnMultiple = 64;
-// ... and laid out this many floats further apart, so that the rows a
-// several-input matvec reads together do not all map to the same L1 sets
-// (row strides that are multiples of 4 KiB would).
-inline constexpr int64_t kPackedRowSkew = 16;
-
-// What the threads of one MatMul call share.
-struct MatMulJob {
-  const WeightMatrix* w = nullptr;
-  const float* x = nullptr;  // caller's input [batch][w->cols]
-  float* packed = nullptr;   // the input rows in the layout PlanPacking chose
-  int64_t packed_cols = 0;
-  int64_t packed_stride = 0;
-  int64_t batch = 0;
-  // kE4M3Blocked only: the E8M0 tile scales as f32, same shape as w->scales.
-  const float* tile_scales = nullptr;
-  float* y = nullptr;  // [batch][w->rows]
-};
-
-// Chooses the packed layout for job->w and job->batch (packed_cols and
-// packed_stride) and returns how many floats job->packed must hold.
-using PlanPackingFn = int64_t (*)(MatMulJob* job);
-// Copies input rows [m_begin, m_end) of job.x into job.packed.
-using PackInputFn = void (*)(const MatMulJob& job, int64_t m_begin, int64_t m_end);
-// Computes output rows (weight rows) [r_begin, r_end) for every input row.
-using MatMulRowsFn = void (*)(const MatMulJob& job, int64_t r_begin, int64_t r_end);
-
-// Both halves of one target, so a call never packs for one target and
-// multiplies with another.
-struct MatMulKernels {
-  PlanPackingFn plan_packing;
-  PackInputFn pack_input;
-  MatMulRowsFn rows;
-  const char* target;  // hwy::TargetName of the target they were compiled for
-};
-
-}  // namespace dsv4
-
-#endif  // DSV4_SIMD_MATMUL_INL_SHARED_H_
+#include "simd/matmul_job.h"
 
 // Per-target code (toggle guard, see hwy/foreach_target.h).
 #if defined(DSV4_SIMD_MATMUL_INL_H_TARGET) == defined(HWY_TARGET_TOGGLE)

@@ -17,6 +17,7 @@
 
 #if HWY_ONCE
 #include "hwy/aligned_allocator.h"
+#include "simd/matmul_call.h"
 #include "simd/number_formats.h"
 
 namespace dsv4 {
@@ -50,51 +51,83 @@ std::vector<float> DecodeTileScales(const WeightMatrix& w) {
 
 // Below about 2^18 multiply-adds (some 50 us) per thread, waking the team
 // costs more than the split saves.
-int TeamSize(const WeightMatrix& w, int64_t batch) {
+int TeamSizeFor(const WeightMatrix& w, int64_t batch) {
   const double work = static_cast<double>(w.rows) * static_cast<double>(w.cols) * static_cast<double>(batch);
   const int64_t useful = static_cast<int64_t>(work / 262144.0) + 1;
   return static_cast<int>(std::min<int64_t>(omp_get_max_threads(), useful));
-}
-
-// Output rows of thread t of n: contiguous, in multiples of 16 rows so that
-// register tiles and row pairs never straddle two threads.
-void RowRange(int64_t rows, int t, int n, int64_t* begin, int64_t* end) {
-  const int64_t per_thread = ((rows + n - 1) / n + 15) / 16 * 16;
-  *begin = std::min(rows, per_thread * t);
-  *end = std::min(rows, *begin + per_thread);
 }
 
 }  // namespace
 
 const char* MatMulTargetName() { return HWY_DYNAMIC_DISPATCH(GetMatMulKernels)().target; }
 
-void MatMulSimd(const WeightMatrix& w, const float* x, int64_t batch, float* y) {
+// All function pointers of a call come from one target: the packing must
+// match the kernels.
+MatMulCall::MatMulCall(const WeightMatrix& w, const float* x, int64_t batch, float* y, const MatMulCall* input_of)
+    : kernels_(HWY_DYNAMIC_DISPATCH(GetMatMulKernels)()) {
   CheckArguments(w, x, batch, y);
-  if (batch == 0 || w.rows == 0) return;
-  if (w.cols == 0) {
-    std::fill(y, y + batch * w.rows, 0.0f);
+  tile_scales_ = DecodeTileScales(w);
+  job_.w = &w;
+  job_.x = x;
+  job_.batch = batch;
+  job_.tile_scales = tile_scales_.data();
+  job_.y = y;
+  if (input_of != nullptr) {
+    const WeightMatrix& other = *input_of->job_.w;
+    if (other.format != w.format || other.cols != w.cols || other.block_cols != w.block_cols ||
+        input_of->job_.x != x || input_of->job_.batch != batch) {
+      throw std::invalid_argument("MatMulCall: the shared input belongs to a differently shaped product");
+    }
+    job_.packed = input_of->job_.packed;
+    job_.packed_cols = input_of->job_.packed_cols;
+    job_.packed_stride = input_of->job_.packed_stride;
     return;
   }
-  // All function pointers come from one target: the packing must match the
-  // kernels.
-  const MatMulKernels kernels = HWY_DYNAMIC_DISPATCH(GetMatMulKernels)();
-  const std::vector<float> tile_scales = DecodeTileScales(w);
-  MatMulJob job;
-  job.w = &w;
-  job.x = x;
-  job.batch = batch;
-  job.tile_scales = tile_scales.data();
-  job.y = y;
-  hwy::AlignedFreeUniquePtr<float[]> packed = hwy::AllocateAligned<float>(kernels.plan_packing(&job));
-  job.packed = packed.get();
-#pragma omp parallel num_threads(TeamSize(w, batch))
+  packed_ = hwy::AllocateAligned<float>(std::max<int64_t>(1, kernels_.plan_packing(&job_)));
+  job_.packed = packed_.get();
+}
+
+int MatMulCall::TeamSize() const { return TeamSizeFor(*job_.w, job_.batch); }
+
+void MatMulCall::Pack(int thread, int threads) const {
+  if (packed_ == nullptr || job_.w->cols == 0) return;
+  kernels_.pack_input(job_, job_.batch * thread / threads, job_.batch * (thread + 1) / threads);
+}
+
+void MatMulCall::RowRange(int thread, int threads, int64_t* begin, int64_t* end) const {
+  const int64_t rows = job_.w->rows;
+  const int64_t per_thread = ((rows + threads - 1) / threads + 15) / 16 * 16;
+  *begin = std::min(rows, per_thread * thread);
+  *end = std::min(rows, *begin + per_thread);
+}
+
+void MatMulCall::Rows(int64_t begin, int64_t end) const {
+  if (begin >= end || job_.batch == 0) return;
+  if (job_.w->cols == 0) {
+    for (int64_t m = 0; m < job_.batch; ++m) {
+      float* ym = job_.y + m * job_.w->rows;
+      std::fill(ym + begin, ym + end, 0.0f);
+    }
+    return;
+  }
+  kernels_.rows(job_, begin, end);
+}
+
+void MatMulCall::Rows(int thread, int threads) const {
+  int64_t begin, end;
+  RowRange(thread, threads, &begin, &end);
+  Rows(begin, end);
+}
+
+void MatMulSimd(const WeightMatrix& w, const float* x, int64_t batch, float* y) {
+  const MatMulCall call(w, x, batch, y);
+  if (batch == 0 || w.rows == 0) return;
+#pragma omp parallel num_threads(call.TeamSize())
   {
     const int t = omp_get_thread_num(), n = omp_get_num_threads();
-    kernels.pack_input(job, batch * t / n, batch * (t + 1) / n);
+    call.Pack(t, n);
 #pragma omp barrier
-    int64_t begin, end;
-    RowRange(w.rows, t, n, &begin, &end);
-    if (begin < end) kernels.rows(job, begin, end);
+    call.Rows(t, n);
   }
 }
 

@@ -30,6 +30,7 @@ inline constexpr int64_t kMatMulSimdExactBatch = 5;
 // the CLI selects the SIMD kernels unless told --matmul reference.
 enum class MatMulImpl { kReference, kSimd };
 void SetMatMulKernels(MatMulImpl kernels);
+MatMulImpl ActiveMatMulKernels();
 MatMulImpl ParseMatMulKernels(const std::string& name);  // "reference" | "simd"
 
 // The Highway target MatMul runs on this CPU ("AVX3", "AVX2", ...).

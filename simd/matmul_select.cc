@@ -12,6 +12,8 @@ std::atomic<MatMulImpl> g_kernels{MatMulImpl::kReference};
 
 void SetMatMulKernels(MatMulImpl kernels) { g_kernels.store(kernels); }
 
+MatMulImpl ActiveMatMulKernels() { return g_kernels.load(std::memory_order_relaxed); }
+
 MatMulImpl ParseMatMulKernels(const std::string& name) {
   if (name == "reference") return MatMulImpl::kReference;
   if (name == "simd") return MatMulImpl::kSimd;
@@ -19,7 +21,7 @@ MatMulImpl ParseMatMulKernels(const std::string& name) {
 }
 
 void MatMul(const WeightMatrix& w, const float* x, int64_t batch, float* y) {
-  if (g_kernels.load(std::memory_order_relaxed) == MatMulImpl::kSimd) {
+  if (ActiveMatMulKernels() == MatMulImpl::kSimd) {
     MatMulSimd(w, x, batch, y);
   } else {
     MatMulReference(w, x, batch, y);

@@ -1,0 +1,144 @@
+// One routed expert of DeepSeek-V4-Flash (FP4 w1/w3 2048x4096, w2 4096x2048,
+// per-32 E8M0 scales) fused (ExpertFfnSimd: one OpenMP team, one packed
+// input for w1 and w3, the activation applied by the thread that computed
+// the rows) against the same three MatMulSimd calls and an activation pass,
+// for M = 1, 4, 16 and 128 rows sharing the expert. Experts are cycled
+// through copies larger than the last-level cache, so both read DRAM; the
+// DRAM read probe of the same run comes first.
+//
+// Counters: us_per_expert, GBps (weight bytes per second) and
+// pct_of_read_bw (against the probe).
+//
+//   expert_ffn_benchmark [--threads=N] [Google Benchmark flags]
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "simd/expert_ffn.h"
+#include "simd/matmul.h"
+#include "simd/roofline.h"
+#include "simd/threads.h"
+
+namespace dsv4 {
+namespace {
+
+constexpr int64_t kHidden = 4096, kInner = 2048;
+constexpr float kSwiGluLimit = 10.0f;
+
+// One FP4 matrix with realistic codes (uniform nibbles) and scales (2^-9 .. 2^-1).
+struct Fp4Matrix {
+  std::vector<uint8_t> data, scales;
+  WeightMatrix w;
+  Fp4Matrix(int64_t rows, int64_t cols, std::mt19937& rng) : data(rows * cols / 2), scales(rows * cols / 32) {
+    for (auto& b : data) b = static_cast<uint8_t>(rng());
+    for (auto& s : scales) s = static_cast<uint8_t>(118 + rng() % 9);
+    w.format = WeightFormat::kE2M1Grouped;
+    w.rows = rows;
+    w.cols = cols;
+    w.block_cols = 32;
+    w.data = data.data();
+    w.scales = scales.data();
+  }
+};
+
+struct Expert {
+  Fp4Matrix w1, w3, w2;
+  explicit Expert(std::mt19937& rng) : w1(kInner, kHidden, rng), w3(kInner, kHidden, rng), w2(kHidden, kInner, rng) {}
+  int64_t Bytes() const { return w1.w.Bytes() + w3.w.Bytes() + w2.w.Bytes(); }
+};
+
+double g_read_gbps = 0;
+
+std::vector<Expert>& Experts() {
+  static std::vector<Expert> experts = [] {
+    std::mt19937 rng(7);
+    std::vector<Expert> v;
+    int64_t total = 0;
+    while (total < 4 * LastLevelCacheBytes()) {
+      v.emplace_back(rng);
+      total += v.back().Bytes();
+    }
+    return v;
+  }();
+  return experts;
+}
+
+void Unfused(const Expert& e, const float* x, int64_t m, const float* route_weights, float* y) {
+  std::vector<float> gate(m * kInner), up(m * kInner);
+  MatMulSimd(e.w1.w, x, m, gate.data());
+  MatMulSimd(e.w3.w, x, m, up.data());
+  for (int64_t i = 0; i < m * kInner; ++i) {
+    gate[i] = SwiGluActivation(gate[i], up[i], kSwiGluLimit, route_weights[i / kInner]);
+  }
+  MatMulSimd(e.w2.w, gate.data(), m, y);
+}
+
+void BM_Expert(benchmark::State& state, bool fused) {
+  const int64_t m = state.range(0);
+  std::vector<Expert>& experts = Experts();
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  std::vector<float> x(m * kHidden), route_weights(m, 0.125f), y(m * kHidden);
+  for (float& v : x) v = uniform(rng);
+  size_t next = 0;
+  double seconds = 0;
+  for (auto _ : state) {
+    const Expert& e = experts[next++ % experts.size()];
+    const auto start = std::chrono::steady_clock::now();
+    if (fused) {
+      ExpertFfnSimd(e.w1.w, e.w3.w, e.w2.w, x.data(), m, route_weights.data(), kSwiGluLimit, y.data());
+    } else {
+      Unfused(e, x.data(), m, route_weights.data(), y.data());
+    }
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    state.SetIterationTime(elapsed);
+    seconds += elapsed;
+  }
+  const double calls = static_cast<double>(state.iterations());
+  const double gbps = calls * experts[0].Bytes() / seconds / 1e9;
+  state.counters["us_per_expert"] = seconds / calls * 1e6;
+  state.counters["GBps"] = gbps;
+  state.counters["pct_of_read_bw"] = 100.0 * gbps / g_read_gbps;
+}
+
+void BM_ReadProbe(benchmark::State& state) {
+  for (auto _ : state) g_read_gbps = MeasureReadBandwidth(ReadProbeBytes(), 4);
+  state.counters["read_GBps"] = g_read_gbps;
+}
+
+}  // namespace
+}  // namespace dsv4
+
+int main(int argc, char** argv) {
+  using namespace dsv4;
+  int threads = 0, out = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--threads=", 10) == 0) {
+      threads = std::atoi(argv[i] + 10);
+    } else {
+      argv[out++] = argv[i];
+    }
+  }
+  argc = out;
+  SetThreadCount(threads);
+  benchmark::Initialize(&argc, argv);
+  benchmark::RegisterBenchmark("probe/read_bandwidth", BM_ReadProbe)->Iterations(1)->UseRealTime();
+  for (const int64_t m : {1, 4, 16, 128}) {
+    for (const bool fused : {true, false}) {
+      const std::string name = std::string("expert/fp4/") + (fused ? "fused" : "unfused") + "/M" + std::to_string(m);
+      benchmark::RegisterBenchmark(name.c_str(), BM_Expert, fused)
+          ->Arg(m)
+          ->UseManualTime()
+          ->Unit(benchmark::kMicrosecond);
+    }
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
