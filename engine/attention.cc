@@ -67,6 +67,7 @@ void Attention::Attend(const float* q, int64_t position, const LayerState& state
   ScoreRun(q, heads, d, rows[0], before_wrap, n, 0, all_scores.data());
   ScoreRun(q, heads, d, state.window.data(), in_window - before_wrap, n, before_wrap, all_scores.data());
   ScoreRun(q, heads, d, compressed, num_compressed, n, in_window, all_scores.data());
+  const Rope::Angles angles = rope_.AnglesAt(position);
 #pragma omp parallel for schedule(static) if (heads * n * d > (1 << 20))
   for (int64_t h = 0; h < heads; ++h) {
     float* scores = all_scores.data() + h * n;
@@ -88,7 +89,7 @@ void Attention::Attend(const float* q, int64_t position, const LayerState& state
     }
     float* o = out + h * d;
     for (int64_t c = 0; c < d; ++c) o[c] = static_cast<float>(acc[c] / z);
-    rope_.Apply(o + config_.NopeHeadDim(), position, /*inverse=*/true);
+    rope_.Apply(o + config_.NopeHeadDim(), angles, /*inverse=*/true);
   }
 }
 
@@ -109,11 +110,14 @@ void Attention::Forward(const float* input, const std::vector<LayerRow>& rows, f
     ops::RmsNorm(x, w_.q_norm.data(), q_lora, c.rms_norm_eps, x);
   }
   MatMul(w_.wq_b, q_lora_rows.data(), n, q.data());
+  // One set of angles per token serves its heads and its KV row.
+  std::vector<Rope::Angles> angles(n);
   for (int64_t t = 0; t < n; ++t) {
+    angles[t] = rope_.AnglesAt(positions[t]);
     for (int64_t h = 0; h < heads; ++h) {
       float* qh = q.data() + (t * heads + h) * d;
       ops::RmsNorm(qh, nullptr, d, c.rms_norm_eps, qh);
-      rope_.Apply(qh + nope, positions[t]);
+      rope_.Apply(qh + nope, angles[t]);
     }
   }
   // KV path: one shared row per token.
@@ -122,7 +126,7 @@ void Attention::Forward(const float* input, const std::vector<LayerRow>& rows, f
   for (int64_t t = 0; t < n; ++t) {
     float* x = kv.data() + t * d;
     ops::RmsNorm(x, w_.kv_norm.data(), d, c.rms_norm_eps, x);
-    rope_.Apply(x + nope, positions[t]);
+    rope_.Apply(x + nope, angles[t]);
     if (numerics_ == Numerics::kDefault) Fp8RoundTrip(x, nope, kFp8Block);
   }
   std::vector<float> compressor_kv, compressor_gate;

@@ -23,9 +23,8 @@ Indexer::Projections Indexer::Project(const float* normed_input, const float* q_
   p.query.resize(rows * heads * dim);
   MatMul(w_.wq_b, q_lora, rows, p.query.data());
   for (int64_t t = 0; t < rows; ++t) {
-    for (int64_t h = 0; h < heads; ++h) {
-      rope_.Apply(p.query.data() + (t * heads + h) * dim + dim - rope_dims, positions[t]);
-    }
+    const Rope::Angles angles = rope_.AnglesAt(positions[t]);
+    for (int64_t h = 0; h < heads; ++h) rope_.Apply(p.query.data() + (t * heads + h) * dim + dim - rope_dims, angles);
   }
   if (numerics_ == Numerics::kDefault) {
     // The FP4 round trip (§3.5) as codes, which the exact score kernel

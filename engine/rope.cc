@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "simd/ops.h"
+
 namespace dsv4 {
 
 Rope::Rope(int64_t rope_dims, double theta, const RopeScaling* yarn) {
@@ -29,16 +31,28 @@ Rope::Rope(int64_t rope_dims, double theta, const RopeScaling* yarn) {
   }
 }
 
-void Rope::Apply(float* x, int64_t position, bool inverse) const {
+Rope::Angles Rope::AnglesAt(int64_t position) const {
   const double p = static_cast<double>(position);
+  const size_t n = 2 * frequencies_.size();
+  Angles angles{std::vector<double>(n), std::vector<double>(n), std::vector<double>(n)};
   for (size_t i = 0; i < frequencies_.size(); ++i) {
     const double angle = p * frequencies_[i];
-    const double c = std::cos(angle), s = inverse ? -std::sin(angle) : std::sin(angle);
-    const double re = x[2 * i], im = x[2 * i + 1];
-    x[2 * i] = static_cast<float>(re * c - im * s);
-    x[2 * i + 1] = static_cast<float>(re * s + im * c);
+    const double c = std::cos(angle), s = std::sin(angle);
+    angles.cos[2 * i] = angles.cos[2 * i + 1] = c;
+    angles.sin[2 * i] = -s;
+    angles.sin[2 * i + 1] = s;
+    angles.inverse_sin[2 * i] = s;
+    angles.inverse_sin[2 * i + 1] = -s;
   }
+  return angles;
 }
+
+void Rope::Apply(float* x, const Angles& angles, bool inverse) const {
+  ops::RotatePairs(x, angles.cos.data(), inverse ? angles.inverse_sin.data() : angles.sin.data(),
+                   static_cast<int64_t>(angles.cos.size()));
+}
+
+void Rope::Apply(float* x, int64_t position, bool inverse) const { Apply(x, AnglesAt(position), inverse); }
 
 Rope Rope::ForLayer(const ModelConfig& config, int64_t layer) {
   if (config.CompressRatio(layer) == 0) return Rope(config.qk_rope_head_dim, config.rope_theta, nullptr);

@@ -15,9 +15,19 @@ class Rope {
   // `yarn` is null for plain RoPE (window-only layers).
   Rope(int64_t rope_dims, double theta, const RopeScaling* yarn);
 
-  // Rotates x[0, rope_dims) in place by the angles of `position`; the
-  // inverse (conjugate) rotation undoes it. Angles are computed in double so
-  // million-token positions keep full f32 precision.
+  // The cosines and sines of one position's angles, computed in double so
+  // that million-token positions keep full f32 precision, laid out for
+  // ops::RotatePairs (each cosine twice; sines as (-sin, +sin), and negated
+  // for the inverse rotation).
+  struct Angles {
+    std::vector<double> cos, sin, inverse_sin;
+  };
+  Angles AnglesAt(int64_t position) const;
+
+  // Rotates x[0, rope_dims) in place by `angles`; the inverse (conjugate)
+  // rotation undoes it. Callers rotating many vectors at one position (the
+  // heads of a token) compute its angles once.
+  void Apply(float* x, const Angles& angles, bool inverse = false) const;
   void Apply(float* x, int64_t position, bool inverse = false) const;
 
   // Rope for the attention of `layer`: compressed layers use

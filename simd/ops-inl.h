@@ -82,6 +82,27 @@ inline void RmsNorm(const float* x, const float* w, int64_t n, double eps, float
   for (; i < n; ++i) y[i] = (w ? w[i] : 1.0f) * (x[i] * r);
 }
 
+// (re, im) and (im, re) of each pair in f64 lanes: one multiply by the
+// cosines, one by the signed sines, one add, one demotion.
+inline void RotatePairs(float* HWY_RESTRICT x, const double* HWY_RESTRICT cos_pairs,
+                        const double* HWY_RESTRICT sin_pairs, int64_t n) {
+  const hn::ScalableTag<double> dd;
+  const hn::Rebind<float, decltype(dd)> df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(dd));
+  int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    const auto v = hn::PromoteTo(dd, hn::LoadU(df, x + i));
+    const auto rotated =
+        hn::Add(hn::Mul(v, hn::LoadU(dd, cos_pairs + i)), hn::Mul(hn::Shuffle01(v), hn::LoadU(dd, sin_pairs + i)));
+    hn::StoreU(hn::DemoteTo(df, rotated), df, x + i);
+  }
+  for (; i < n; i += 2) {
+    const double re = x[i], im = x[i + 1];
+    x[i] = static_cast<float>(re * cos_pairs[i] + im * sin_pairs[i]);
+    x[i + 1] = static_cast<float>(im * cos_pairs[i + 1] + re * sin_pairs[i + 1]);
+  }
+}
+
 inline void SoftmaxWithSink(const float* scores, int64_t n, float sink, float* probs) {
   const hn::ScalableTag<float> df;
   const hn::Repartition<double, decltype(df)> dd;

@@ -19,6 +19,7 @@ namespace dsv4::ops {
 
 HWY_EXPORT(RmsNorm);
 HWY_EXPORT(AccumulateScaled);
+HWY_EXPORT(RotatePairs);
 HWY_EXPORT(SoftmaxWithSink);
 HWY_EXPORT(Hadamard);
 HWY_EXPORT(TopK);
@@ -44,6 +45,18 @@ void AccumulateScaled(double p, const float* x, int64_t n, double* acc) {
 
 void AccumulateScaledReference(double p, const float* x, int64_t n, double* acc) {
   for (int64_t i = 0; i < n; ++i) acc[i] = std::fma(p, static_cast<double>(x[i]), acc[i]);
+}
+
+void RotatePairs(float* x, const double* cos_pairs, const double* sin_pairs, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(RotatePairs)(x, cos_pairs, sin_pairs, n);
+}
+
+void RotatePairsReference(float* x, const double* cos_pairs, const double* sin_pairs, int64_t n) {
+  for (int64_t i = 0; i < n; i += 2) {
+    const double re = x[i], im = x[i + 1];
+    x[i] = static_cast<float>(re * cos_pairs[i] + im * sin_pairs[i]);
+    x[i + 1] = static_cast<float>(im * cos_pairs[i + 1] + re * sin_pairs[i + 1]);
+  }
 }
 
 void SoftmaxWithSink(const float* scores, int64_t n, float sink, float* probs) {

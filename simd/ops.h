@@ -24,6 +24,15 @@ void RmsNormReference(const float* x, const float* w, int64_t n, double eps, flo
 void AccumulateScaled(double p, const float* x, int64_t n, double* acc);
 void AccumulateScaledReference(double p, const float* x, int64_t n, double* acc);
 
+// Rotary embedding of interleaved pairs (re, im) = (x[2i], x[2i+1]) in f64:
+//   x[2i] = re * cos_pairs[2i] + im * sin_pairs[2i]
+//   x[2i+1] = im * cos_pairs[2i+1] + re * sin_pairs[2i+1],
+// every product rounded before the sum, then one rounding to f32. With each
+// pair's cosine twice in cos_pairs and its sine as (-sin, +sin) in sin_pairs
+// this is re*cos - im*sin, re*sin + im*cos. n (even) floats of x.
+void RotatePairs(float* x, const double* cos_pairs, const double* sin_pairs, int64_t n);
+void RotatePairsReference(float* x, const double* cos_pairs, const double* sin_pairs, int64_t n);
+
 // Attention softmax with a sink: with m = max_i s[i] (the sink takes no part
 // in the max) and e[i] = exp(s[i] - m) in f32,
 //   probs[i] = e[i] / (exp(sink - m) + sum_j e[j]),

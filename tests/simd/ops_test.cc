@@ -47,6 +47,31 @@ TEST(Ops, RmsNormMatchesReference) {
   });
 }
 
+TEST(Ops, RotatePairsMatchesReferenceBitForBit) {
+  ForEachTarget([] {
+    for (const int64_t pairs : {1, 2, 3, 4, 5, 8, 9, 16, 32, 33}) {
+      const int64_t n = 2 * pairs;
+      const std::vector<float> x = RandomVector(n, 4.0f, static_cast<uint32_t>(n));
+      std::vector<double> cos_pairs(n), sin_pairs(n);
+      for (int64_t i = 0; i < pairs; ++i) {
+        // Angles of a million-token position: large, irregular.
+        const double angle = 1e6 * std::pow(10000.0, -static_cast<double>(i) / pairs);
+        cos_pairs[2 * i] = cos_pairs[2 * i + 1] = std::cos(angle);
+        sin_pairs[2 * i] = -std::sin(angle);
+        sin_pairs[2 * i + 1] = std::sin(angle);
+      }
+      std::vector<float> expected = x, actual = x;
+      RotatePairsReference(expected.data(), cos_pairs.data(), sin_pairs.data(), n);
+      RotatePairs(actual.data(), cos_pairs.data(), sin_pairs.data(), n);
+      ASSERT_EQ(std::memcmp(actual.data(), expected.data(), n * sizeof(float)), 0) << "pairs " << pairs;
+      // The rotation keeps each pair's length (to f32 rounding).
+      for (int64_t i = 0; i < n; i += 2) {
+        ASSERT_NEAR(std::hypot(actual[i], actual[i + 1]), std::hypot(x[i], x[i + 1]), 1e-5) << "pair " << i / 2;
+      }
+    }
+  });
+}
+
 TEST(Ops, SoftmaxWithSinkMatchesReference) {
   ForEachTarget([] {
     for (const int64_t n : kLengths) {
