@@ -22,6 +22,7 @@ using testing::Draw;
 using testing::ForEachTarget;
 using testing::MakeMatrix;
 using testing::OwnedMatrix;
+using testing::RandomVector;
 
 struct Expert {
   OwnedMatrix w1, w3, w2;
@@ -38,14 +39,6 @@ Expert MakeExpert(WeightFormat format, int64_t hidden, int64_t inner, uint32_t s
   return {MakeMatrix(format, inner, hidden, block_rows, block_cols, draw, seed),
           MakeMatrix(format, inner, hidden, block_rows, block_cols, draw, seed + 1),
           MakeMatrix(format, hidden, inner, block_rows, block_cols, draw, seed + 2)};
-}
-
-std::vector<float> RandomVector(int64_t n, float magnitude, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> uniform(-magnitude, magnitude);
-  std::vector<float> v(n);
-  for (float& x : v) x = uniform(rng);
-  return v;
 }
 
 // The same expert as three separate MatMulSimd calls.

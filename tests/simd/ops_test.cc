@@ -13,21 +13,15 @@
 
 #include "simd/number_formats.h"
 #include "tests/support/for_each_target.h"
+#include "tests/support/random_weights.h"
 
 namespace dsv4::ops {
 namespace {
 
 using testing::ForEachTarget;
+using testing::RandomVector;
 
 constexpr int64_t kLengths[] = {1, 2, 3, 7, 8, 9, 16, 17, 31, 64, 100, 513, 4096, 4099};
-
-std::vector<float> RandomVector(int64_t n, float magnitude, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> uniform(-magnitude, magnitude);
-  std::vector<float> v(n);
-  for (float& x : v) x = uniform(rng);
-  return v;
-}
 
 TEST(Ops, RmsNormMatchesReference) {
   ForEachTarget([] {

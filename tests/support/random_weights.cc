@@ -76,4 +76,12 @@ OwnedMatrix MakeMatrix(WeightFormat format, int64_t rows, int64_t cols, int64_t 
   return m;
 }
 
+std::vector<float> RandomVector(int64_t n, float magnitude, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> uniform(-magnitude, magnitude);
+  std::vector<float> v(n);
+  for (float& x : v) x = uniform(rng);
+  return v;
+}
+
 }  // namespace dsv4::testing

@@ -1,5 +1,5 @@
 // Random weight matrices in every kernel format, with the edge codes and
-// E8M0 scale ranges the kernel tests need.
+// E8M0 scale ranges the kernel tests need, and random activations.
 #pragma once
 
 #include <cstdint>
@@ -27,5 +27,8 @@ struct Draw {
 // apply to the scaled formats (E2M1: block_rows is 1).
 OwnedMatrix MakeMatrix(WeightFormat format, int64_t rows, int64_t cols, int64_t block_rows, int64_t block_cols,
                        const Draw& draw, uint32_t seed);
+
+// n floats uniform in [-magnitude, magnitude).
+std::vector<float> RandomVector(int64_t n, float magnitude, uint32_t seed);
 
 }  // namespace dsv4::testing
