@@ -61,10 +61,10 @@ int TeamSizeFor(const WeightMatrix& w, int64_t batch) {
 
 const char* MatMulTargetName() { return HWY_DYNAMIC_DISPATCH(GetMatMulKernels)().target; }
 
-// All function pointers of a call come from one target: the packing must
-// match the kernels.
+// All function pointers of a call, and of the calls sharing its input, come
+// from one target: the packing must match the kernels.
 MatMulCall::MatMulCall(const WeightMatrix& w, const float* x, int64_t batch, float* y, const MatMulCall* input_of)
-    : kernels_(HWY_DYNAMIC_DISPATCH(GetMatMulKernels)()) {
+    : kernels_(input_of != nullptr ? input_of->kernels_ : HWY_DYNAMIC_DISPATCH(GetMatMulKernels)()) {
   CheckArguments(w, x, batch, y);
   tile_scales_ = DecodeTileScales(w);
   job_.w = &w;
