@@ -43,7 +43,7 @@ void CheckArguments(const WeightMatrix& w, const float* x, int64_t batch, const 
 // E4M3 tile scales as f32 (a few thousand per matrix at most).
 std::vector<float> DecodeTileScales(const WeightMatrix& w) {
   if (w.format != WeightFormat::kE4M3Blocked) return {};
-  const int64_t count = (w.rows + w.block_rows - 1) / w.block_rows * w.ScaleCols();
+  const int64_t count = w.ScaleRows() * w.ScaleCols();
   std::vector<float> scales(count);
   for (int64_t i = 0; i < count; ++i) scales[i] = E8M0ToF32(w.scales[i]);
   return scales;

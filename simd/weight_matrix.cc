@@ -13,7 +13,7 @@ int64_t WeightMatrix::Bytes() const {
     case WeightFormat::kBF16:
       return rows * cols * 2;
     case WeightFormat::kE4M3Blocked:
-      return rows * cols + ((rows + block_rows - 1) / block_rows) * ScaleCols();
+      return rows * cols + ScaleRows() * ScaleCols();
     case WeightFormat::kE2M1Grouped:
       return rows * cols / 2 + rows * ScaleCols();
   }

@@ -31,6 +31,8 @@ struct WeightMatrix {
   int64_t scale_row_offset = 0;
 
   int64_t ScaleCols() const { return (cols + block_cols - 1) / block_cols; }
+  // kE4M3Blocked: rows of `scales` that rows [0, rows) use.
+  int64_t ScaleRows() const { return (rows + scale_row_offset + block_rows - 1) / block_rows; }
   // Bytes of weight data plus scales: what one full pass over it reads.
   int64_t Bytes() const;
 };

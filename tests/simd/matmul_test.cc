@@ -134,6 +134,19 @@ TEST_F(MatMulTest, UnusualScaleBlocksTakeTheExactPath) {
   }
 }
 
+// Row slices (the grouped wo_a projection) that start inside a 128-row
+// scale block and cross into the next one.
+TEST_F(MatMulTest, RowSlicesStartingInsideAScaleBlock) {
+  const OwnedMatrix m = MakeMatrix(WeightFormat::kE4M3Blocked, 300, 256, 128, 128, Draw(), 5);
+  const int64_t slices[][2] = {{64, 128}, {100, 200}, {130, 40}, {0, 300}};
+  for (const auto& [first, count] : slices) {
+    const WeightMatrix slice = SliceRows(m.w, first, count);
+    for (const int64_t batch : {1, 2, 5, 13}) {
+      ExpectMatchesReference(slice, MakeInput(batch, 256, 1.0f, static_cast<uint32_t>(first + batch)), batch);
+    }
+  }
+}
+
 TEST_F(MatMulTest, TinyE8M0Scales) {
   Draw draw;
   draw.scale_lo = 0;  // 2^-127 .. 2^-120: products near and below the f32 normal range
