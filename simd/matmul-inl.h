@@ -311,8 +311,9 @@ inline void ExactRows(const MatMulJob& job, int64_t r_begin, int64_t r_end) {
 // ------------------------------------------------------------------ Matvec
 
 // How far ahead of the decoder each row's bytes are prefetched (once per cache
-// line): with the hardware stream prefetcher alone a thread stalls on DRAM
-// latency (measured: 4 KiB ahead roughly doubled single-thread FP4 matvec).
+// line), rounded up to whole passes (MatVecRows): with the hardware stream
+// prefetcher alone a thread stalls on DRAM latency (measured: 4 KiB ahead
+// roughly doubled single-thread FP4 matvec; 8 KiB was no better).
 constexpr int64_t kPrefetchBytes = 4096;
 
 // Per-row, per-input partial sums of one scale block. With a single input two
@@ -326,8 +327,8 @@ struct Partials {
 // One decode step at column c: kRows weight rows, each decoded once in
 // registers and multiplied with kInputs packed input rows.
 template <class Codec, size_t kRows, size_t kInputs, bool kPrefetch = true>
-HWY_INLINE void MatVecStep(const uint8_t* const* rows, int64_t c, const float* HWY_RESTRICT x, int64_t x_stride,
-                           Partials<kRows, kInputs>& partials) {
+HWY_INLINE void MatVecStep(const uint8_t* const* rows, const uint8_t* const* ahead, int64_t c,
+                           const float* HWY_RESTRICT x, int64_t x_stride, Partials<kRows, kInputs>& partials) {
   constexpr size_t kChains = Partials<kRows, kInputs>::kChains;
   const DF df;
   VF xv[kInputs][Codec::kVecs];
@@ -336,7 +337,7 @@ HWY_INLINE void MatVecStep(const uint8_t* const* rows, int64_t c, const float* H
   }
   for (size_t i = 0; i < kRows; ++i) {
     const int64_t offset = c * Codec::kBitsPerCol / 8;
-    if (kPrefetch && offset % 64 == 0) hwy::Prefetch(rows[i] + offset + kPrefetchBytes);
+    if (kPrefetch && offset % 64 == 0) hwy::Prefetch(ahead[i] + offset);
     VF wv[Codec::kVecs];
     Codec::Decode(rows[i], c, wv);
     for (size_t k = 0; k < Codec::kVecs; ++k) {
@@ -359,7 +360,7 @@ HWY_INLINE void MatVecTailStep(const uint8_t* const* rows, int64_t c, int64_t co
     std::memcpy(tail[i], rows[i] + c * Codec::kBitsPerCol / 8, (cols - c) * Codec::kBitsPerCol / 8);
     tail_rows[i] = tail[i];
   }
-  MatVecStep<Codec, kRows, kInputs, /*kPrefetch=*/false>(tail_rows, 0, x + c, x_stride, partials);
+  MatVecStep<Codec, kRows, kInputs, /*kPrefetch=*/false>(tail_rows, nullptr, 0, x + c, x_stride, partials);
 }
 
 // y[m][r + i] for i < kRows, m < kInputs, from the packed input rows x. Each
@@ -378,6 +379,13 @@ HWY_INLINE void MatVecRows(const WeightMatrix& w, const Scales& scales, int64_t 
     rows[i] = RowBytes(w, Codec::kBitsPerCol, r + i);
     row_scales[i] = scales.ForRow(r + i);
   }
+  // The rows of one pass are adjacent in memory, so the prefetch distance is
+  // whole passes: a distance inside a row would fetch what the next row of
+  // the same pass is reading already.
+  const int64_t pass_bytes = static_cast<int64_t>(kRows) * (cols * Codec::kBitsPerCol / 8);
+  const int64_t ahead_bytes = (kPrefetchBytes + pass_bytes - 1) / pass_bytes * pass_bytes;
+  const uint8_t* ahead[kRows];
+  for (size_t i = 0; i < kRows; ++i) ahead[i] = rows[i] + ahead_bytes;
   VF acc[kRows][kInputs];
   Partials<kRows, kInputs> partials;
   for (size_t i = 0; i < kRows; ++i) {
@@ -404,14 +412,14 @@ HWY_INLINE void MatVecRows(const WeightMatrix& w, const Scales& scales, int64_t 
   if (block == static_cast<int64_t>(Codec::kCols)) {  // FP4: one step per scale group
     for (int64_t c = 0; c < whole; c += Codec::kCols) {
       reset();
-      MatVecStep<Codec, kRows, kInputs>(rows, c, x + c, x_stride, partials);
+      MatVecStep<Codec, kRows, kInputs>(rows, ahead, c, x + c, x_stride, partials);
       accumulate(c / static_cast<int64_t>(Codec::kCols));
     }
   } else {
     for (int64_t c = 0, b = 0; c < whole; ++b) {
       const int64_t end = std::min(whole, c + block);
       reset();
-      for (; c < end; c += Codec::kCols) MatVecStep<Codec, kRows, kInputs>(rows, c, x + c, x_stride, partials);
+      for (; c < end; c += Codec::kCols) MatVecStep<Codec, kRows, kInputs>(rows, ahead, c, x + c, x_stride, partials);
       accumulate(b);
     }
   }
