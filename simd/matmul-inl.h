@@ -508,6 +508,18 @@ constexpr size_t kTileVecs = 2;  // 12 accumulators + 2 weights + 1 input + 1 pr
 constexpr size_t kTileInputs = 6;
 #endif
 constexpr int64_t kTileRows = kTileVecs * kN;
+
+// Input rows of the register tile that starts at input row m: kTileInputs,
+// except that the last two tiles split what remains evenly once fewer than
+// 2 * kTileInputs rows are left (16 rows on AVX3: 3+3+3+3+2+2, not ...+3+1,
+// whose one-input tile loads every weight vector for a single broadcast).
+inline int64_t TileInputsAt(int64_t m, int64_t batch) {
+  const int64_t left = batch - m;
+  if (left <= static_cast<int64_t>(kTileInputs) || left >= 2 * static_cast<int64_t>(kTileInputs)) {
+    return std::min<int64_t>(kTileInputs, left);
+  }
+  return (left + 1) / 2;
+}
 // A decoded panel: kPanelRows weight rows x kPanelCols columns of f32
 // (128 KiB, L2-resident); one tile of it is kTileRows x kPanelCols.
 constexpr int64_t kPanelRows = 128;
@@ -639,7 +651,7 @@ HWY_NOINLINE void GemmTile(const float* HWY_RESTRICT x, const float* HWY_RESTRIC
   }
   for (int64_t c = 0; c < depth; ++c) {
     const float* HWY_RESTRICT w = tile + c * kTileRows;
-    const float* HWY_RESTRICT xc = x + c * kTileInputs;
+    const float* HWY_RESTRICT xc = x + c * kInputs;
     if constexpr (kInputs <= kVecs) {
       VF xv[kInputs];
       for (size_t m = 0; m < kInputs; ++m) xv[m] = hn::Set(df, xc[m]);
@@ -732,10 +744,11 @@ void Gemm(const MatMulJob& job, const Scales& exact_scales, int64_t r_begin, int
         const int64_t valid_rows = std::min(kTileRows, rows - t);
         float* y = job.y + r0 + t;
         const size_t vecs = static_cast<size_t>((valid_rows + kN - 1) / kN);
-        for (int64_t m = 0; m < job.batch; m += kTileInputs) {
-          const float* x = job.packed + m / kTileInputs * job.packed_stride + k0 * kTileInputs;
-          const size_t inputs = static_cast<size_t>(std::min<int64_t>(kTileInputs, job.batch - m));
-          GemmAnyTile<kTileInputs>(inputs, vecs, x, tile, depth, y + m * w.rows, w.rows, k0 > 0, valid_rows);
+        for (int64_t m = 0, inputs; m < job.batch; m += inputs) {
+          inputs = TileInputsAt(m, job.batch);
+          const float* x = job.packed + m * job.packed_cols + k0 * inputs;
+          GemmAnyTile<kTileInputs>(static_cast<size_t>(inputs), vecs, x, tile, depth, y + m * w.rows, w.rows, k0 > 0,
+                                   valid_rows);
         }
       }
     }
@@ -785,9 +798,9 @@ inline void MatMulRows(const MatMulJob& job, int64_t r_begin, int64_t r_end) {
 }
 
 // Matvec: rows of packed_stride floats, columns in the codec's packed order,
-// zero-padded to packed_cols. GEMM: per tile of kTileInputs input rows,
-// [column][input] in column order, packed_cols = w.cols floats apart per
-// input row.
+// zero-padded to packed_cols. GEMM: per register tile of input rows (sizes
+// from TileInputsAt), [column][input] in column order; the tile that starts
+// at input row m starts at float m * packed_cols (= w.cols).
 inline int64_t PlanPacking(MatMulJob* job) {
   const int64_t cols = job->w->cols;
   if (job->batch <= kMaxMatVecInputs) {
@@ -796,8 +809,8 @@ inline int64_t PlanPacking(MatMulJob* job) {
     return job->batch * job->packed_stride;
   }
   job->packed_cols = cols;
-  job->packed_stride = static_cast<int64_t>(kTileInputs) * cols;
-  return (job->batch + kTileInputs - 1) / kTileInputs * job->packed_stride;
+  job->packed_stride = 0;  // tiles differ in size: tile at m starts at m * cols
+  return job->batch * cols;
 }
 
 inline void PackInput(const MatMulJob& job, int64_t m_begin, int64_t m_end) {
@@ -805,10 +818,13 @@ inline void PackInput(const MatMulJob& job, int64_t m_begin, int64_t m_end) {
   const int64_t cols = w.cols;
   float* HWY_RESTRICT packed = job.packed;
   if (job.batch > kMaxMatVecInputs) {
-    for (int64_t m = m_begin; m < m_end; ++m) {
-      const float* HWY_RESTRICT in = job.x + m * cols;
-      float* HWY_RESTRICT out = packed + m / kTileInputs * job.packed_stride + m % kTileInputs;
-      for (int64_t c = 0; c < cols; ++c) out[c * kTileInputs] = in[c];
+    for (int64_t start = 0, inputs; start < m_end; start += inputs) {
+      inputs = TileInputsAt(start, job.batch);
+      for (int64_t m = std::max(start, m_begin); m < std::min(start + inputs, m_end); ++m) {
+        const float* HWY_RESTRICT in = job.x + m * cols;
+        float* HWY_RESTRICT out = packed + start * cols + (m - start);
+        for (int64_t c = 0; c < cols; ++c) out[c * inputs] = in[c];
+      }
     }
     return;
   }
