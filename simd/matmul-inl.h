@@ -521,56 +521,47 @@ inline int64_t TileInputsAt(int64_t m, int64_t batch) {
   return (left + 1) / 2;
 }
 // A decoded panel: kPanelRows weight rows x kPanelCols columns of f32
-// (128 KiB, L2-resident); one tile of it is kTileRows x kPanelCols.
+// (256 KiB, L2-resident); one tile of it is kTileRows x kPanelCols.
 constexpr int64_t kPanelRows = 128;
 constexpr int64_t kPanelCols = 512;
 static_assert(kPanelRows % kTileRows == 0, "panels hold whole register tiles");
 
-// Transposes a kN x kN block: out[j] lane i = in[i] lane j.
+// Transposes a kN x kN block: out[j] lane i = in[i] lane j. Within each
+// 128-bit block two interleave stages (32-bit, then 64-bit lanes) leave
+// s[4j + k] holding, in block b, rows 4j..4j+3 of column 4b + k; the
+// blocks are then gathered across vectors with each target's shuffle.
 HWY_INLINE void Transpose(const VF* in, VF* out) {
+  const DF df;
+  const hn::Repartition<double, DF> dd;
+  VF t[kN], s[kN];
+  for (size_t i = 0; i < kN; i += 2) {
+    t[i] = hn::InterleaveLower(df, in[i], in[i + 1]);
+    t[i + 1] = hn::InterleaveUpper(df, in[i], in[i + 1]);
+  }
+  for (size_t j = 0; j < kN; j += 4) {
+    const auto t0 = hn::BitCast(dd, t[j]), t1 = hn::BitCast(dd, t[j + 1]);
+    const auto t2 = hn::BitCast(dd, t[j + 2]), t3 = hn::BitCast(dd, t[j + 3]);
+    s[j] = hn::BitCast(df, hn::InterleaveLower(dd, t0, t2));
+    s[j + 1] = hn::BitCast(df, hn::InterleaveUpper(dd, t0, t2));
+    s[j + 2] = hn::BitCast(df, hn::InterleaveLower(dd, t1, t3));
+    s[j + 3] = hn::BitCast(df, hn::InterleaveUpper(dd, t1, t3));
+  }
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-  __m512 t[16], s[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_ps(in[i].raw, in[i + 1].raw);
-    t[i + 1] = _mm512_unpackhi_ps(in[i].raw, in[i + 1].raw);
-  }
-  // s[4j + k], 128-bit block b: rows 4j..4j+3 of column 4b + k.
-  for (int j = 0; j < 16; j += 4) {
-    const __m512d t0 = _mm512_castps_pd(t[j]), t1 = _mm512_castps_pd(t[j + 1]);
-    const __m512d t2 = _mm512_castps_pd(t[j + 2]), t3 = _mm512_castps_pd(t[j + 3]);
-    s[j] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
-    s[j + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
-    s[j + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
-    s[j + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
-  }
   for (int k = 0; k < 4; ++k) {
     // Blocks (0, 2) and (1, 3) of rows 0-7 and of rows 8-15, then per column.
-    const __m512 even_lo = _mm512_shuffle_f32x4(s[k], s[4 + k], 0x88);
-    const __m512 odd_lo = _mm512_shuffle_f32x4(s[k], s[4 + k], 0xDD);
-    const __m512 even_hi = _mm512_shuffle_f32x4(s[8 + k], s[12 + k], 0x88);
-    const __m512 odd_hi = _mm512_shuffle_f32x4(s[8 + k], s[12 + k], 0xDD);
+    const __m512 even_lo = _mm512_shuffle_f32x4(s[k].raw, s[4 + k].raw, 0x88);
+    const __m512 odd_lo = _mm512_shuffle_f32x4(s[k].raw, s[4 + k].raw, 0xDD);
+    const __m512 even_hi = _mm512_shuffle_f32x4(s[8 + k].raw, s[12 + k].raw, 0x88);
+    const __m512 odd_hi = _mm512_shuffle_f32x4(s[8 + k].raw, s[12 + k].raw, 0xDD);
     out[k].raw = _mm512_shuffle_f32x4(even_lo, even_hi, 0x88);
     out[8 + k].raw = _mm512_shuffle_f32x4(even_lo, even_hi, 0xDD);
     out[4 + k].raw = _mm512_shuffle_f32x4(odd_lo, odd_hi, 0x88);
     out[12 + k].raw = _mm512_shuffle_f32x4(odd_lo, odd_hi, 0xDD);
   }
 #else
-  __m256 t[8], s[8];
-  for (int i = 0; i < 8; i += 2) {
-    t[i] = _mm256_unpacklo_ps(in[i].raw, in[i + 1].raw);
-    t[i + 1] = _mm256_unpackhi_ps(in[i].raw, in[i + 1].raw);
-  }
-  for (int j = 0; j < 8; j += 4) {
-    const __m256d t0 = _mm256_castps_pd(t[j]), t1 = _mm256_castps_pd(t[j + 1]);
-    const __m256d t2 = _mm256_castps_pd(t[j + 2]), t3 = _mm256_castps_pd(t[j + 3]);
-    s[j] = _mm256_castpd_ps(_mm256_unpacklo_pd(t0, t2));
-    s[j + 1] = _mm256_castpd_ps(_mm256_unpackhi_pd(t0, t2));
-    s[j + 2] = _mm256_castpd_ps(_mm256_unpacklo_pd(t1, t3));
-    s[j + 3] = _mm256_castpd_ps(_mm256_unpackhi_pd(t1, t3));
-  }
   for (int k = 0; k < 4; ++k) {
-    out[k].raw = _mm256_permute2f128_ps(s[k], s[4 + k], 0x20);
-    out[4 + k].raw = _mm256_permute2f128_ps(s[k], s[4 + k], 0x31);
+    out[k] = hn::ConcatLowerLower(df, s[4 + k], s[k]);
+    out[4 + k] = hn::ConcatUpperUpper(df, s[4 + k], s[k]);
   }
 #endif
 }
