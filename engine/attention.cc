@@ -49,8 +49,8 @@ void ScoreRun(const float* q, int64_t heads, int64_t d, const float* run, int64_
 
 }  // namespace
 
-void Attention::Attend(const float* q, int64_t position, const LayerState& state, const float* compressed,
-                       int64_t num_compressed, float* out) const {
+void Attention::Attend(const float* q, int64_t position, const Rope::Angles& angles, const LayerState& state,
+                       const float* compressed, int64_t num_compressed, float* out) const {
   const int64_t heads = config_.num_attention_heads, d = config_.head_dim, window = config_.sliding_window;
   // Candidate KV rows: the window positions max(0, p-W+1)..p, then the
   // compressed candidates.
@@ -67,7 +67,6 @@ void Attention::Attend(const float* q, int64_t position, const LayerState& state
   ScoreRun(q, heads, d, rows[0], before_wrap, n, 0, all_scores.data());
   ScoreRun(q, heads, d, state.window.data(), in_window - before_wrap, n, before_wrap, all_scores.data());
   ScoreRun(q, heads, d, compressed, num_compressed, n, in_window, all_scores.data());
-  const Rope::Angles angles = rope_.AnglesAt(position);
 #pragma omp parallel for schedule(static) if (heads * n * d > (1 << 20))
   for (int64_t h = 0; h < heads; ++h) {
     float* scores = all_scores.data() + h * n;
@@ -196,7 +195,8 @@ void Attention::Forward(const float* input, const std::vector<LayerRow>& rows, f
         decoded = num_compressed;
       }
     }
-    Attend(q.data() + t * heads * d, p, state, candidates.data(), num_compressed, attended.data() + t * heads * d);
+    Attend(q.data() + t * heads * d, p, angles[t], state, candidates.data(), num_compressed,
+           attended.data() + t * heads * d);
     state.length = p + 1;
   }
 

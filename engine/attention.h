@@ -33,9 +33,10 @@ class Attention {
   // Appends the finished compressed row if `position` completes one.
   void AdvanceCompressor(const float* kv, const float* gate, int64_t position, LayerState& state) const;
   // Attention of one query row over the window and `num_compressed` decoded
-  // compressed rows; writes [heads][head_dim].
-  void Attend(const float* q, int64_t position, const LayerState& state, const float* compressed,
-              int64_t num_compressed, float* out) const;
+  // compressed rows; writes [heads][head_dim]. `angles` are the row's RoPE
+  // angles (the output is rotated back with them).
+  void Attend(const float* q, int64_t position, const Rope::Angles& angles, const LayerState& state,
+              const float* compressed, int64_t num_compressed, float* out) const;
 
   const ModelConfig& config_;
   const AttentionWeights& w_;
