@@ -19,8 +19,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/streaming_decoder.h"
-#include "engine/tokenizer.h"
+#include "engine/text/streaming_decoder.h"
+#include "engine/text/tokenizer.h"
 
 namespace dsv4 {
 namespace {

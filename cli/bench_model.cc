@@ -18,9 +18,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/arguments.h"
-#include "engine/paged_experts.h"
-#include "engine/sampler.h"
-#include "engine/sequence_runner.h"
+#include "engine/model/paged_experts.h"
+#include "engine/runtime/sampler.h"
+#include "engine/runtime/sequence_runner.h"
 #include "loader/error.h"
 #include "loader/process_memory.h"
 #include "simd/roofline.h"

@@ -8,7 +8,7 @@
 #include "cli/arguments.h"
 #include "cli/command.h"
 #include "cli/model_options.h"
-#include "engine/sequence_runner.h"
+#include "engine/runtime/sequence_runner.h"
 #include "loader/error.h"
 
 namespace dsv4::cli {

@@ -8,11 +8,11 @@
 #include "cli/arguments.h"
 #include "cli/command.h"
 #include "cli/model_options.h"
-#include "engine/chat_format.h"
-#include "engine/sampler.h"
-#include "engine/sequence_runner.h"
-#include "engine/streaming_decoder.h"
-#include "engine/tokenizer.h"
+#include "engine/text/chat_format.h"
+#include "engine/runtime/sampler.h"
+#include "engine/runtime/sequence_runner.h"
+#include "engine/text/streaming_decoder.h"
+#include "engine/text/tokenizer.h"
 #include "loader/error.h"
 
 namespace dsv4::cli {

@@ -7,8 +7,8 @@
 #include "cli/arguments.h"
 #include "cli/command.h"
 #include "cli/jsonl_rows.h"
-#include "engine/python_json.h"
-#include "engine/tokenizer.h"
+#include "engine/text/python_json.h"
+#include "engine/text/tokenizer.h"
 #include "loader/error.h"
 
 namespace dsv4::cli {

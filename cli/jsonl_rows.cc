@@ -8,8 +8,8 @@
 #include <string_view>
 #include <vector>
 
-#include "engine/python_json.h"
-#include "engine/utf8.h"
+#include "engine/text/python_json.h"
+#include "engine/text/utf8.h"
 #include "loader/error.h"
 
 namespace dsv4::cli {

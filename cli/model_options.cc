@@ -5,7 +5,7 @@
 #include <filesystem>
 
 #include "cli/arguments.h"
-#include "engine/session_file.h"
+#include "engine/model/session_file.h"
 #include "loader/error.h"
 #include "simd/matmul.h"
 #include "simd/threads.h"

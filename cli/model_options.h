@@ -9,9 +9,9 @@
 
 #include <cxxopts.hpp>
 
-#include "engine/model.h"
-#include "engine/paged_experts.h"
-#include "engine/sequence_runner.h"
+#include "engine/model/model.h"
+#include "engine/model/paged_experts.h"
+#include "engine/runtime/sequence_runner.h"
 #include "loader/checkpoint.h"
 
 namespace dsv4::cli {

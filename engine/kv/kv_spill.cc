@@ -1,0 +1,70 @@
+#include "engine/kv/kv_spill.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "engine/kv/kv_row_store.h"
+#include "loader/error.h"
+
+namespace dsv4 {
+
+KvSpill::KvSpill(std::string dir, int64_t ram_budget) : dir_(std::move(dir)), ram_budget_(ram_budget) {}
+
+KvSpill::~KvSpill() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void KvSpill::Open() {
+  std::error_code ec;
+  std::filesystem::create_directories(dir_, ec);
+  std::string path = (std::filesystem::path(dir_) / "dsv4-kv-XXXXXX").string();
+  fd_ = ::mkstemp(path.data());
+  if (fd_ < 0) throw Error("--kv-dir " + dir_ + ": cannot create a spill file (" + std::strerror(errno) + ")");
+  ::unlink(path.c_str());
+}
+
+void KvSpill::Enqueue(KvRowStore* store, int64_t page) { evictable_.emplace_back(store, page); }
+
+void KvSpill::Enforce() {
+  while (resident_bytes_ > ram_budget_ && !evictable_.empty()) {
+    auto [store, page] = evictable_.front();
+    resident_bytes_ -= store->EvictPage(page, *this);
+    evictable_.pop_front();
+  }
+}
+
+int64_t KvSpill::Write(const uint8_t* data, int64_t bytes) {
+  if (fd_ < 0) Open();
+  const int64_t offset = file_size_;
+  int64_t done = 0;
+  while (done < bytes) {
+    const ssize_t n = ::pwrite(fd_, data + done, bytes - done, offset + done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      throw Error("--kv-dir " + dir_ + ": writing the KV spill file failed (" +
+                  std::string(n < 0 ? std::strerror(errno) : "no space left") + ")");
+    }
+    done += n;
+  }
+  file_size_ += bytes;
+  return offset;
+}
+
+void KvSpill::Read(int64_t offset, uint8_t* out, int64_t bytes) const {
+  int64_t done = 0;
+  while (done < bytes) {
+    const ssize_t n = ::pread(fd_, out + done, bytes - done, offset + done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      throw Error("--kv-dir " + dir_ + ": reading the KV spill file failed (" +
+                  std::string(n < 0 ? std::strerror(errno) : "short read") + ")");
+    }
+    done += n;
+  }
+}
+
+}  // namespace dsv4

@@ -1,0 +1,56 @@
+#include "engine/model/sequence_state.h"
+
+#include <limits>
+
+namespace dsv4 {
+
+void CompressorState::Reset(int64_t ratio, int64_t dim, bool overlap) {
+  const int64_t coff = overlap ? 2 : 1;
+  kv.assign(coff * ratio * coff * dim, 0.0f);
+  score.assign(coff * ratio * coff * dim, -std::numeric_limits<float>::infinity());
+}
+
+SequenceState::SequenceState(const ModelConfig& config, Numerics numerics, const KvOptions& kv)
+    : config_(&config), numerics_(numerics) {
+  if (!kv.spill_dir.empty() && kv.ram_budget >= 0) spill_ = std::make_unique<KvSpill>(kv.spill_dir, kv.ram_budget);
+  const bool round_trips = numerics == Numerics::kDefault;
+  using Q = KvCodec::Quantization;
+  const KvCodec main_codec(round_trips ? Q::kFp8Nope : Q::kNone, kv.compact, config.head_dim,
+                           config.qk_rope_head_dim);
+  // Indexer rows stay FP4 codes whatever kv.compact says: the exact score
+  // kernel (simd/indexer_scores.h) reads them in that form.
+  const KvCodec index_codec(round_trips ? Q::kFp4 : Q::kNone, /*compact=*/true, config.index_head_dim,
+                            config.qk_rope_head_dim);
+  layers_.resize(config.NumBlocks());
+  for (int64_t L = 0; L < config.NumBlocks(); ++L) {
+    LayerState& s = layers_[L];
+    s.window.assign(config.sliding_window * config.head_dim, 0.0f);
+    const int64_t ratio = config.CompressRatio(L);
+    if (ratio > 0) {
+      s.compressor.Reset(ratio, config.head_dim, ratio == 4);
+      s.compressed = std::make_unique<KvRowStore>(main_codec, spill_.get());
+    }
+    if (ratio == 4) {
+      // Indexer rows are scanned at every step, so they always stay in RAM.
+      s.indexer_compressor.Reset(4, config.index_head_dim, true);
+      s.indexer_rows = std::make_unique<IndexerRows>(index_codec);
+    }
+  }
+}
+
+void SequenceState::EnforceKvBudget() {
+  if (spill_) spill_->Enforce();
+}
+
+int64_t SequenceState::kv_ram_bytes() const {
+  int64_t bytes = 0;
+  for (const LayerState& s : layers_) {
+    if (s.compressed) bytes += s.compressed->resident_bytes();
+    if (s.indexer_rows) bytes += s.indexer_rows->resident_bytes();
+  }
+  return bytes;
+}
+
+int64_t SequenceState::kv_spilled_bytes() const { return spill_ ? spill_->spilled_bytes() : 0; }
+
+}  // namespace dsv4

@@ -1,0 +1,76 @@
+// Everything one sequence carries from token to token (spec §5.3): per layer
+// the sliding-window ring, the compressed rows, the indexer rows and the
+// compressors' partial windows. Positions are absolute; each layer counts
+// the tokens it has processed, so the MTP block keeps its own count.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/kv/indexer_rows.h"
+#include "engine/kv/kv_row_store.h"
+#include "engine/kv/kv_spill.h"
+#include "engine/model/numerics.h"
+#include "loader/config.h"
+
+namespace dsv4 {
+
+// Where compressed KV rows live.
+struct KvOptions {
+  std::string spill_dir;       // empty: never spill
+  int64_t ram_budget = -1;     // bytes of compressed rows kept in RAM; < 0: unlimited
+  // Store round-tripped main compressed rows as codes + scales (exact)
+  // rather than as f32. Indexer rows are codes either way.
+  bool compact = true;
+};
+
+// The not-yet-pooled window(s) of a gated-pooling compressor (§4.7):
+// [coff*ratio][coff*dim] projections and scores (scores include `ape`).
+struct CompressorState {
+  std::vector<float> kv;
+  std::vector<float> score;
+
+  void Reset(int64_t ratio, int64_t dim, bool overlap);
+};
+
+struct LayerState {
+  int64_t length = 0;                          // tokens this layer has processed
+  std::vector<float> window;                   // [sliding_window][head_dim]; position p at row p % window
+  std::unique_ptr<KvRowStore> compressed;      // main compressor rows (compressed layers)
+  std::unique_ptr<IndexerRows> indexer_rows;   // indexer compressor rows (CSA layers)
+  CompressorState compressor;
+  CompressorState indexer_compressor;
+};
+
+class SequenceState {
+ public:
+  // Default numerics store compressed rows in the exact compact encoding
+  // (main rows unless kv.compact is off); smooth numerics keep plain f32 rows.
+  SequenceState(const ModelConfig& config, Numerics numerics, const KvOptions& kv = {});
+  SequenceState(const SequenceState&) = delete;
+  SequenceState& operator=(const SequenceState&) = delete;
+
+  const ModelConfig& config() const { return *config_; }
+  Numerics numerics() const { return numerics_; }
+  // Tokens processed by the main layers: the next token's position.
+  int64_t length() const { return layers_.front().length; }
+  int64_t num_layers() const { return static_cast<int64_t>(layers_.size()); }
+  LayerState& layer(int64_t block) { return layers_.at(block); }
+  const LayerState& layer(int64_t block) const { return layers_.at(block); }
+
+  // Moves compressed rows to the spill file until RAM use fits the budget.
+  void EnforceKvBudget();
+  // Bytes of cached rows in RAM (compressed + indexer) and in the spill file.
+  int64_t kv_ram_bytes() const;
+  int64_t kv_spilled_bytes() const;
+
+ private:
+  const ModelConfig* config_;
+  Numerics numerics_;
+  std::unique_ptr<KvSpill> spill_;  // declared before layers_: stores point into it
+  std::vector<LayerState> layers_;  // main layers, then MTP blocks
+};
+
+}  // namespace dsv4
