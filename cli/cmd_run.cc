@@ -1,119 +1,128 @@
-// dsv4 run: greedy generation, from text (rendered with the official chat
-// encoding and streamed back as text) or from token ids.
+// dsv4 run: one generation, from text (rendered with the official chat
+// encoding and streamed back as text) or from token ids, through the runtime
+// scheduler; a summary of the speed goes to stderr.
+#include <chrono>
 #include <cstdio>
-#include <filesystem>
+#include <algorithm>
+#include <limits>
 #include <optional>
 #include <string>
 
 #include "cli/arguments.h"
 #include "cli/command.h"
 #include "cli/model_options.h"
+#include "cli/sampling_options.h"
+#include "engine/model/session_file.h"
+#include "engine/runtime/scheduler.h"
 #include "engine/text/chat_format.h"
-#include "engine/runtime/sampler.h"
-#include "engine/runtime/sequence_runner.h"
-#include "engine/text/streaming_decoder.h"
 #include "engine/text/tokenizer.h"
 #include "loader/error.h"
 
 namespace dsv4::cli {
 namespace {
 
-// Prints generated text as it arrives, reasoning and answer apart: in the
-// thinking modes everything before </think> is reasoning.
-class TextStream {
+void Print(const std::string& text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);
+}
+
+// Prints what arrives: text with the reasoning apart from the answer, or
+// token ids.
+class OutputPrinter {
  public:
-  TextStream(const Tokenizer& tokenizer, ReasoningMode mode)
-      : decoder_(tokenizer), think_end_(tokenizer.TokenId(chat_tokens::kThinkEnd)),
-        in_reasoning_(IsThinking(mode)) {
-    if (in_reasoning_) Print("--- reasoning ---\n");
+  OutputPrinter(bool text, bool reasoning) : text_(text), in_reasoning_(reasoning) {
+    if (text_ && in_reasoning_) Print("--- reasoning ---\n");
   }
-  void Push(int32_t id) {
-    if (in_reasoning_ && think_end_ && id == *think_end_) {
-      Print(decoder_.Finish());
-      Print("\n--- answer ---\n");
-      in_reasoning_ = false;
+  void Update(const GenerationUpdate& u) {
+    if (!text_) {
+      for (const Sampled& s : u.tokens) {
+        ids_ += (ids_.empty() ? "" : ",") + std::to_string(s.token);
+      }
       return;
     }
-    Print(decoder_.Push(id));
+    Print(u.reasoning);
+    if (in_reasoning_ && (!u.content.empty() || u.reasoning_ended)) {
+      Print("\n--- answer ---\n");
+      in_reasoning_ = false;
+    }
+    Print(u.content);
   }
-  void Finish() { Print(decoder_.Finish() + "\n"); }
+  void Finish() { Print(text_ ? "\n" : ids_ + "\n"); }
 
  private:
-  static void Print(const std::string& text) {
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    std::fflush(stdout);
-  }
-  StreamingDecoder decoder_;
-  std::optional<int32_t> think_end_;
+  bool text_;
   bool in_reasoning_;
+  std::string ids_;
 };
 
 int RunRun(int argc, char** argv) {
-  cxxopts::Options options("dsv4 run", "Generate greedily from text or token ids");
+  cxxopts::Options options("dsv4 run", "Generate from text or token ids");
   AddModelOptions(options);
+  AddSamplingOptions(options, 64);
   options.add_options()
       ("p,prompt", "Prompt text (rendered with the official chat encoding)", cxxopts::value<std::string>())
       ("system", "System prompt (with -p)", cxxopts::value<std::string>())
       ("mode", "Reasoning mode with -p: chat | think | think-max", cxxopts::value<std::string>()->default_value("chat"))
-      ("prompt-ids", "Prompt token ids: 1,2,3 or @FILE (printed back as ids)", cxxopts::value<std::string>())
-      ("n,max-tokens", "Tokens to generate at most", cxxopts::value<int64_t>()->default_value("64"));
+      ("prompt-ids", "Prompt token ids: 1,2,3 or @FILE (printed back as ids)", cxxopts::value<std::string>());
   auto args = ParseOptions(options, argc, argv);
   if (args.count("prompt") && args.count("prompt-ids")) throw Error("-p and --prompt-ids exclude each other");
   if (!args.count("prompt") && !args.count("prompt-ids") && !args.count("load-session")) {
     throw Error("give -p TEXT or --prompt-ids IDS (or --load-session to continue a saved sequence)");
   }
-  const int64_t max_tokens = args["max-tokens"].as<int64_t>();
-  if (max_tokens < 0) throw Error("-n must be >= 0");
   const ReasoningMode mode = ParseReasoningMode(args["mode"].as<std::string>());
 
   LoadedModel loaded = LoadModel(args);
   const ModelConfig& config = loaded.model().config();
+  GenerationRequest request;
+  request.sampling = SamplingFromArgs(args, config.vocab_size);
+  request.reasoning_budget = ReasoningBudgetFromArgs(args);
   std::optional<Tokenizer> tokenizer;
   std::vector<int32_t> prompt;
   if (args.count("prompt")) {
-    const std::string path = (std::filesystem::path(args["model"].as<std::string>()) / "tokenizer.json").string();
-    if (!std::filesystem::exists(path)) throw Error(path + ": not found (-p needs the model's tokenizer)");
-    tokenizer = Tokenizer::FromFile(path);
-    if (tokenizer->VocabSize() > config.vocab_size) {
-      throw Error(path + ": " + std::to_string(tokenizer->VocabSize()) + " tokens, more than the model's vocab_size " +
-                  std::to_string(config.vocab_size));
-    }
+    tokenizer = LoadTokenizer(args, config);
     std::optional<std::string_view> system;
     if (args.count("system")) system = args["system"].as<std::string>();
     const std::string text = RenderChat(SingleTurnConversation(args["prompt"].as<std::string>(), system), mode);
     prompt = tokenizer->Encode(text);
+    request.reasoning = IsThinking(mode);
   } else if (args.count("prompt-ids")) {
     prompt = ParseIds(args["prompt-ids"].as<std::string>(), "--prompt-ids");
   }
+  if (!request.sampling.stop.empty() && !tokenizer) throw Error("--stop needs text output (-p)");
+  request.prompt = std::move(prompt);
+  SessionStart session(args, loaded, request);
+  const uint64_t seed = *request.sampling.seed;
 
-  SessionSequence sequence(args, loaded, prompt);
-  SequenceRunner& runner = sequence.runner();
-  if (!prompt.empty()) runner.Feed(prompt, false);
-  std::vector<float> logits = runner.last_logits();
-  std::optional<TextStream> stream;
-  if (tokenizer) stream.emplace(*tokenizer, mode);
-  std::string ids;
-  // Every generated token is fed back, the last one too, so that a saved
-  // session ends exactly where the output ends.
-  for (int64_t i = 0; i < max_tokens && runner.length() < config.max_position_embeddings; ++i) {
-    const int32_t next = ArgMax(logits.data(), config.vocab_size);
-    if (next == config.eos_token_id) {
-      runner.Feed({next}, false);
-      break;
-    }
-    if (stream) {
-      stream->Push(next);
-    } else {
-      ids += (ids.empty() ? "" : ",") + std::to_string(next);
-    }
-    logits = runner.Feed({next}, false);
-  }
-  if (stream) {
-    stream->Finish();
-  } else {
-    std::printf("%s\n", ids.c_str());
-  }
-  sequence.Finish();
+  SchedulerOptions scheduler_options;
+  scheduler_options.step_tokens = loaded.chunk > 0 ? loaded.chunk : std::numeric_limits<int64_t>::max();
+  scheduler_options.kv = loaded.kv;
+  Scheduler scheduler(loaded.model(), tokenizer ? &*tokenizer : nullptr, scheduler_options);
+  OutputPrinter printer(tokenizer.has_value(), request.reasoning);
+  GenerationUpdate last;
+  std::optional<std::chrono::steady_clock::time_point> first_token;
+  const auto start = std::chrono::steady_clock::now();
+  scheduler.Submit(std::move(request), [&](const GenerationUpdate& u) {
+    if (!first_token && !u.tokens.empty()) first_token = std::chrono::steady_clock::now();
+    printer.Update(u);
+    if (u.finish != FinishReason::kNone) last = u;
+  });
+  scheduler.Run();
+  printer.Finish();
+  if (last.finish == FinishReason::kError) throw Error(last.error);
+  session.Save(last);
+
+  const auto end = std::chrono::steady_clock::now();
+  const auto seconds = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+  const double prefill = seconds(start, first_token.value_or(end)), decode = first_token ? seconds(*first_token, end) : 0;
+  const Usage& u = last.usage;
+  const int64_t computed = u.prompt_tokens - u.cached_tokens;
+  std::fprintf(stderr,
+               "prompt %lld tokens (%lld reused) in %.2f s, %.1f tok/s; generated %lld tokens in %.2f s, %.2f tok/s; "
+               "finish %s; seed %llu\n",
+               static_cast<long long>(u.prompt_tokens), static_cast<long long>(u.cached_tokens), prefill,
+               computed / std::max(prefill, 1e-9), static_cast<long long>(u.completion_tokens), decode,
+               u.completion_tokens > 1 ? (u.completion_tokens - 1) / std::max(decode, 1e-9) : 0.0,
+               FinishReasonName(last.finish), static_cast<unsigned long long>(seed));
   return 0;
 }
 

@@ -16,7 +16,8 @@ void AddModelOptions(cxxopts::Options& options) {
   options.add_options()
       ("m,model", "Model directory (Hugging Face layout)", cxxopts::value<std::string>())
       ("numerics", "default | smooth (no KV/indexer round trips)", cxxopts::value<std::string>()->default_value("default"))
-      ("chunk", "Prefill chunk size in tokens (0 = whole prompt)", cxxopts::value<int64_t>()->default_value("0"))
+      ("chunk", "Token rows per forward call: prefill chunks (bounds activation memory; 0 = a whole prompt at once)",
+       cxxopts::value<int64_t>()->default_value("512"))
       ("threads", "Worker threads (default: physical cores)", cxxopts::value<int>())
       ("mem-budget", "Resident weight bytes (dense + expert cache), e.g. 40G; routed experts beyond it are paged",
        cxxopts::value<std::string>())
@@ -115,6 +116,60 @@ void SessionSequence::Finish() {
   if (!session_dir_.empty() && runner_.length() > 0) {
     runner_.Save(PrefixSessionPath(session_dir_, runner_.tokens()), identity_);
   }
+}
+
+}  // namespace dsv4::cli
+
+namespace dsv4::cli {
+
+Tokenizer LoadTokenizer(const cxxopts::ParseResult& args, const ModelConfig& config) {
+  const std::string path = (std::filesystem::path(args["model"].as<std::string>()) / "tokenizer.json").string();
+  if (!std::filesystem::exists(path)) throw Error(path + ": not found (text input needs the model's tokenizer)");
+  Tokenizer tokenizer = Tokenizer::FromFile(path);
+  if (tokenizer.VocabSize() > config.vocab_size) {
+    throw Error(path + ": " + std::to_string(tokenizer.VocabSize()) + " tokens, more than the model's vocab_size " +
+                std::to_string(config.vocab_size));
+  }
+  return tokenizer;
+}
+
+SessionStart::SessionStart(const cxxopts::ParseResult& args, const LoadedModel& loaded, GenerationRequest& request) {
+  if (args.count("save-session")) save_path_ = args["save-session"].as<std::string>();
+  if (args.count("session-dir")) session_dir_ = args["session-dir"].as<std::string>();
+  if (!args.count("load-session") && session_dir_.empty() && save_path_.empty()) return;
+  identity_ = ModelIdentity(loaded.checkpoint());
+  request.return_state = !save_path_.empty() || !session_dir_.empty();
+  std::string path;
+  if (args.count("load-session")) {
+    path = args["load-session"].as<std::string>();
+  } else if (!session_dir_.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(session_dir_, ec);
+    int64_t matched = 0;
+    path = FindPrefixSession(session_dir_, request.prompt, identity_, loaded.model().numerics(), &matched);
+  }
+  if (path.empty()) return;
+  auto state = std::make_unique<SequenceState>(loaded.model().config(), loaded.model().numerics(), loaded.kv);
+  SessionContents contents = LoadSession(path, *state, identity_);
+  if (args.count("load-session")) {
+    request.prompt.insert(request.prompt.begin(), contents.tokens.begin(), contents.tokens.end());
+    std::fprintf(stderr, "session %s: %lld tokens restored\n", path.c_str(),
+                 static_cast<long long>(contents.tokens.size()));
+  } else {
+    std::fprintf(stderr, "session-dir: reused a %lld-token prefix (%s)\n",
+                 static_cast<long long>(contents.tokens.size()), path.c_str());
+  }
+  if (request.prompt.empty()) throw Error(path + ": the session holds no tokens to continue from");
+  request.start_state = std::move(state);
+  request.start_logits = std::move(contents.last_logits);
+}
+
+void SessionStart::Save(const GenerationUpdate& last) const {
+  if (save_path_.empty() && session_dir_.empty()) return;
+  if (!last.final_state) throw Error("the final state was lost (" + last.error + "); no session was saved");
+  const SessionContents contents{last.all_tokens, last.final_logits};
+  if (!save_path_.empty()) SaveSession(save_path_, *last.final_state, contents, identity_);
+  if (!session_dir_.empty()) SaveSession(PrefixSessionPath(session_dir_, last.all_tokens), *last.final_state, contents, identity_);
 }
 
 }  // namespace dsv4::cli

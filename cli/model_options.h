@@ -11,7 +11,9 @@
 
 #include "engine/model/model.h"
 #include "engine/model/paged_experts.h"
+#include "engine/runtime/generation.h"
 #include "engine/runtime/sequence_runner.h"
+#include "engine/text/tokenizer.h"
 #include "loader/checkpoint.h"
 
 namespace dsv4::cli {
@@ -45,6 +47,23 @@ class SessionSequence {
   std::string save_path_, session_dir_;
   uint64_t identity_ = 0;
   SequenceRunner runner_;
+};
+
+// The tokenizer.json beside the model of -m, checked against its vocabulary.
+Tokenizer LoadTokenizer(const cxxopts::ParseResult& args, const ModelConfig& config);
+
+// Sessions for a generation request: --load-session continues a saved
+// sequence (its tokens come before request.prompt), --session-dir starts
+// from the longest saved prefix of the prompt; Save writes the final state
+// to --save-session and --session-dir.
+class SessionStart {
+ public:
+  SessionStart(const cxxopts::ParseResult& args, const LoadedModel& loaded, GenerationRequest& request);
+  void Save(const GenerationUpdate& last) const;
+
+ private:
+  std::string save_path_, session_dir_;
+  uint64_t identity_ = 0;
 };
 
 }  // namespace dsv4::cli

@@ -49,6 +49,7 @@ void Model::CheckRows(const std::vector<TokenRow>& rows, int64_t block) const {
   // sequence as it was.
   std::map<const SequenceState*, int64_t> next;
   for (const TokenRow& row : rows) {
+    if (!row.state->failure().empty()) throw Error(row.state->failure());
     if (row.token < 0 || row.token >= config_.vocab_size) {
       throw Error("token id " + std::to_string(row.token) + " is outside the vocabulary [0, " +
                   std::to_string(config_.vocab_size) + ")");
@@ -116,22 +117,31 @@ void Model::Forward(const std::vector<TokenRow>& rows, const std::vector<int64_t
   for (int64_t r : logit_rows) {
     if (r < 0 || r >= n) throw Error("logit row " + std::to_string(r) + " is not in the batch");
   }
-  PrefetchHashExperts(rows);
-  // Embedding, copied into every stream.
-  std::vector<float> streams(n * hc * hidden);
-  for (int64_t t = 0; t < n; ++t) {
-    float* s = streams.data() + t * hc * hidden;
-    DecodeRow(weights_.embed, rows[t].token, s);
-    for (int64_t j = 1; j < hc; ++j) std::copy(s, s + hidden, s + j * hidden);
-  }
-  for (int64_t L = 0; L < config_.num_hidden_layers; ++L) RunBlock(L, rows, streams);
-  Logits(weights_.hc_head, weights_.norm, streams.data(), logit_rows, logits);
-  // Spilling happens between calls, once every layer has its rows, so a
-  // failed spill write leaves each sequence complete and consistent.
   std::vector<SequenceState*> states;
   for (const TokenRow& row : rows) {
     if (std::find(states.begin(), states.end(), row.state) == states.end()) states.push_back(row.state);
   }
+  std::vector<float> streams(n * hc * hidden);
+  try {
+    PrefetchHashExperts(rows);
+    // Embedding, copied into every stream.
+    for (int64_t t = 0; t < n; ++t) {
+      float* s = streams.data() + t * hc * hidden;
+      DecodeRow(weights_.embed, rows[t].token, s);
+      for (int64_t j = 1; j < hc; ++j) std::copy(s, s + hidden, s + j * hidden);
+    }
+    for (int64_t L = 0; L < config_.num_hidden_layers; ++L) RunBlock(L, rows, streams);
+  } catch (const std::exception& e) {
+    // Some layers may hold this call's rows and others not: such a state is
+    // never computed from again.
+    for (SequenceState* state : states) {
+      state->MarkFailed(std::string("the sequence is unusable after a failed forward call: ") + e.what());
+    }
+    throw;
+  }
+  Logits(weights_.hc_head, weights_.norm, streams.data(), logit_rows, logits);
+  // Spilling happens between calls, once every layer has its rows, so a
+  // failed spill write leaves each sequence complete and consistent.
   for (SequenceState* state : states) state->EnforceKvBudget();
   if (final_streams) *final_streams = std::move(streams);
 }

@@ -1,6 +1,9 @@
 #include "engine/model/sequence_state.h"
 
+#include <algorithm>
 #include <limits>
+
+#include "loader/error.h"
 
 namespace dsv4 {
 
@@ -36,6 +39,58 @@ SequenceState::SequenceState(const ModelConfig& config, Numerics numerics, const
       s.indexer_rows = std::make_unique<IndexerRows>(index_codec);
     }
   }
+}
+
+namespace {
+
+// Appends every row of `from` to `to` in their encoded form, in batches
+// (KvRowStore or IndexerRows).
+template <typename Store>
+void CopyRows(const Store& from, Store& to) {
+  constexpr int64_t kBatch = 1024;
+  std::vector<uint8_t> buffer;
+  for (int64_t begin = 0; begin < from.size(); begin += kBatch) {
+    const int64_t count = std::min<int64_t>(kBatch, from.size() - begin);
+    buffer.resize(count * from.codec().bytes_per_row());
+    from.ReadEncoded(begin, count, buffer.data());
+    to.AppendEncoded(buffer.data(), count);
+  }
+}
+
+int64_t FloatBytes(const std::vector<float>& v) { return static_cast<int64_t>(v.capacity() * sizeof(float)); }
+
+}  // namespace
+
+void SequenceState::CopyFrom(const SequenceState& source) {
+  if (source.config_ != config_ || source.numerics_ != numerics_ || source.layers_.size() != layers_.size()) {
+    throw Error("cannot copy a sequence state of another model or numerics");
+  }
+  if (!source.failure_.empty()) throw Error(source.failure_);
+  // The spill file holds pointers to this state's row stores, so they are
+  // filled, never replaced: only a fresh state takes a copy.
+  for (const LayerState& s : layers_) {
+    if (s.length != 0) throw Error("a sequence state can only be copied into a fresh one");
+  }
+  for (size_t L = 0; L < layers_.size(); ++L) {
+    const LayerState& from = source.layers_[L];
+    LayerState& to = layers_[L];
+    to.length = from.length;
+    to.window = from.window;
+    to.compressor = from.compressor;
+    to.indexer_compressor = from.indexer_compressor;
+    if (to.compressed) CopyRows(*from.compressed, *to.compressed);
+    if (to.indexer_rows) CopyRows(*from.indexer_rows, *to.indexer_rows);
+  }
+  EnforceKvBudget();
+}
+
+int64_t SequenceState::ram_bytes() const {
+  int64_t bytes = kv_ram_bytes();
+  for (const LayerState& s : layers_) {
+    bytes += FloatBytes(s.window) + FloatBytes(s.compressor.kv) + FloatBytes(s.compressor.score) +
+             FloatBytes(s.indexer_compressor.kv) + FloatBytes(s.indexer_compressor.score);
+  }
+  return bytes;
 }
 
 void SequenceState::EnforceKvBudget() {

@@ -60,17 +60,31 @@ class SequenceState {
   LayerState& layer(int64_t block) { return layers_.at(block); }
   const LayerState& layer(int64_t block) const { return layers_.at(block); }
 
+  // Makes this fresh state (no tokens yet) an exact copy of `source` (same
+  // config and numerics): the prefix cache's checkpoints and the states
+  // restored from them. Rows spill under this state's own KvOptions.
+  void CopyFrom(const SequenceState& source);
+
+  // A forward call that failed part way leaves a state whose layers may be
+  // out of step; it is marked so, and every later use is refused with
+  // `why` instead of computing from it.
+  void MarkFailed(const std::string& why) { failure_ = why; }
+  const std::string& failure() const { return failure_; }
+
   // Moves compressed rows to the spill file until RAM use fits the budget.
   void EnforceKvBudget();
   // Bytes of cached rows in RAM (compressed + indexer) and in the spill file.
   int64_t kv_ram_bytes() const;
   int64_t kv_spilled_bytes() const;
+  // RAM held: the windows and compressor buffers plus kv_ram_bytes().
+  int64_t ram_bytes() const;
 
  private:
   const ModelConfig* config_;
   Numerics numerics_;
   std::unique_ptr<KvSpill> spill_;  // declared before layers_: stores point into it
   std::vector<LayerState> layers_;  // main layers, then MTP blocks
+  std::string failure_;             // empty while usable
 };
 
 }  // namespace dsv4

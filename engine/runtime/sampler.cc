@@ -1,13 +1,312 @@
 #include "engine/runtime/sampler.h"
 
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cmath>
+#include <limits>
+#include <ranges>
+#include <string>
+
+#include "loader/error.h"
+#include "simd/ops.h"
+
 namespace dsv4 {
 
-int32_t ArgMax(const float* logits, int64_t vocab) {
-  int64_t best = 0;
-  for (int64_t i = 1; i < vocab; ++i) {
-    if (logits[i] > logits[best]) best = i;
+// ops::TopK skips whole vectors below the best so far, some 20 times faster
+// than a plain loop over the vocabulary.
+int32_t ArgMax(const float* logits, int64_t vocab) { return ops::TopK(logits, vocab, 1)[0]; }
+
+namespace {
+
+uint64_t SplitMix64(uint64_t& x) {
+  uint64_t z = (x += 0x9e3779b97f4a7c15u);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+  return z ^ (z >> 31);
+}
+
+}  // namespace
+
+RandomStream::RandomStream(uint64_t seed) {
+  for (uint64_t& word : state_) word = SplitMix64(seed);
+}
+
+double RandomStream::Uniform() {
+  const uint64_t result = std::rotl(state_[1] * 5, 7) * 9;
+  const uint64_t t = state_[1] << 17;
+  state_[2] ^= state_[0];
+  state_[3] ^= state_[1];
+  state_[1] ^= state_[2];
+  state_[0] ^= state_[3];
+  state_[2] ^= t;
+  state_[3] = std::rotl(state_[3], 45);
+  return static_cast<double>(result >> 11) * 0x1.0p-53;
+}
+
+namespace {
+
+// Vocabulary-sized working rows, one set per thread rather than per Sampler:
+// the samplers of a batch reuse the warm rows of the thread that runs them,
+// and a waiting request holds no such memory.
+struct Scratch {
+  std::vector<float> adjusted;
+  std::vector<float> weights;  // softmax numerators
+  std::vector<int32_t> ids;
+  std::vector<double> block_mass;
+};
+
+Scratch& ThreadScratch() {
+  thread_local Scratch scratch;
+  return scratch;
+}
+
+// exp(x) for x <= 0, within 2 ulp; 0 below -87 (under 2e-38, nothing next to
+// the top token's 1) and for NaN. x = k ln2 + r with |r| <= ln2 / 2, e^r by
+// its Taylor polynomial to r^7, 2^k from exponent bits. Only IEEE adds,
+// multiplies and bit operations, with no branch (the range test masks the
+// bits): GCC vectorizes a loop of it, which it does not for libm's expf, and
+// the result does not depend on the libm.
+inline float ExpNonPositive(float x) {
+  constexpr float kShifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  const float shifted = x * 1.44269504088896341f + kShifter;
+  const float k = shifted - kShifter;
+  const float r = (x - k * 0.693145751953125f) - k * 1.42860682e-6f;  // ln 2 in two parts
+  float p = 1.0f / 5040;
+  p = p * r + 1.0f / 720;
+  p = p * r + 1.0f / 120;
+  p = p * r + 1.0f / 24;
+  p = p * r + 1.0f / 6;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  // k sits in the low bits of `shifted`; unsigned, so out-of-range x wraps
+  // harmlessly before the mask drops it.
+  const uint32_t k_bits = std::bit_cast<uint32_t>(shifted) - std::bit_cast<uint32_t>(kShifter);
+  const float two_to_k = std::bit_cast<float>((k_bits + 127u) << 23);
+  const uint32_t in_range = 0u - static_cast<uint32_t>(x >= -87.0f);
+  return std::bit_cast<float>(std::bit_cast<uint32_t>(p * two_to_k) & in_range);
+}
+
+// w[i] = exp((x[i] - max) / temperature), x[i] <= max.
+void Exponentials(const float* x, int64_t n, float max, float temperature, float* w) {
+  for (int64_t i = 0; i < n; ++i) w[i] = ExpNonPositive((x[i] - max) / temperature);
+}
+
+// The f64 sum of x[0, n) in one order on every machine, which the compiler
+// still vectorizes: partial j takes x[i] with i = j mod kPartials below the
+// last multiple of kPartials, the partials are added in order, then the rest.
+constexpr int64_t kPartials = 8;
+double SumInFixedOrder(const float* x, int64_t n) {
+  double partial[kPartials] = {};
+  int64_t i = 0;
+  for (; i + kPartials <= n; i += kPartials) {
+    for (int64_t j = 0; j < kPartials; ++j) partial[j] += x[i + j];
   }
-  return static_cast<int32_t>(best);
+  double sum = 0;
+  for (const double p : partial) sum += p;
+  for (; i < n; ++i) sum += x[i];
+  return sum;
+}
+
+// A prefix of the tokens ranked by weight, heaviest first, lower id first
+// among equal weights: those heavier than `weight`, and those of exactly
+// `weight` with id <= last_id. Top-p and min-p each keep such a prefix.
+struct Cutoff {
+  float weight;
+  int32_t last_id;
+  bool Keeps(float w, int32_t id) const { return w > weight || (w == weight && id <= last_id); }
+};
+
+Cutoff Shorter(const Cutoff& a, const Cutoff& b) {
+  if (a.weight != b.weight) return a.weight > b.weight ? a : b;
+  return a.last_id < b.last_id ? a : b;
+}
+
+// Weights in [0, 1] have at most 30 significant bits, taken 10 at a time.
+constexpr int kDigitBits = 10;
+constexpr uint32_t kDigits = 1u << kDigitBits;
+uint32_t Digit(float w, int shift) { return (std::bit_cast<uint32_t>(w) >> shift) & (kDigits - 1); }
+
+// One level of MassCutoff: of the tokens `ids` (which share the digits above
+// `shift`), the digit at which the running sum of weights, heaviest digit
+// first and starting from *above, reaches target (the lowest digit if
+// rounding leaves it short). *above gains the weight of the heavier digits.
+// Tokens take turns over kCopies histograms, added up in order at the end:
+// runs of tokens in one bin (zero weights, say) would otherwise queue on
+// that bin's memory.
+template <typename Ids>
+uint32_t BoundaryDigit(const float* w, const Ids& ids, int shift, double target, double* above) {
+  constexpr size_t kCopies = 4;
+  std::array<std::array<double, kDigits>, kCopies> copies{};
+  size_t turn = 0;
+  for (const int32_t id : ids) copies[turn++ % kCopies][Digit(w[id], shift)] += w[id];
+  std::array<double, kDigits> mass = copies[0];
+  for (size_t c = 1; c < kCopies; ++c) {
+    for (uint32_t d = 0; d < kDigits; ++d) mass[d] += copies[c][d];
+  }
+  uint32_t lowest = 0;
+  while (mass[lowest] == 0) ++lowest;
+  uint32_t digit = kDigits - 1;
+  while (digit > lowest && *above + mass[digit] < target) *above += mass[digit--];
+  return digit;
+}
+
+// The shortest prefix (as Cutoff ranks) of the weights w[candidates], in
+// [0, 1], some positive, whose sum reaches target (all of them if rounding
+// leaves the sum short); candidates ascend. Instead of sorting, a radix
+// selection: positive floats order like their bit patterns, so a histogram of
+// weight per leading digit tells the digit where the running sum reaches
+// target, and only the tokens of that digit go on to the next one. One pass
+// over the candidates and one to collect that digit's tokens, then passes
+// over those (usually a handful); the tokens left at the end share one
+// weight, ranked by id.
+template <typename Candidates>
+Cutoff MassCutoff(const float* w, const Candidates& candidates, double target, std::vector<int32_t>& ids) {
+  double above = 0;  // weight of the tokens ranked before every one in ids; stays below target
+  int shift = 2 * kDigitBits;
+  const uint32_t first = BoundaryDigit(w, candidates, shift, target, &above);
+  ids.clear();
+  for (const int32_t id : candidates) {
+    if (w[id] > 0 && Digit(w[id], shift) == first) ids.push_back(id);
+  }
+  for (shift -= kDigitBits; shift >= 0; shift -= kDigitBits) {
+    const uint32_t digit = BoundaryDigit(w, ids, shift, target, &above);
+    std::erase_if(ids, [&](int32_t id) { return Digit(w[id], shift) != digit; });
+  }
+  for (const int32_t id : ids) {
+    above += w[id];
+    if (above >= target) return {w[id], id};
+  }
+  return {w[ids.back()], ids.back()};
+}
+
+// The least float >= min_p, so that w >= it exactly when w >= min_p.
+float MinWeight(double min_p) {
+  const float rounded = static_cast<float>(min_p);
+  return rounded < min_p ? std::nextafter(rounded, 1.0f) : rounded;
+}
+
+// Draws token i with probability w[i] / sum(w), u uniform in [0, 1): the
+// first i at which the running sum of w passes u * sum(w). Blocks of kBlock
+// weights are summed first (SumInFixedOrder, so the total is the same on
+// every machine), then the walk goes block by block and inside one; if
+// rounding between the two orders leaves the walk short inside the block, it
+// takes the block's last weighted token. Some weight must be positive.
+constexpr int64_t kBlock = 256;
+int32_t Pick(const float* w, int64_t n, double u, std::vector<double>& block_mass) {
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  block_mass.resize(blocks);
+  double total = 0;
+  for (int64_t b = 0; b < blocks; ++b) {
+    block_mass[b] = SumInFixedOrder(w + b * kBlock, std::min(kBlock, n - b * kBlock));
+    total += block_mass[b];
+  }
+  const double target = u * total;
+  int64_t last_block = blocks - 1;
+  while (block_mass[last_block] == 0) --last_block;
+  int64_t b = 0;
+  double below = 0;
+  while (b < last_block && below + block_mass[b] <= target) below += block_mass[b++];
+  int32_t chosen = -1;
+  for (int64_t i = b * kBlock; i < std::min(n, (b + 1) * kBlock); ++i) {
+    if (w[i] == 0) continue;
+    chosen = static_cast<int32_t>(i);
+    below += w[i];
+    if (below > target) break;
+  }
+  return chosen;
+}
+
+}  // namespace
+
+Sampler::Sampler(const SamplingParams& params, int64_t vocab, uint64_t seed)
+    : params_(params), vocab_(vocab), temperature_(static_cast<float>(params.temperature)), random_(seed) {
+  ValidateSampling(params, vocab);
+}
+
+Sampled Sampler::Sample(const float* logits) {
+  Sampled out;
+  const float* adjusted = Adjusted(logits);
+  // A temperature too small for a float is greedy as well.
+  out.token = temperature_ == 0 ? ArgMax(adjusted, vocab_) : Draw(adjusted);
+  if (params_.top_logprobs >= 0) Logprobs(logits, out);
+  return out;
+}
+
+void Sampler::Accept(int32_t token) {
+  if (token < 0 || token >= vocab_) {
+    throw Error("accepted token " + std::to_string(token) + " is outside the vocabulary [0, " +
+                std::to_string(vocab_) + ")");
+  }
+  ++counts_[token];
+}
+
+const float* Sampler::Adjusted(const float* logits) const {
+  const bool penalize = (params_.presence_penalty != 0 || params_.frequency_penalty != 0) && !counts_.empty();
+  if (params_.logit_bias.empty() && !penalize) return logits;
+  std::vector<float>& adjusted = ThreadScratch().adjusted;
+  adjusted.assign(logits, logits + vocab_);
+  for (const auto& [id, bias] : params_.logit_bias) adjusted[id] += bias;
+  if (penalize) {
+    for (const auto& [id, count] : counts_) {
+      adjusted[id] -= static_cast<float>(params_.frequency_penalty * count + params_.presence_penalty);
+    }
+  }
+  return adjusted.data();
+}
+
+int32_t Sampler::Draw(const float* adjusted) {
+  // First, so that every token takes exactly one number whatever follows.
+  const double u = random_.Uniform();
+  Scratch& scratch = ThreadScratch();
+  std::vector<float>& w = scratch.weights;
+  w.resize(vocab_);
+  // Dividing by the temperature keeps the order, so top-k can come first.
+  const bool top_k = params_.top_k > 0 && params_.top_k < vocab_;
+  std::vector<int32_t> best = ops::TopK(adjusted, vocab_, top_k ? params_.top_k : 1);
+  const float max = adjusted[best[0]];
+  // Softmax numerators, 0 outside the top-k. The top token weighs exactly 1,
+  // so min-p compares weights with min_p itself.
+  if (top_k) {
+    std::fill(w.begin(), w.end(), 0.0f);
+    for (const int32_t id : best) Exponentials(adjusted + id, 1, max, temperature_, w.data() + id);
+  } else {
+    Exponentials(adjusted, vocab_, max, temperature_, w.data());
+  }
+  Cutoff keep{0.0f, -1};  // every positive weight
+  if (params_.top_p < 1) {
+    const double target = params_.top_p * SumInFixedOrder(w.data(), vocab_);
+    if (top_k) {
+      std::sort(best.begin(), best.end());  // MassCutoff's candidates ascend
+      keep = MassCutoff(w.data(), best, target, scratch.ids);
+    } else {
+      keep = MassCutoff(w.data(), std::views::iota(int32_t{0}, static_cast<int32_t>(vocab_)), target, scratch.ids);
+    }
+  }
+  if (params_.min_p > 0) {
+    keep = Shorter(keep, Cutoff{MinWeight(params_.min_p), std::numeric_limits<int32_t>::max()});
+  }
+  if (keep.weight > 0) {  // a cut above: drop what it leaves out
+    for (int32_t i = 0; i < vocab_; ++i) w[i] = keep.Keeps(w[i], i) ? w[i] : 0.0f;
+  }
+  return Pick(w.data(), vocab_, u, scratch.block_mass);
+}
+
+void Sampler::Logprobs(const float* logits, Sampled& out) const {
+  const std::vector<int32_t> top = ops::TopK(logits, vocab_, std::max(params_.top_logprobs, 1));
+  const float max = logits[top[0]];
+  std::vector<float>& w = ThreadScratch().weights;
+  w.resize(vocab_);
+  Exponentials(logits, vocab_, max, 1.0f, w.data());
+  const double log_sum = std::log(SumInFixedOrder(w.data(), vocab_));
+  const auto logprob = [&](int32_t id) {
+    return static_cast<float>(static_cast<double>(logits[id]) - max - log_sum);
+  };
+  out.logprob = logprob(out.token);
+  for (size_t j = 0; j < top.size() && j < static_cast<size_t>(params_.top_logprobs); ++j) {
+    out.top.emplace_back(top[j], logprob(top[j]));
+  }
 }
 
 }  // namespace dsv4

@@ -65,7 +65,7 @@ TEST(RunCli, GreedyIdsMatchGoldenDecode) {
   testing::Golden golden;
   const testing::GoldenSequence& s = golden.sequences()[0];  // short_greedy
   const auto result = RunCli("run -m " + DataPath("tiny-dsv4/checkpoint") + " --prompt-ids " + Join(s.prompt) +
-                             " -n " + std::to_string(s.decode_tokens.size()));
+                             " -n " + std::to_string(s.decode_tokens.size()) + " --temperature 0");
   ASSERT_EQ(result.exit_code, 0) << result.err;
   EXPECT_EQ(result.out, Join(s.decode_tokens) + "\n");
 }
@@ -76,7 +76,7 @@ TEST(RunCli, PagedExpertsUnderMemBudgetGiveTheSameTokens) {
   testing::Golden golden;
   const testing::GoldenSequence& s = golden.sequences()[0];  // short_greedy
   const auto result = RunCli("run -m " + DataPath("tiny-dsv4/checkpoint") + " --prompt-ids " + Join(s.prompt) +
-                             " -n " + std::to_string(s.decode_tokens.size()) + " --mem-budget 13M");
+                             " -n " + std::to_string(s.decode_tokens.size()) + " --mem-budget 13M --temperature 0");
   ASSERT_EQ(result.exit_code, 0) << result.err;
   EXPECT_NE(result.err.find("routed experts paged"), std::string::npos) << result.err;
   EXPECT_EQ(result.out, Join(s.decode_tokens) + "\n");

@@ -1,0 +1,30 @@
+// The SAMPLING options (design.md) shared by run and chat (and, as request
+// defaults, batch and serve), and the scheduler options of the commands that
+// generate.
+#pragma once
+
+#include <cstdint>
+
+#include <cxxopts.hpp>
+
+#include "cli/model_options.h"
+#include "engine/runtime/sampling.h"
+#include "engine/runtime/scheduler.h"
+
+namespace dsv4::cli {
+
+// --temperature --top-p --top-k --min-p --seed --presence-penalty
+// --frequency-penalty --stop (repeatable) -n/--max-tokens --reasoning-budget.
+void AddSamplingOptions(cxxopts::Options& options, int64_t default_max_tokens);
+
+// The options as validated SamplingParams; without --seed, a random seed
+// (the command reports it, so a run can be repeated).
+SamplingParams SamplingFromArgs(const cxxopts::ParseResult& args, int64_t vocab);
+// --reasoning-budget, or -1 when not given.
+int64_t ReasoningBudgetFromArgs(const cxxopts::ParseResult& args);
+
+// --parallel and --prefix-cache.
+void AddSchedulerOptions(cxxopts::Options& options, int64_t default_parallel);
+SchedulerOptions SchedulerOptionsFromArgs(const cxxopts::ParseResult& args, const LoadedModel& loaded);
+
+}  // namespace dsv4::cli

@@ -1,0 +1,418 @@
+#include "engine/runtime/scheduler.h"
+
+#include <algorithm>
+#include <bit>
+#include <chrono>
+#include <exception>
+#include <utility>
+
+#include "engine/runtime/stop_matcher.h"
+#include "engine/text/chat_format.h"
+#include "engine/text/streaming_decoder.h"
+#include "loader/error.h"
+
+namespace dsv4 {
+
+const char* FinishReasonName(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kNone:
+      return "none";
+    case FinishReason::kStop:
+      return "stop";
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kCancelled:
+      return "cancelled";
+    case FinishReason::kError:
+      return "error";
+  }
+  return "none";
+}
+
+// One request from admission to its last update. `tokens` holds the prompt
+// and everything generated; the state has processed the first `fed` of them.
+struct Scheduler::Sequence {
+  int64_t id = 0;
+  GenerationRequest request;
+  UpdateCallback on_update;
+  int64_t prompt_size = 0;
+  std::vector<int32_t> tokens;
+  int64_t fed = 0;
+  std::unique_ptr<SequenceState> state;
+  std::unique_ptr<Sampler> sampler;
+  std::unique_ptr<StreamingDecoder> decoder;
+  std::unique_ptr<StopMatcher> stops;
+  bool in_reasoning = false;
+  Usage usage;
+  FinishReason finish = FinishReason::kNone;
+  // Finished, but its last tokens are still fed so that the state after the
+  // generation becomes a prefix-cache checkpoint (the next chat turn starts
+  // with it).
+  bool closing = false;
+  GenerationUpdate deferred;  // with return_state: the finish, sent once closing is done
+
+  bool generating() const { return finish == FinishReason::kNone; }
+  bool decoding() const { return static_cast<int64_t>(tokens.size()) > prompt_size; }
+};
+
+Scheduler::Scheduler(const Model& model, const Tokenizer* tokenizer, const SchedulerOptions& options)
+    : model_(model), tokenizer_(tokenizer), options_(options) {
+  if (options_.max_sequences < 1) throw Error("the scheduler needs at least one sequence slot");
+  if (options_.step_tokens < 1) throw Error("the scheduler needs at least one token per step");
+  if (tokenizer_) think_end_ = tokenizer_->TokenId(chat_tokens::kThinkEnd);
+  if (options_.prefix_cache_bytes > 0) cache_ = std::make_unique<PrefixCache>(options_.prefix_cache_bytes);
+}
+
+Scheduler::~Scheduler() = default;
+
+int64_t Scheduler::Submit(GenerationRequest request, UpdateCallback on_update) {
+  const ModelConfig& c = model_.config();
+  const int64_t n = static_cast<int64_t>(request.prompt.size());
+  if (n == 0) throw Error("the prompt is empty");
+  if (n >= c.max_position_embeddings) {
+    throw Error("the prompt has " + std::to_string(n) + " tokens; the model's context is " +
+                std::to_string(c.max_position_embeddings) + " (max_position_embeddings)");
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    if (request.prompt[i] < 0 || request.prompt[i] >= c.vocab_size) {
+      throw Error("prompt token " + std::to_string(request.prompt[i]) + " at index " + std::to_string(i) +
+                  " is outside the vocabulary [0, " + std::to_string(c.vocab_size) + ")");
+    }
+  }
+  ValidateSampling(request.sampling, c.vocab_size);
+  if (!request.sampling.seed) throw Error("the request has no seed");
+  if (request.sampling.max_tokens < 0) throw Error("the request has no max_tokens");
+  if (!request.sampling.stop.empty() && !tokenizer_) throw Error("stop strings need the model's tokenizer");
+  if (request.reasoning && request.reasoning_budget >= 0 && !think_end_) {
+    throw Error("a reasoning budget needs the model's tokenizer (for </think>)");
+  }
+  auto s = std::make_unique<Sequence>();
+  s->request = std::move(request);
+  s->on_update = std::move(on_update);
+  s->prompt_size = n;
+  s->tokens = s->request.prompt;
+  s->in_reasoning = s->request.reasoning;
+  s->usage.prompt_tokens = n;
+  std::lock_guard<std::mutex> lock(mutex_);
+  s->id = next_id_++;
+  const int64_t id = s->id;
+  queue_.push_back(std::move(s));
+  return id;
+}
+
+bool Scheduler::Cancel(int64_t id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (id <= 0 || id >= next_id_ || std::count(cancelled_.begin(), cancelled_.end(), id)) return false;
+  cancelled_.push_back(id);
+  return true;
+}
+
+bool Scheduler::Idle() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return queue_.empty() && active_.empty();
+}
+
+Scheduler::Stats Scheduler::stats() const { return stats_; }
+
+void Scheduler::Deliver(Sequence& s, GenerationUpdate& update) {
+  update.request_id = s.id;
+  if (update.finish != FinishReason::kNone) update.usage = s.usage;
+  if (s.on_update) s.on_update(update);
+}
+
+void Scheduler::Finish(Sequence& s, FinishReason reason, const std::string& error, GenerationUpdate update) {
+  if (reason == FinishReason::kStop || reason == FinishReason::kLength) {
+    // What the decoder and the stop matcher still hold belongs to the output.
+    if (s.decoder) {
+      const std::string rest = s.decoder->Finish();
+      if (s.in_reasoning) {
+        update.reasoning += rest;
+      } else {
+        update.content += s.stops->Push(rest).text;
+      }
+    }
+    if (s.stops) update.content += s.stops->Finish();
+  }
+  s.finish = reason;
+  update.finish = reason;
+  update.error = error;
+  const bool keep = (cache_ || s.request.return_state) && s.state && s.state->failure().empty() &&
+                    (reason == FinishReason::kStop || reason == FinishReason::kLength) &&
+                    static_cast<int64_t>(s.tokens.size()) < model_.config().max_position_embeddings;
+  if (keep && s.request.return_state) {
+    s.deferred = std::move(update);
+  } else {
+    Deliver(s, update);
+  }
+  if (keep) {
+    s.closing = true;
+  } else {
+    s.state.reset();
+  }
+}
+
+void Scheduler::Closed(Sequence& s, const float* logits) {
+  if (cache_) cache_->Insert(s.tokens, *s.state, options_.kv);
+  if (s.request.return_state) {
+    s.deferred.final_state = std::move(s.state);
+    s.deferred.all_tokens = s.tokens;
+    if (logits) s.deferred.final_logits.assign(logits, logits + model_.config().vocab_size);
+    Deliver(s, s.deferred);
+  }
+  s.closing = false;
+  s.state.reset();
+}
+
+void Scheduler::SampleNext(Sequence& s, const float* logits) {
+  GenerationUpdate update;
+  FinishReason reason;
+  try {
+    Sampled sampled;
+    if (s.in_reasoning && think_end_ && s.request.reasoning_budget >= 0 &&
+        s.usage.reasoning_tokens >= s.request.reasoning_budget) {
+      sampled.token = *think_end_;  // the budget is spent: end the reasoning as if sampled
+    } else {
+      sampled = s.sampler->Sample(logits);
+    }
+    reason = AcceptToken(s, sampled, update);
+  } catch (const std::exception& e) {
+    return Finish(s, FinishReason::kError, e.what());
+  }
+  if (reason == FinishReason::kNone) {
+    Deliver(s, update);
+  } else {
+    Finish(s, reason, {}, std::move(update));
+  }
+}
+
+FinishReason Scheduler::AcceptToken(Sequence& s, const Sampled& sampled, GenerationUpdate& update) {
+  const ModelConfig& c = model_.config();
+  const int32_t token = sampled.token;
+  s.tokens.push_back(token);
+  s.sampler->Accept(token);
+  ++s.usage.completion_tokens;
+  if (s.in_reasoning) ++s.usage.reasoning_tokens;
+  update.tokens.push_back(sampled);
+  const std::vector<int32_t>& stop_ids = s.request.sampling.stop_token_ids;
+  if (token == c.eos_token_id || std::count(stop_ids.begin(), stop_ids.end(), token)) {
+    return FinishReason::kStop;
+  }
+  if (s.decoder) {
+    if (s.in_reasoning && think_end_ && token == *think_end_) {
+      update.reasoning += s.decoder->Finish();
+      update.reasoning_ended = true;
+      s.in_reasoning = false;
+      --s.usage.reasoning_tokens;  // the marker ends the reasoning; it is not part of it
+    } else {
+      const std::string text = s.decoder->Push(token);
+      if (s.in_reasoning) {
+        update.reasoning += text;
+      } else {
+        const StopMatcher::Result r = s.stops->Push(text);
+        update.content += r.text;
+        if (r.stopped) return FinishReason::kStop;
+      }
+    }
+  }
+  if (s.usage.completion_tokens >= s.request.sampling.max_tokens ||
+      static_cast<int64_t>(s.tokens.size()) >= c.max_position_embeddings) {
+    return FinishReason::kLength;
+  }
+  return FinishReason::kNone;
+}
+
+// Restorable states are kept at every multiple of 128 positions (the
+// ratio-128 compressor has nothing pending there) up to 4096, then ever
+// sparser (32 per doubling of the position), so checkpointing a long prompt
+// copies O(n log n) rather than O(n^2) bytes; and just before a prompt's
+// final token, where the next turn's prompt diverges (contracts.md §6).
+bool Scheduler::Checkpoint(int64_t position, int64_t prompt_end) const {
+  if (position <= 0) return false;
+  if (position == prompt_end - 1) return true;
+  const uint64_t spacing = 128 * std::max<uint64_t>(1, std::bit_floor(static_cast<uint64_t>(position) / 4096));
+  return static_cast<uint64_t>(position) % spacing == 0;
+}
+
+void Scheduler::Admit() {
+  while (static_cast<int64_t>(active_.size()) < options_.max_sequences) {
+    std::unique_ptr<Sequence> s;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (queue_.empty()) return;
+      s = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    const GenerationRequest& r = s->request;
+    s->state = std::make_unique<SequenceState>(model_.config(), model_.numerics(), options_.kv);
+    s->sampler = std::make_unique<Sampler>(r.sampling, model_.config().vocab_size, *r.sampling.seed);
+    if (tokenizer_) {
+      s->decoder = std::make_unique<StreamingDecoder>(*tokenizer_);
+      s->stops = std::make_unique<StopMatcher>(r.sampling.stop);
+    }
+    Sequence& seq = *s;
+    active_.push_back(std::move(s));
+    try {
+      if (seq.request.start_state) {
+        SequenceState& start = *seq.request.start_state;
+        if (&start.config() != &model_.config() || start.numerics() != model_.numerics() ||
+            start.length() > seq.prompt_size) {
+          throw Error("the starting state does not belong to this model or prompt");
+        }
+        seq.state = std::move(seq.request.start_state);
+        seq.fed = seq.state->length();
+        seq.usage.cached_tokens = seq.fed;
+        if (seq.fed == seq.prompt_size) {
+          if (static_cast<int64_t>(seq.request.start_logits.size()) != model_.config().vocab_size) {
+            throw Error("the starting state has no logits to continue from");
+          }
+          if (r.sampling.max_tokens > 0) SampleNext(seq, seq.request.start_logits.data());
+        }
+      } else if (cache_) {
+        int64_t length = 0;
+        if (const SequenceState* cached = cache_->Longest(seq.tokens, &length)) {
+          seq.state->CopyFrom(*cached);
+          seq.fed = length;
+          seq.usage.cached_tokens = length;
+        }
+      }
+      if (r.sampling.max_tokens == 0 && seq.generating()) Finish(seq, FinishReason::kLength);
+    } catch (const std::exception& e) {
+      Finish(seq, FinishReason::kError, e.what());
+    }
+  }
+}
+
+bool Scheduler::Step() {
+  // Cancellations first: their states are freed before any more work.
+  std::vector<int64_t> cancelled;
+  std::vector<std::unique_ptr<Sequence>> dropped;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    cancelled.swap(cancelled_);
+    for (auto it = queue_.begin(); it != queue_.end();) {
+      if (std::count(cancelled.begin(), cancelled.end(), (*it)->id)) {
+        dropped.push_back(std::move(*it));
+        it = queue_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& s : dropped) Finish(*s, FinishReason::kCancelled);
+  for (auto& s : active_) {
+    if (s->generating() && std::count(cancelled.begin(), cancelled.end(), s->id)) {
+      Finish(*s, FinishReason::kCancelled);
+    }
+  }
+  const auto done = [](const std::unique_ptr<Sequence>& s) { return !s->generating() && !s->closing; };
+  active_.erase(std::remove_if(active_.begin(), active_.end(), done), active_.end());
+  Admit();
+  active_.erase(std::remove_if(active_.begin(), active_.end(), done), active_.end());
+  // A sequence that finished with nothing left to feed (max_tokens 0 on a
+  // restored state) closes at once.
+  for (auto& s : active_) {
+    if (s->closing && s->fed == static_cast<int64_t>(s->tokens.size())) {
+      const std::vector<float>& start = s->request.start_logits;
+      const bool untouched = static_cast<int64_t>(s->tokens.size()) == s->prompt_size &&
+                             static_cast<int64_t>(start.size()) == model_.config().vocab_size;
+      Closed(*s, untouched ? start.data() : nullptr);
+    }
+  }
+  active_.erase(std::remove_if(active_.begin(), active_.end(), done), active_.end());
+  if (active_.empty()) return !dropped.empty() || !cancelled.empty();
+
+  // Rows: sequences that are generating first (one or two rows each, and
+  // latency matters), then prompts in admission order, within the budget.
+  // A prompt's chunk ends at its next checkpoint so the state there can be
+  // stored.
+  struct Span {
+    Sequence* s;
+    int64_t begin, end;
+    bool logits;
+  };
+  std::vector<Span> spans;
+  int64_t budget = options_.step_tokens;
+  for (int pass = 0; pass < 2 && budget > 0; ++pass) {
+    for (auto& owned : active_) {
+      Sequence& s = *owned;
+      const int64_t pending = static_cast<int64_t>(s.tokens.size()) - s.fed;
+      if (pending <= 0 || budget <= 0 || (pass == 0) != (s.decoding() || s.closing)) continue;
+      int64_t end = s.fed + std::min(pending, budget);
+      if (cache_) {
+        for (int64_t p = s.fed + 1; p < end; ++p) {
+          if (p <= s.prompt_size && Checkpoint(p, s.prompt_size)) {
+            end = p;
+            break;
+          }
+        }
+      }
+      const bool logits = (s.generating() || (s.closing && s.request.return_state)) &&
+                          end == static_cast<int64_t>(s.tokens.size());
+      spans.push_back({&s, s.fed, end, logits});
+      budget -= end - s.fed;
+    }
+  }
+  std::vector<TokenRow> rows;
+  std::vector<int64_t> logit_rows;
+  for (const Span& span : spans) {
+    for (int64_t p = span.begin; p < span.end; ++p) rows.push_back({span.s->tokens[p], p, span.s->state.get()});
+    if (span.logits) logit_rows.push_back(static_cast<int64_t>(rows.size()) - 1);
+  }
+  const int64_t vocab = model_.config().vocab_size;
+  std::vector<float> logits(logit_rows.size() * vocab);
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    model_.Forward(rows, logit_rows, logits.data());
+  } catch (const std::exception& e) {
+    // The sequences of this call are marked unusable by the model; the
+    // others go on.
+    for (const Span& span : spans) {
+      if (span.s->generating()) {
+        Finish(*span.s, FinishReason::kError, e.what());
+      } else if (span.s->closing && span.s->request.return_state) {
+        span.s->deferred.error = e.what();  // finished, but its final state is lost
+        Deliver(*span.s, span.s->deferred);
+      }
+      span.s->closing = false;
+      span.s->state.reset();
+    }
+    active_.erase(std::remove_if(active_.begin(), active_.end(), done), active_.end());
+    return true;
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ++stats_.steps;
+  stats_.forward_seconds += seconds;
+  int64_t prefill_rows = 0;
+  for (const Span& span : spans) {
+    if (!span.s->decoding() && !span.s->closing) prefill_rows += span.end - span.begin;
+  }
+  stats_.prefill_rows += prefill_rows;
+  stats_.decode_rows += static_cast<int64_t>(rows.size()) - prefill_rows;
+  if (prefill_rows == 0) {
+    stats_.decode_seconds += seconds;
+    stats_.decode_only_rows += static_cast<int64_t>(rows.size());
+  }
+
+  int64_t logit_index = 0;
+  for (const Span& span : spans) {
+    Sequence& s = *span.s;
+    s.fed = span.end;
+    if (cache_ && s.fed <= s.prompt_size && Checkpoint(s.fed, s.prompt_size)) {
+      cache_->Insert({s.tokens.begin(), s.tokens.begin() + s.fed}, *s.state, options_.kv);
+    }
+    const float* row = span.logits ? logits.data() + (logit_index++) * vocab : nullptr;
+    if (s.closing) {
+      if (s.fed == static_cast<int64_t>(s.tokens.size())) Closed(s, row);
+    } else if (row) {
+      SampleNext(s, row);
+    }
+  }
+  active_.erase(std::remove_if(active_.begin(), active_.end(), done), active_.end());
+  return true;
+}
+
+void Scheduler::Run() {
+  while (!Idle()) Step();
+}
+
+}  // namespace dsv4

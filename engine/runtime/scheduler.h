@@ -1,0 +1,106 @@
+// Continuous batching: many requests share each forward call. A step packs
+// one decode row per decoding sequence, then prefill rows of admitted
+// sequences up to a token budget, into one Model::Forward; new requests are
+// admitted as others finish, and a cancelled request's state is freed at
+// once. Prompts that share a token prefix with a cached state (a system
+// prompt, the earlier turns of a chat) start from that state.
+//
+// Every row's logits are bit-identical however rows are packed (the model
+// is batch-invariant, docs/architecture.md), and each request samples from
+// its own random stream, so a request's tokens do not depend on what else
+// runs beside it.
+//
+// Submit, Cancel and the queries may be called from any thread; Step and Run
+// from one thread at a time, which is also where callbacks run.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "engine/model/model.h"
+#include "engine/runtime/generation.h"
+#include "engine/runtime/prefix_cache.h"
+#include "engine/text/tokenizer.h"
+
+namespace dsv4 {
+
+struct SchedulerOptions {
+  int64_t max_sequences = 1;        // sequences generating at once (--parallel)
+  int64_t step_tokens = 512;        // rows per forward call (decode rows first, then prefill)
+  int64_t prefix_cache_bytes = 0;   // RAM for cached prefix states; 0 = no prefix reuse
+  KvOptions kv;                     // where each sequence's compressed KV rows live
+};
+
+class Scheduler {
+ public:
+  // tokenizer: for text output and stop strings; null = token ids only.
+  Scheduler(const Model& model, const Tokenizer* tokenizer, const SchedulerOptions& options);
+  ~Scheduler();
+
+  // Queues a request; `on_update` receives its updates. Returns its id.
+  // Throws dsv4::Error for an invalid request (empty prompt, sampling out of
+  // range, stop strings without a tokenizer, prompt beyond the context).
+  int64_t Submit(GenerationRequest request, UpdateCallback on_update);
+  // Ends a queued or running request (a kCancelled update follows from the
+  // next Step) and frees its state. False if it is unknown or already done.
+  bool Cancel(int64_t id);
+
+  // One forward call over the work that is ready. Returns false when there
+  // was nothing to do.
+  bool Step();
+  // Steps until every submitted request has finished.
+  void Run();
+
+  bool Idle() const;
+  // The prefix cache (null when disabled).
+  const PrefixCache* prefix_cache() const { return cache_.get(); }
+
+  struct Stats {
+    int64_t steps = 0;
+    int64_t prefill_rows = 0;
+    int64_t decode_rows = 0;
+    double forward_seconds = 0;   // inside Model::Forward
+    double decode_seconds = 0;    // in steps that carried decode rows only
+    int64_t decode_only_rows = 0; // decode rows of those steps
+  };
+  Stats stats() const;
+
+ private:
+  struct Sequence;
+
+  void Admit();
+  // Ends a sequence with one last update (holding `update`'s deltas, what
+  // the decoder still held, and the usage); keeps its state for one more
+  // feed when the state after the generation is worth caching.
+  void Finish(Sequence& s, FinishReason reason, const std::string& error = {}, GenerationUpdate update = {});
+  void Deliver(Sequence& s, GenerationUpdate& update);
+  // A finished sequence has fed all its tokens: caches its state, or hands
+  // it back with the deferred finish (return_state).
+  void Closed(Sequence& s, const float* logits);
+  // Samples (or forces) the next token from `logits` and delivers it.
+  void SampleNext(Sequence& s, const float* logits);
+  // Appends a sampled (or forced) token; returns why it ends the request, if it does.
+  FinishReason AcceptToken(Sequence& s, const Sampled& sampled, GenerationUpdate& update);
+  bool Checkpoint(int64_t position, int64_t prompt_end) const;
+
+  const Model& model_;
+  const Tokenizer* tokenizer_;
+  SchedulerOptions options_;
+  std::optional<int32_t> think_end_;
+  std::unique_ptr<PrefixCache> cache_;
+
+  mutable std::mutex mutex_;  // guards queue_, cancelled_, next_id_
+  std::deque<std::unique_ptr<Sequence>> queue_;
+  std::vector<int64_t> cancelled_;
+  int64_t next_id_ = 1;
+
+  std::vector<std::unique_ptr<Sequence>> active_;  // step thread only
+  Stats stats_;
+};
+
+}  // namespace dsv4
