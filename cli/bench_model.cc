@@ -20,6 +20,7 @@
 #include "cli/arguments.h"
 #include "engine/model/paged_experts.h"
 #include "engine/runtime/sampler.h"
+#include "engine/runtime/scheduler.h"
 #include "engine/runtime/sequence_runner.h"
 #include "loader/error.h"
 #include "loader/process_memory.h"
@@ -124,6 +125,32 @@ int64_t DenseBytesPerToken(const Checkpoint& checkpoint) {
   return bytes;
 }
 
+// Multiply-adds per token row of the weight matrices a token runs through:
+// every dense linear weight of the main layers, the head, and
+// num_experts_per_tok routed experts (the attention over the KV rows, small
+// at short contexts, is left out).
+double FlopsPerToken(const Checkpoint& checkpoint) {
+  const ModelConfig& c = checkpoint.config();
+  double dense = 0, expert = 0;
+  for (const TensorSpec& spec : checkpoint.schema()) {
+    if (spec.block >= c.num_hidden_layers || spec.name == "embed.weight") continue;
+    const bool linear = spec.role == TensorRole::kFp8Weight || spec.role == TensorRole::kFp4Weight ||
+                        spec.role == TensorRole::kBf16Weight || spec.role == TensorRole::kEmbedding ||
+                        spec.role == TensorRole::kHcFn;
+    if (!linear) continue;
+    double elements = 1;
+    for (int64_t d : spec.shape) elements *= static_cast<double>(d);
+    if (spec.role == TensorRole::kFp4Weight) elements *= 2;  // two E2M1 codes per stored byte
+    if (spec.name.find(".ffn.experts.") != std::string::npos) {
+      expert += elements;
+    } else {
+      dense += elements;
+    }
+  }
+  const double experts_per_layer = static_cast<double>(c.n_routed_experts);
+  return 2.0 * (dense + expert / experts_per_layer * c.num_experts_per_tok);
+}
+
 // Work done in one timed phase, with the counters' growth over it.
 struct Phase {
   int64_t tokens = 0;
@@ -138,6 +165,20 @@ struct Run {
   int64_t context = 0;  // prompt tokens before the decode
   Phase prefill, decode;
   std::vector<int32_t> generated;
+};
+
+// Decode of many sequences at once through the scheduler: the steps that
+// carried decode rows only, and their roofline time (the larger of the
+// weight bytes they touched over the read bandwidth and their flops over
+// the FMA peak).
+struct ParallelRun {
+  int64_t sequences = 0;
+  int64_t steps = 0;
+  int64_t rows = 0;
+  double seconds = 0;
+  double roofline_seconds = 0;
+  int64_t weight_bytes = 0;
+  double TokensPerSecond() const { return seconds > 0 ? rows / seconds : 0; }
 };
 
 class Bench {
@@ -165,6 +206,47 @@ class Bench {
     }
     if (gen > 0) std::fprintf(stderr, "\n");
     run.decode = Stop(gen);
+    return run;
+  }
+
+  // `sequences` prompts of `prompt_tokens` each, decoded greedily for `gen`
+  // tokens each, all scheduled together.
+  ParallelRun MeasureParallel(int64_t sequences, int64_t prompt_tokens, int64_t gen, double read_gbps,
+                              double fma_gflops) {
+    const ModelConfig& config = stored_.model->config();
+    SchedulerOptions options;
+    options.max_sequences = sequences;
+    options.step_tokens = chunk_;
+    Scheduler scheduler(*stored_.model, nullptr, options);
+    for (int64_t i = 0; i < sequences; ++i) {
+      GenerationRequest request;
+      request.prompt = SyntheticTokens(prompt_tokens, config.vocab_size, 100 + i);
+      request.sampling.temperature = 0;
+      request.sampling.seed = i;
+      request.sampling.max_tokens = gen;
+      scheduler.Submit(std::move(request), nullptr);
+    }
+    const double dense_bytes = static_cast<double>(DenseBytesPerToken(*stored_.checkpoint));
+    const double flops_per_row = FlopsPerToken(*stored_.checkpoint);
+    ParallelRun run;
+    run.sequences = sequences;
+    while (!scheduler.Idle()) {
+      const Scheduler::Stats before = scheduler.stats();
+      const int64_t expert_bytes = stored_.experts->acquired_bytes();
+      scheduler.Step();
+      const Scheduler::Stats after = scheduler.stats();
+      if (after.steps == before.steps || after.prefill_rows != before.prefill_rows) continue;
+      const int64_t rows = after.decode_rows - before.decode_rows;
+      const double bytes = dense_bytes + static_cast<double>(stored_.experts->acquired_bytes() - expert_bytes);
+      ++run.steps;
+      run.rows += rows;
+      run.seconds += after.forward_seconds - before.forward_seconds;
+      run.weight_bytes += static_cast<int64_t>(bytes);
+      run.roofline_seconds += std::max(bytes / (read_gbps * 1e9), flops_per_row * rows / (fma_gflops * 1e9));
+      std::fprintf(stderr, "\rbench: parallel %lld: %lld decode steps", static_cast<long long>(sequences),
+                   static_cast<long long>(run.steps));
+    }
+    std::fprintf(stderr, "\n");
     return run;
   }
 
@@ -216,6 +298,8 @@ struct Report {
   int64_t dense_bytes_per_token = 0;
   int64_t peak_rss = 0;
   std::vector<Run> runs;  // cold, warm, then one per depth
+  double fma_gflops = 0;  // measured FMA peak, with --parallel
+  std::vector<ParallelRun> parallel;
 
   const Run& Warm() const { return runs[1]; }
   double WeightBytesPerToken(const Run& run) const {
@@ -288,6 +372,17 @@ void PrintJson(const Report& r) {
   out["warm"] = RunJson(r, warm);
   out["depths"] = Json::array();
   for (size_t i = 2; i < r.runs.size(); ++i) out["depths"].push_back(RunJson(r, r.runs[i]));
+  if (!r.parallel.empty()) {
+    out["fma_GFLOPs_measured"] = Round(r.fma_gflops, 1);
+    out["parallel"] = Json::array();
+    for (const ParallelRun& p : r.parallel) {
+      out["parallel"].push_back({{"sequences", p.sequences},
+                                 {"decode_steps", p.steps},
+                                 {"decode_tok_s", Round(p.TokensPerSecond(), 3)},
+                                 {"weight_bytes_per_step", p.steps ? p.weight_bytes / p.steps : 0},
+                                 {"roof_fraction", Round(p.seconds > 0 ? p.roofline_seconds / p.seconds : 0, 4)}});
+    }
+  }
   std::printf("%s\n", out.dump().c_str());
 }
 
@@ -366,6 +461,8 @@ int RunModelBench(int argc, char** argv) {
       ("prompt-tokens", "Prompt length of the cold and warm runs", cxxopts::value<int64_t>()->default_value("512"))
       ("gen-tokens", "Tokens decoded per run", cxxopts::value<int64_t>()->default_value("32"))
       ("depths", "Also decode after prompts of these lengths, e.g. 1k,8k,32k", cxxopts::value<std::string>())
+      ("parallel", "Also decode this many sequences at once (64-token prompts), e.g. 1,4,16",
+       cxxopts::value<std::string>())
       ("threads", "Worker threads (default: physical cores)", cxxopts::value<int>())
       ("mem-budget", "Resident weight bytes (dense + expert cache), e.g. 800M; default: all in RAM",
        cxxopts::value<std::string>())
@@ -455,6 +552,14 @@ int RunModelBench(int argc, char** argv) {
   for (size_t i = 0; i < depths.size(); ++i) {
     const std::vector<int32_t> context = SyntheticTokens(depths[i], config.vocab_size, 1 + i);
     report.runs.push_back(bench.Measure("depth " + std::to_string(depths[i]), context, gen_tokens));
+  }
+  if (args.count("parallel")) {
+    report.fma_gflops = MeasureFmaPeak(5);
+    std::fprintf(stderr, "bench: FMA peak %.1f GFLOP/s\n", report.fma_gflops);
+    for (const int64_t n : ParseDepths(args["parallel"].as<std::string>())) {
+      report.parallel.push_back(bench.MeasureParallel(n, std::min<int64_t>(prompt_tokens, 64), gen_tokens,
+                                                      report.read_gbps, report.fma_gflops));
+    }
   }
   report.peak_rss = ProcessStatusBytes("VmHWM");
   probe_dram();

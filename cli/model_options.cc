@@ -149,7 +149,7 @@ SessionStart::SessionStart(const cxxopts::ParseResult& args, const LoadedModel& 
     path = FindPrefixSession(session_dir_, request.prompt, identity_, loaded.model().numerics(), &matched);
   }
   if (path.empty()) return;
-  auto state = std::make_unique<SequenceState>(loaded.model().config(), loaded.model().numerics(), loaded.kv);
+  auto state = std::make_shared<SequenceState>(loaded.model().config(), loaded.model().numerics(), loaded.kv);
   SessionContents contents = LoadSession(path, *state, identity_);
   if (args.count("load-session")) {
     request.prompt.insert(request.prompt.begin(), contents.tokens.begin(), contents.tokens.end());

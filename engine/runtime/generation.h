@@ -30,7 +30,7 @@ struct GenerationRequest {
   // Continue from a state that has processed the first start_state->length()
   // prompt tokens (a loaded session). If it has processed all of them,
   // `start_logits` are the logits after the last one.
-  std::unique_ptr<SequenceState> start_state;
+  std::shared_ptr<SequenceState> start_state;
   std::vector<float> start_logits;
   // Hand the final state back: every generated token is fed, and the last
   // update carries the state and the logits after the last token (to save

@@ -38,7 +38,7 @@ struct Scheduler::Sequence {
   int64_t prompt_size = 0;
   std::vector<int32_t> tokens;
   int64_t fed = 0;
-  std::unique_ptr<SequenceState> state;
+  std::shared_ptr<SequenceState> state;
   std::unique_ptr<Sampler> sampler;
   std::unique_ptr<StreamingDecoder> decoder;
   std::unique_ptr<StopMatcher> stops;
@@ -243,7 +243,7 @@ void Scheduler::Admit() {
       queue_.pop_front();
     }
     const GenerationRequest& r = s->request;
-    s->state = std::make_unique<SequenceState>(model_.config(), model_.numerics(), options_.kv);
+    s->state = std::make_shared<SequenceState>(model_.config(), model_.numerics(), options_.kv);
     s->sampler = std::make_unique<Sampler>(r.sampling, model_.config().vocab_size, *r.sampling.seed);
     if (tokenizer_) {
       s->decoder = std::make_unique<StreamingDecoder>(*tokenizer_);

@@ -1,0 +1,258 @@
+// The scheduler on the tiny fixture: many requests per forward call give the
+// tokens each gives alone (at any --parallel), prefix reuse changes nothing
+// but the work done, cancellation and failures end only their requests.
+#include "engine/runtime/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <stdexcept>
+
+#include "simd/matmul.h"
+#include "tests/support/golden.h"
+#include "tests/support/test_support.h"
+
+namespace dsv4 {
+namespace {
+
+std::vector<int32_t> Prompt(int64_t n, int32_t salt) {
+  std::vector<int32_t> ids(n);
+  for (int64_t i = 0; i < n; ++i) ids[i] = static_cast<int32_t>((i * 7919 + salt * 104729) % 1000 + 3);
+  return ids;
+}
+
+struct Outcome {
+  std::vector<int32_t> tokens;
+  std::vector<float> logprobs;
+  FinishReason finish = FinishReason::kNone;
+  std::string error;
+  Usage usage;
+};
+
+GenerationRequest Request(std::vector<int32_t> prompt, uint64_t seed, double temperature, int64_t max_tokens) {
+  GenerationRequest r;
+  r.prompt = std::move(prompt);
+  r.sampling.seed = seed;
+  r.sampling.temperature = temperature;
+  r.sampling.top_p = 0.9;
+  r.sampling.max_tokens = max_tokens;
+  r.sampling.top_logprobs = 2;
+  return r;
+}
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { SetMatMulKernels(MatMulImpl::kSimd); }
+  void TearDown() override { SetMatMulKernels(MatMulImpl::kReference); }
+
+  // Submits every request to one scheduler and runs it to the end.
+  std::vector<Outcome> RunAll(const std::vector<GenerationRequest>& requests, SchedulerOptions options,
+                              const Model* model = nullptr) {
+    Scheduler scheduler(model ? *model : model_, nullptr, options);
+    std::vector<Outcome> outcomes(requests.size());
+    for (size_t i = 0; i < requests.size(); ++i) {
+      GenerationRequest copy;
+      copy.prompt = requests[i].prompt;
+      copy.sampling = requests[i].sampling;
+      scheduler.Submit(std::move(copy), [&outcomes, i](const GenerationUpdate& u) {
+        for (const Sampled& s : u.tokens) {
+          outcomes[i].tokens.push_back(s.token);
+          outcomes[i].logprobs.push_back(s.logprob);
+        }
+        if (u.finish != FinishReason::kNone) {
+          outcomes[i].finish = u.finish;
+          outcomes[i].error = u.error;
+          outcomes[i].usage = u.usage;
+        }
+      });
+    }
+    scheduler.Run();
+    return outcomes;
+  }
+
+  std::vector<GenerationRequest> SixteenRequests() {
+    std::vector<GenerationRequest> requests;
+    for (int i = 0; i < 16; ++i) {
+      requests.push_back(Request(Prompt(5 + 11 * i, i), 1000 + i, i % 4 == 0 ? 0.0 : 0.8, 6 + i % 5));
+    }
+    return requests;
+  }
+
+  testing::Golden golden_;
+  Checkpoint checkpoint_{golden_.checkpoint_dir()};
+  Model model_{checkpoint_, Numerics::kDefault};
+};
+
+void ExpectSameOutcomes(const std::vector<Outcome>& a, const std::vector<Outcome>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].tokens, b[i].tokens) << "request " << i;
+    EXPECT_EQ(a[i].logprobs, b[i].logprobs) << "request " << i;
+    EXPECT_EQ(a[i].finish, b[i].finish) << "request " << i;
+  }
+}
+
+TEST_F(SchedulerTest, SampledOutputsAreEqualAtParallelOneAndSixteen) {
+  const auto requests = SixteenRequests();
+  SchedulerOptions one;
+  one.max_sequences = 1;
+  SchedulerOptions sixteen;
+  sixteen.max_sequences = 16;
+  sixteen.step_tokens = 37;  // prompts are split into chunks beside decode rows
+  const auto alone = RunAll(requests, one);
+  const auto together = RunAll(requests, sixteen);
+  ExpectSameOutcomes(alone, together);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    // Length, or the end-of-sentence token (sampled at temperature > 0).
+    const int64_t generated = alone[i].tokens.size();
+    EXPECT_TRUE(alone[i].finish == FinishReason::kLength ? generated == requests[i].sampling.max_tokens
+                                                         : alone[i].finish == FinishReason::kStop &&
+                                                               alone[i].tokens.back() == model_.config().eos_token_id)
+        << "request " << i;
+    EXPECT_EQ(alone[i].usage.prompt_tokens, static_cast<int64_t>(requests[i].prompt.size()));
+  }
+}
+
+TEST_F(SchedulerTest, GreedyMatchesTheGoldenDecode) {
+  const testing::GoldenSequence& s = golden_.sequences()[0];  // short_greedy
+  auto r = Request(s.prompt, 1, 0.0, static_cast<int64_t>(s.decode_tokens.size()));
+  const auto out = RunAll({r}, SchedulerOptions{});
+  EXPECT_EQ(out[0].tokens, s.decode_tokens);
+}
+
+TEST_F(SchedulerTest, PrefixReuseGivesTheSameTokens) {
+  // A shared 300-token "system prompt", then different endings.
+  std::vector<GenerationRequest> requests;
+  const std::vector<int32_t> shared = Prompt(300, 7);
+  for (int i = 0; i < 4; ++i) {
+    std::vector<int32_t> prompt = shared;
+    const std::vector<int32_t> tail = Prompt(10 + i, 20 + i);
+    prompt.insert(prompt.end(), tail.begin(), tail.end());
+    requests.push_back(Request(prompt, 50 + i, 0.7, 5));
+  }
+  SchedulerOptions cold;
+  cold.max_sequences = 1;
+  SchedulerOptions warm = cold;
+  warm.prefix_cache_bytes = int64_t{1} << 30;
+  const auto without = RunAll(requests, cold);
+  const auto with = RunAll(requests, warm);
+  ExpectSameOutcomes(without, with);
+  EXPECT_EQ(with[0].usage.cached_tokens, 0);
+  for (int i = 1; i < 4; ++i) EXPECT_EQ(with[i].usage.cached_tokens, 256) << i;  // the last multiple of 128 shared
+  // A repeat of a whole prompt reuses up to its final token.
+  const auto again = RunAll({requests[0], requests[0]}, warm);
+  EXPECT_EQ(again[1].usage.cached_tokens, static_cast<int64_t>(requests[0].prompt.size()) - 1);
+  EXPECT_EQ(again[0].tokens, again[1].tokens);
+}
+
+TEST_F(SchedulerTest, StopTokenIdsAndMaxTokensZero) {
+  const auto first = RunAll({Request(Prompt(12, 1), 3, 0.0, 8)}, SchedulerOptions{});
+  ASSERT_GE(first[0].tokens.size(), 3u);
+  auto r = Request(Prompt(12, 1), 3, 0.0, 8);
+  r.sampling.stop_token_ids = {first[0].tokens[2]};
+  auto zero = Request(Prompt(12, 1), 3, 0.0, 0);
+  const auto out = RunAll({r, zero}, SchedulerOptions{});
+  EXPECT_EQ(out[0].finish, FinishReason::kStop);
+  EXPECT_EQ(out[0].tokens, std::vector<int32_t>(first[0].tokens.begin(), first[0].tokens.begin() + 3));
+  EXPECT_EQ(out[1].finish, FinishReason::kLength);
+  EXPECT_TRUE(out[1].tokens.empty());
+}
+
+TEST_F(SchedulerTest, InvalidRequestsAreRefused) {
+  Scheduler scheduler(model_, nullptr, SchedulerOptions{});
+  const auto submit = [&](GenerationRequest r) { scheduler.Submit(std::move(r), nullptr); };
+  EXPECT_NE(testing::ErrorOf([&] { submit(Request({}, 1, 0, 1)); }).find("prompt is empty"), std::string::npos);
+  EXPECT_NE(testing::ErrorOf([&] { submit(Request({5000}, 1, 0, 1)); }).find("outside the vocabulary"),
+            std::string::npos);
+  EXPECT_NE(testing::ErrorOf([&] { submit(Request({5}, 1, -1, 1)); }).find("temperature"), std::string::npos);
+  auto stops = Request({5}, 1, 0, 1);
+  stops.sampling.stop = {"x"};
+  EXPECT_NE(testing::ErrorOf([&] { submit(stops); }).find("tokenizer"), std::string::npos);
+  EXPECT_TRUE(scheduler.Idle());
+}
+
+TEST_F(SchedulerTest, CancelEndsOnlyThatRequestAndFreesItsSlot) {
+  SchedulerOptions options;
+  options.max_sequences = 2;
+  Scheduler scheduler(model_, nullptr, options);
+  std::map<int64_t, Outcome> out;
+  const auto record = [&out](const GenerationUpdate& u) {
+    for (const Sampled& s : u.tokens) out[u.request_id].tokens.push_back(s.token);
+    if (u.finish != FinishReason::kNone) out[u.request_id].finish = u.finish;
+  };
+  const int64_t a = scheduler.Submit(Request(Prompt(8, 1), 1, 0.0, 50), record);
+  const int64_t b = scheduler.Submit(Request(Prompt(8, 2), 2, 0.0, 5), record);
+  const int64_t c = scheduler.Submit(Request(Prompt(8, 3), 3, 0.0, 5), record);  // waits for a slot
+  for (int i = 0; i < 3; ++i) scheduler.Step();
+  EXPECT_TRUE(scheduler.Cancel(a));
+  EXPECT_FALSE(scheduler.Cancel(a));
+  scheduler.Run();
+  EXPECT_EQ(out[a].finish, FinishReason::kCancelled);
+  EXPECT_LT(out[a].tokens.size(), 50u);
+  EXPECT_EQ(out[b].finish, FinishReason::kLength);
+  EXPECT_EQ(out[c].finish, FinishReason::kLength);
+  EXPECT_EQ(out[c].tokens.size(), 5u);
+}
+
+// Routed experts that fail on demand, like a read error from a paged shard.
+class FailingExperts : public ExpertSource {
+ public:
+  explicit FailingExperts(const Checkpoint& checkpoint) : weights_(checkpoint), mapped_(weights_) {}
+  ExpertHandle Acquire(int64_t block, int32_t expert) override {
+    if (fail_) throw std::runtime_error("injected expert read error");
+    return mapped_.Acquire(block, expert);
+  }
+  bool fail_ = false;
+
+ private:
+  ModelWeights weights_;
+  MappedExperts mapped_;
+};
+
+TEST_F(SchedulerTest, AFailedForwardEndsItsRequestsWithAnErrorAndOthersGoOn) {
+  FailingExperts experts(checkpoint_);
+  const Model model(checkpoint_, Numerics::kDefault, &experts);
+  const auto expected = RunAll({Request(Prompt(20, 5), 9, 0.0, 4)}, SchedulerOptions{}, &model);
+
+  Scheduler scheduler(model, nullptr, SchedulerOptions{});
+  Outcome failed, later;
+  const auto into = [](Outcome& o) {
+    return [&o](const GenerationUpdate& u) {
+      for (const Sampled& s : u.tokens) o.tokens.push_back(s.token);
+      if (u.finish != FinishReason::kNone) {
+        o.finish = u.finish;
+        o.error = u.error;
+      }
+    };
+  };
+  scheduler.Submit(Request(Prompt(20, 6), 9, 0.0, 4), into(failed));
+  scheduler.Step();  // the prompt
+  experts.fail_ = true;
+  scheduler.Step();  // a decode step fails half way
+  experts.fail_ = false;
+  scheduler.Run();
+  EXPECT_EQ(failed.finish, FinishReason::kError);
+  EXPECT_NE(failed.error.find("injected expert read error"), std::string::npos) << failed.error;
+  EXPECT_EQ(failed.tokens.size(), 1u);
+  // The scheduler goes on with new work, computed as if nothing happened.
+  scheduler.Submit(Request(Prompt(20, 5), 9, 0.0, 4), into(later));
+  scheduler.Run();
+  EXPECT_EQ(later.finish, FinishReason::kLength);
+  EXPECT_EQ(later.tokens, expected[0].tokens);
+}
+
+TEST_F(SchedulerTest, AStateFromAFailedForwardIsRefused) {
+  FailingExperts experts(checkpoint_);
+  const Model model(checkpoint_, Numerics::kDefault, &experts);
+  SequenceState state(model.config(), model.numerics());
+  std::vector<float> logits(model.config().vocab_size);
+  experts.fail_ = true;
+  EXPECT_THROW(model.Forward({{5, 0, &state}, {6, 1, &state}}, {1}, logits.data()), std::runtime_error);
+  experts.fail_ = false;
+  EXPECT_NE(state.failure().find("unusable"), std::string::npos);
+  EXPECT_NE(testing::ErrorOf([&] { model.Forward({{5, 0, &state}}, {0}, logits.data()); }).find("unusable"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace dsv4
