@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <chrono>
+#include <cstdio>
 #include <exception>
 #include <utility>
 
@@ -96,13 +97,14 @@ int64_t Scheduler::Submit(GenerationRequest request, UpdateCallback on_update) {
   std::lock_guard<std::mutex> lock(mutex_);
   s->id = next_id_++;
   const int64_t id = s->id;
+  live_.insert(id);
   queue_.push_back(std::move(s));
   return id;
 }
 
 bool Scheduler::Cancel(int64_t id) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (id <= 0 || id >= next_id_ || std::count(cancelled_.begin(), cancelled_.end(), id)) return false;
+  if (!live_.count(id) || std::count(cancelled_.begin(), cancelled_.end(), id)) return false;
   cancelled_.push_back(id);
   return true;
 }
@@ -134,6 +136,10 @@ void Scheduler::Finish(Sequence& s, FinishReason reason, const std::string& erro
     if (s.stops) update.content += s.stops->Finish();
   }
   s.finish = reason;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    live_.erase(s.id);
+  }
   update.finish = reason;
   update.error = error;
   const bool keep = (cache_ || s.request.return_state) && s.state && s.state->failure().empty() &&
@@ -151,8 +157,18 @@ void Scheduler::Finish(Sequence& s, FinishReason reason, const std::string& erro
   }
 }
 
+void Scheduler::Remember(const std::vector<int32_t>& tokens, const SequenceState& state) {
+  try {
+    cache_->Insert(tokens, state, options_.kv);
+  } catch (const std::exception& e) {
+    // A checkpoint only saves work (the copy could not spill, say): without
+    // it the prefix is recomputed when it is needed.
+    std::fprintf(stderr, "prefix cache: a checkpoint was not stored: %s\n", e.what());
+  }
+}
+
 void Scheduler::Closed(Sequence& s, const float* logits) {
-  if (cache_) cache_->Insert(s.tokens, *s.state, options_.kv);
+  if (cache_) Remember(s.tokens, *s.state);
   if (s.request.return_state) {
     s.deferred.final_state = std::move(s.state);
     s.deferred.all_tokens = s.tokens;
@@ -398,7 +414,7 @@ bool Scheduler::Step() {
     Sequence& s = *span.s;
     s.fed = span.end;
     if (cache_ && s.fed <= s.prompt_size && Checkpoint(s.fed, s.prompt_size)) {
-      cache_->Insert({s.tokens.begin(), s.tokens.begin() + s.fed}, *s.state, options_.kv);
+      Remember({s.tokens.begin(), s.tokens.begin() + s.fed}, *s.state);
     }
     const float* row = span.logits ? logits.data() + (logit_index++) * vocab : nullptr;
     if (s.closing) {

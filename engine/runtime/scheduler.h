@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "engine/model/model.h"
@@ -82,6 +83,8 @@ class Scheduler {
   // A finished sequence has fed all its tokens: caches its state, or hands
   // it back with the deferred finish (return_state).
   void Closed(Sequence& s, const float* logits);
+  // Stores a prefix-cache checkpoint; a failure to copy only loses the checkpoint.
+  void Remember(const std::vector<int32_t>& tokens, const SequenceState& state);
   // Samples (or forces) the next token from `logits` and delivers it.
   void SampleNext(Sequence& s, const float* logits);
   // Appends a sampled (or forced) token; returns why it ends the request, if it does.
@@ -94,8 +97,9 @@ class Scheduler {
   std::optional<int32_t> think_end_;
   std::unique_ptr<PrefixCache> cache_;
 
-  mutable std::mutex mutex_;  // guards queue_, cancelled_, next_id_
+  mutable std::mutex mutex_;  // guards queue_, live_, cancelled_, next_id_
   std::deque<std::unique_ptr<Sequence>> queue_;
+  std::set<int64_t> live_;    // submitted and not finished
   std::vector<int64_t> cancelled_;
   int64_t next_id_ = 1;
 
