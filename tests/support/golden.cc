@@ -69,12 +69,19 @@ GoldenScore Score(const std::vector<float>& engine, const std::vector<float>& go
     if (std::max_element(a, a + vocab) - a == std::max_element(b, b + vocab) - b) ++score.top1_agree;
     score.worst_d = std::max(score.worst_d, std::isnan(d) ? INFINITY : d);
     score.min_cosine = std::min(score.min_cosine, std::isnan(cosine) ? -1.0 : cosine);
+    if (!(cosine >= tolerance.min_cosine)) ++score.low_cosine_rows;
     if (r == last_prompt_row) score.last_prompt_d = std::isnan(d) ? INFINITY : d;
   }
   const double close_fraction = static_cast<double>(score.close) / score.rows;
   const double top1_fraction = static_cast<double>(score.top1_agree) / score.rows;
   if (close_fraction < tolerance.min_close_fraction) failures << " close rows " << close_fraction << ";";
-  if (score.min_cosine < tolerance.min_cosine) failures << " min cosine " << score.min_cosine << ";";
+  const int outliers = tolerance.outlier_fraction > 0
+                           ? std::max(1, static_cast<int>(tolerance.outlier_fraction * score.rows))
+                           : 0;
+  if (score.low_cosine_rows > outliers) {
+    failures << " " << score.low_cosine_rows << " rows below cosine " << tolerance.min_cosine << ";";
+  }
+  if (score.min_cosine < tolerance.floor_cosine) failures << " min cosine " << score.min_cosine << ";";
   if (top1_fraction < tolerance.min_top1_fraction) failures << " top-1 " << top1_fraction << ";";
   if (last_prompt_row >= 0 && !(score.last_prompt_d <= tolerance.last_prompt_d)) {
     failures << " last prompt row d " << score.last_prompt_d << ";";
