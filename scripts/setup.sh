@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages dsv4 builds against (docs/dependencies.md).
 set -euo pipefail
-packages=(cmake ninja-build g++ pkg-config libhwy-dev libdnnl-dev ocl-icd-opencl-dev
-          libeigen3-dev libcxxopts-dev libgtest-dev libgmock-dev libbenchmark-dev
+packages=(cmake ninja-build g++ pkg-config libhwy-dev libcxxopts-dev
+          libgtest-dev libgmock-dev libbenchmark-dev
           libpcre2-dev nlohmann-json3-dev)
 missing=()
 for p in "${packages[@]}"; do
