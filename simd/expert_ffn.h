@@ -21,8 +21,8 @@ void ExpertFfn(const WeightMatrix& w1, const WeightMatrix& w3, const WeightMatri
 // One OpenMP team for the whole expert: w1 and w3 read one packed copy of
 // the input, each thread activates the rows of h it computed (no pass over
 // memory of its own), then w2 after one barrier and its packing. Every
-// output equals MatMulSimd's for the same three products bit for bit (so it
-// equals the reference from kMatMulSimdExactBatch rows on).
+// output equals MatMulSimd's for the same three products bit for bit, and so
+// the reference's.
 void ExpertFfnSimd(const WeightMatrix& w1, const WeightMatrix& w3, const WeightMatrix& w2, const float* x,
                    int64_t batch, const float* route_weights, float limit, float* y);
 

@@ -1,21 +1,20 @@
 // Per-target bodies of MatMul (simd/matmul.cc includes this once per Highway
 // target through hwy/foreach_target.h and dispatches at run time).
 //
-// Two kernels, both exact in the weights (decoded values equal the scalar
-// codecs of number_formats.h) and f32 in the activations:
-// - matvec (batch <= 4): memory-bound, so each weight byte is decoded in
-//   registers right where it is multiplied (with a single input, two rows at
-//   a time sharing the activation loads), rows are prefetched well ahead, and
-//   block scales are applied once per scale block to a partial sum instead of
-//   to every weight;
+// Every output is the reference's own chain, bit for bit, at every batch
+// size and on every target: the lanes of an accumulator are weight rows, and
+// each step multiplies the exactly decoded weights of one column by the
+// broadcast input and adds, the product rounded before the sum, in column
+// order (SequentialDot's order; this file is compiled with -ffp-contract=off,
+// so no multiply and add is fused). Two kernels compute that chain:
+// - matvec (batch <= 4): memory-bound, so every weight is decoded in
+//   registers, turned into lanes = rows in registers and used at once, with
+//   several groups of rows in flight to hide the latency of the adds and the
+//   rows prefetched ahead;
 // - GEMM (batch >= 5): compute-bound, so a panel of weights is decoded once
 //   into a cache-resident f32 tile and a register-blocked micro-kernel reuses
-//   every decoded weight for all activation rows; its lanes are weight rows,
-//   so each output is the reference's own chain, bit for bit.
-// The input rows are first copied into a "packed" buffer: for the matvec,
-// zero-padded and in the column order in which the FP4 decoder produces
-// weights, so no lane ever has to be moved back into index order; for the
-// GEMM, column-major per tile of input rows.
+//   every decoded weight for all input rows, which are first copied into a
+//   "packed" buffer, column-major per tile of input rows.
 
 #include "simd/matmul_job.h"
 
@@ -31,6 +30,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "hwy/aligned_allocator.h"
@@ -51,6 +51,7 @@ using DF = hn::ScalableTag<float>;
 using DI = hn::RebindToSigned<DF>;
 using DU = hn::RebindToUnsigned<DF>;
 using VF = hn::Vec<DF>;
+using VU = hn::Vec<DU>;
 constexpr size_t kN = hn::MaxLanes(DF());
 
 // x86: AVX3 and AVX3_DL have a 16-entry vpermps; AVX2 does not.
@@ -63,42 +64,48 @@ constexpr size_t kN = hn::MaxLanes(DF());
 static_assert(kN == 8, "MatMul kernels need AVX2 or AVX-512 (compile with -march=haswell or newer)");
 #endif
 
-// ------------------------------------------------------------------ E8M0 tables
+// ------------------------------------------------------------------ E8M0 table
 
-// E8M0 code -> scale, exactly as E8M0ToF32, divided by `inverse_factor` (a
-// power of two that a decoder multiplied its values by).
-struct E8M0Table {
-  float value[256];
-  explicit E8M0Table(float inverse_factor) {
-    for (int e = 0; e < 256; ++e) value[e] = E8M0ToF32(static_cast<uint8_t>(e)) * inverse_factor;
-  }
-};
-
-inline const E8M0Table& ExactE8M0() {
-  static const E8M0Table table(1.0f);
-  return table;
+// E8M0 code -> scale, exactly as E8M0ToF32.
+inline const float* E8M0Values() {
+  static const struct Table {
+    float value[256];
+    Table() {
+      for (int e = 0; e < 256; ++e) value[e] = E8M0ToF32(static_cast<uint8_t>(e));
+    }
+  } table;
+  return table.value;
 }
 
 // ------------------------------------------------------------------ Codecs
 //
-// A codec decodes kCols consecutive columns of one weight row into kVecs
-// vectors, in packed column order, as value * kFactor (kFactor a power of
-// two chosen so that decoding is cheapest). Scaled formats apply one scale
-// per block of block_cols columns.
+// A codec decodes weights two ways, each as value * a power of two chosen so
+// that decoding is cheapest (scaled formats then apply one scale per block of
+// block_cols columns):
+// - Decode (GEMM panels): kCols consecutive columns of one row into kVecs
+//   vectors, in packed column order, as value * kFactor;
+// - Column<n> (matvec, lanes = rows): `word` holds in lane i 32 bits of row
+//   i, 32 / kBitsPerCol consecutive columns; Column<n> is the n-th of them in
+//   every lane, as value * kWordFactor.
 
 struct F32Codec {
   static constexpr size_t kVecs = 2;
   static constexpr size_t kCols = kVecs * kN;
   static constexpr int kBitsPerCol = 32;
   static constexpr bool kScaled = false;
-  static constexpr bool kPrefetchToL2 = true;
   static constexpr float kFactor = 1.0f;
+  static constexpr float kWordFactor = 1.0f;
   static constexpr int PackedSource(int i) { return i; }
 
   static HWY_INLINE void Decode(const uint8_t* HWY_RESTRICT row, int64_t c, VF* out) {
     const DF df;
     const float* p = reinterpret_cast<const float*>(row) + c;
     for (size_t k = 0; k < kVecs; ++k) out[k] = hn::LoadU(df, p + k * kN);
+  }
+
+  template <size_t n>
+  static HWY_INLINE VF Column(VU word) {
+    return hn::BitCast(DF(), word);
   }
 };
 
@@ -107,8 +114,8 @@ struct BF16Codec {
   static constexpr size_t kCols = kVecs * kN;
   static constexpr int kBitsPerCol = 16;
   static constexpr bool kScaled = false;
-  static constexpr bool kPrefetchToL2 = true;
   static constexpr float kFactor = 1.0f;
+  static constexpr float kWordFactor = 1.0f;
   static constexpr int PackedSource(int i) { return i; }
 
   static HWY_INLINE void Decode(const uint8_t* HWY_RESTRICT row, int64_t c, VF* out) {
@@ -117,6 +124,17 @@ struct BF16Codec {
     const hwy::bfloat16_t* p = reinterpret_cast<const hwy::bfloat16_t*>(row) + c;
     for (size_t k = 0; k < kVecs; ++k) out[k] = hn::PromoteTo(df, hn::LoadU(dbf, p + k * kN));
   }
+
+  // A bf16 is the upper half of its f32: the first column of the lane is its
+  // lower half, the second its upper half.
+  template <size_t n>
+  static HWY_INLINE VF Column(VU word) {
+    if constexpr (n == 0) {
+      return hn::BitCast(DF(), hn::ShiftLeft<16>(word));
+    } else {
+      return hn::BitCast(DF(), hn::And(word, hn::Set(DU(), 0xFFFF0000u)));
+    }
+  }
 };
 
 // float8_e4m3fn through IEEE half precision: sign-extend each byte into a
@@ -124,15 +142,24 @@ struct BF16Codec {
 // an f16 keeps them and the sign in bit 15; clear the copy of the sign that
 // lands in bit 14 and the lane is the f16 of value * 2^-8, subnormal codes
 // included (they become f16 subnormals). vcvtph2ps widens it to f32 exactly.
-// The NaN codes 0x7F/0xFF decode as +-480 * 2^-8 instead of NaN; checkpoints
-// never contain them.
+// The NaN codes 0x7F/0xFF decode as +-480 (times the factor) instead of NaN
+// in both decoders; checkpoints never contain them.
+//
+// Column<n> makes the same f16 in the 16-bit halves of every lane: byte n
+// moved to the top of its half and shifted right arithmetically by one, bit
+// 14 and the other byte cleared; the halves that hold byte n are then packed
+// into one vector and widened. (Building the f32 bits directly, value *
+// 2^-120, turns the subnormal codes into f32 subnormals, and multiplying
+// those is slow on AMD cores: with 5 % subnormal codes, the FP8 matvec ran at
+// half speed.) The matvec multiplies the tile scales by 2^8 instead of every
+// weight, which needs scales below 2^120 (TileScalesFitMatVec).
 struct E4M3Codec {
   static constexpr size_t kVecs = 2;
   static constexpr size_t kCols = kVecs * kN;
   static constexpr int kBitsPerCol = 8;
   static constexpr bool kScaled = true;
-  static constexpr bool kPrefetchToL2 = true;
   static constexpr float kFactor = 1.0f / 256.0f;
+  static constexpr float kWordFactor = kFactor;
   static constexpr int PackedSource(int i) { return i; }
 
   static HWY_INLINE void Decode(const uint8_t* HWY_RESTRICT row, int64_t c, VF* out) {
@@ -147,6 +174,31 @@ struct E4M3Codec {
       out[k] = hn::PromoteTo(df, hn::BitCast(dh, hn::And(hn::ShiftLeft<7>(lanes), clear_bit14)));
     }
   }
+
+  template <size_t n>
+  static HWY_INLINE VF Column(VU word) {
+    const hn::Repartition<int16_t, DF> d16;
+    const auto halves = hn::BitCast(d16, word);
+    const auto top = n % 2 == 0 ? hn::ShiftLeft<8>(halves) : halves;
+    const auto f16 = hn::And(hn::ShiftRight<1>(top), hn::Set(d16, static_cast<int16_t>(0xBF80)));
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+    // 16-bit lane 2i + n / 2 of every 32-bit lane i, in order (vpermw).
+    alignas(64) static constexpr int16_t kHalf[2][32] = {
+        {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+        {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}};
+    const __m256i packed =
+        _mm512_castsi512_si256(_mm512_permutexvar_epi16(hn::Load(d16, kHalf[n / 2]).raw, f16.raw));
+#else
+    // The same per 128-bit block (pshufb), then the two blocks' halves side
+    // by side (vpermq).
+    alignas(32) static constexpr int8_t kHalf[2][32] = {
+        {0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1, 0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1},
+        {2, 3, 6, 7, 10, 11, 14, 15, -1, -1, -1, -1, -1, -1, -1, -1, 2, 3, 6, 7, 10, 11, 14, 15, -1, -1, -1, -1, -1, -1, -1, -1}};
+    const __m256i blocks = _mm256_shuffle_epi8(f16.raw, _mm256_load_si256(reinterpret_cast<const __m256i*>(kHalf[n / 2])));
+    const __m128i packed = _mm256_castsi256_si128(_mm256_permute4x64_epi64(blocks, 0x08));
+#endif
+    return hn::PromoteTo(DF(), hn::Vec<hn::Rebind<hwy::float16_t, DF>>{packed});
+  }
 };
 
 // E2M1, one group of 32 columns (16 bytes, element 2j in the low nibble).
@@ -155,27 +207,36 @@ struct E4M3Codec {
 // four bits of each index lane, so the byte itself indexes a 16-entry table
 // of E2M1 values with its low nibble, and the byte shifted right by four with
 // its high nibble. Packed order: the 16 even columns, then the 16 odd ones.
+// Column<n> indexes the same table with the lane shifted right by 4n.
 struct E2M1Codec {
   static constexpr size_t kVecs = 32 / kN;
   static constexpr size_t kCols = 32;
   static constexpr int kBitsPerCol = 4;
   static constexpr bool kScaled = true;
-  static constexpr bool kPrefetchToL2 = false;
   static constexpr float kFactor = 1.0f;
+  static constexpr float kWordFactor = 1.0f;
 
   static constexpr int PackedSource(int i) { return i < 16 ? 2 * i : 2 * (i - 16) + 1; }
 
-  static HWY_INLINE void Decode(const uint8_t* HWY_RESTRICT row, int64_t c, VF* out) {
-    static_assert(kN == 16, "one 512-bit vector per 16 bytes");
-    const DF df;
-    const DU du;
-    const hn::Rebind<uint8_t, DF> d8;
+  static HWY_INLINE VF Values() {
     alignas(64) static constexpr float kValues[16] = {0.f,  0.5f,  1.f,  1.5f,  2.f,  3.f,  4.f,  6.f,
                                                       -0.f, -0.5f, -1.f, -1.5f, -2.f, -3.f, -4.f, -6.f};
-    const VF table = hn::Load(df, kValues);
+    return hn::Load(DF(), kValues);
+  }
+
+  static HWY_INLINE void Decode(const uint8_t* HWY_RESTRICT row, int64_t c, VF* out) {
+    static_assert(kN == 16, "one 512-bit vector per 16 bytes");
+    const DU du;
+    const hn::Rebind<uint8_t, DF> d8;
+    const VF table = Values();
     const auto bytes = hn::PromoteTo(du, hn::LoadU(d8, row + c / 2));
     out[0] = VF{_mm512_permutexvar_ps(bytes.raw, table.raw)};
     out[1] = VF{_mm512_permutexvar_ps(hn::ShiftRight<4>(bytes).raw, table.raw)};
+  }
+
+  template <size_t n>
+  static HWY_INLINE VF Column(VU word) {
+    return VF{_mm512_permutexvar_ps(hn::ShiftRight<4 * n>(word).raw, Values().raw)};
   }
 };
 #else
@@ -183,13 +244,17 @@ struct E2M1Codec {
 // block 0 and the high nibbles in block 1, map the nibbles to 2 * value as
 // int8 with one pshufb, then spread four bytes of each block into the top
 // byte of 32-bit lanes (pshufb again) and convert: each f32 is value * 2^25.
+//
+// Column<n> takes the magnitude of nibble n from an 8-entry table (vpermps
+// looks only at the low three bits of each index) and its sign bit from the
+// nibble's top bit.
 struct E2M1Codec {
   static constexpr size_t kVecs = 4;
   static constexpr size_t kCols = 32;
   static constexpr int kBitsPerCol = 4;
   static constexpr bool kScaled = true;
-  static constexpr bool kPrefetchToL2 = false;
   static constexpr float kFactor = 33554432.0f;  // 2^25
+  static constexpr float kWordFactor = 1.0f;
 
   // Vector k, block b, lane j holds byte 4k + j's nibble b: column 2(4k+j)+b.
   static constexpr int PackedSource(int i) { return 2 * (4 * (i / 8) + i % 4) + (i / 4) % 2; }
@@ -218,79 +283,18 @@ struct E2M1Codec {
       out[k] = hn::ConvertTo(df, hn::BitCast(di, hn::TableLookupBytesOr0(values, spread)));
     }
   }
+
+  template <size_t n>
+  static HWY_INLINE VF Column(VU word) {
+    alignas(32) static constexpr float kMagnitudes[8] = {0.f, 0.5f, 1.f, 1.5f, 2.f, 3.f, 4.f, 6.f};
+    const DU du;
+    const VF magnitude{_mm256_permutevar8x32_ps(hn::Load(DF(), kMagnitudes).raw, hn::ShiftRight<4 * n>(word).raw)};
+    const VU sign = hn::And(hn::ShiftLeft<28 - 4 * n>(word), hn::Set(du, 0x80000000u));
+    return hn::Or(magnitude, hn::BitCast(DF(), sign));
+  }
 };
 #endif
 
-// Where a format's scales come from: Row(r)[b] is the scale of row r and
-// column block b (for the matvec divided by the codec's factor).
-struct NoScales {
-  struct Row {
-    float operator[](int64_t) const { return 1.0f; }
-  };
-  Row ForRow(int64_t) const { return Row(); }
-};
-
-struct TileScales {  // E4M3: one f32 scale per block_rows x block_cols tile
-  const float* scales;
-  int64_t block_rows, scale_cols;
-  int64_t row_offset;  // WeightMatrix::scale_row_offset of a row slice
-  float factor;        // 1 / E4M3Codec::kFactor for the matvec, 1 for exact values
-  struct Row {
-    const float* scales;
-    float factor;
-    float operator[](int64_t b) const { return scales[b] * factor; }
-  };
-  Row ForRow(int64_t r) const { return Row{scales + ((r + row_offset) / block_rows) * scale_cols, factor}; }
-};
-
-struct GroupScales {  // E2M1: one E8M0 code per row and 32 columns
-  const uint8_t* codes;
-  int64_t scale_cols;
-  const float* table;  // E8M0Table::value, possibly divided by E2M1Codec::kFactor
-  struct Row {
-    const uint8_t* codes;
-    const float* table;
-    float operator[](int64_t b) const { return table[codes[b]]; }
-  };
-  Row ForRow(int64_t r) const { return Row{codes + r * scale_cols, table}; }
-};
-
-inline const float* E2M1MatVecTable() {
-  static const E8M0Table table(1.0f / E2M1Codec::kFactor);
-  return table.value;
-}
-
-// With kFactor = 2^25 the matvec's per-group scale 2^(e-127-25) is exact only
-// for codes e >= 3; rows holding smaller codes (scales below 2^-124, never in
-// a real checkpoint) take the exact fallback.
-inline bool E2M1RowScalesFitMatVec(const WeightMatrix& w, int64_t r) {
-  if constexpr (E2M1Codec::kFactor == 1.0f) {
-    return true;
-  } else {
-    const hn::ScalableTag<uint8_t> d8;
-    const int64_t lanes = static_cast<int64_t>(hn::Lanes(d8));
-    const uint8_t* codes = w.scales + r * w.ScaleCols();
-    const auto three = hn::Set(d8, 3);
-    auto smallest = three;
-    int64_t b = 0;
-    for (; b + lanes <= w.ScaleCols(); b += lanes) smallest = hn::Min(smallest, hn::LoadU(d8, codes + b));
-    bool fits = hn::AllTrue(d8, hn::Eq(smallest, three));
-    for (; b < w.ScaleCols(); ++b) fits &= codes[b] >= 3;
-    return fits;
-  }
-}
-
-// The matvec multiplies E4M3 tile scales by 2^8 (E4M3Codec::kFactor): fine
-// up to 2^119 (E8M0 code 246); larger scales, never in a real checkpoint, take
-// the exact fallback. Checked per thread: a few thousand floats at most.
-inline bool TileScalesFitMatVec(const MatMulJob& job) {
-  const WeightMatrix& w = *job.w;
-  const int64_t count = w.ScaleRows() * w.ScaleCols();
-  for (int64_t i = 0; i < count; ++i) {
-    if (std::isinf(job.tile_scales[i] / E4M3Codec::kFactor)) return false;
-  }
-  return true;
-}
 
 // ------------------------------------------------------------------ Helpers
 
@@ -298,186 +302,383 @@ inline const uint8_t* RowBytes(const WeightMatrix& w, int bits_per_col, int64_t 
   return w.data + r * (w.cols * bits_per_col / 8);
 }
 
-inline float ReduceSum(VF v) { return hn::GetLane(hn::SumOfLanes(DF(), v)); }
-
 // y[m][r] for every m exactly as MatMulReference computes it: the path for
-// shapes and scales the fast kernels do not cover.
-inline void ExactRow(const MatMulJob& job, int64_t r, float* HWY_RESTRICT row) {
+// scale blocks the fast kernels do not cover.
+inline void ExactRows(const MatMulJob& job, int64_t r_begin, int64_t r_end) {
   const WeightMatrix& w = *job.w;
-  DecodeRow(w, r, row);
-  for (int64_t m = 0; m < job.batch; ++m) job.y[m * w.rows + r] = SequentialDot(row, job.x + m * w.cols, w.cols);
+  std::vector<float> row(w.cols);
+  for (int64_t r = r_begin; r < r_end; ++r) {
+    DecodeRow(w, r, row.data());
+    for (int64_t m = 0; m < job.batch; ++m) job.y[m * w.rows + r] = SequentialDot(row.data(), job.x + m * w.cols, w.cols);
+  }
 }
 
-inline void ExactRows(const MatMulJob& job, int64_t r_begin, int64_t r_end) {
-  std::vector<float> row(job.w->cols);
-  for (int64_t r = r_begin; r < r_end; ++r) ExactRow(job, r, row.data());
+// Transposes a kN x kN block: out[j] lane i = in[i] lane j. Within each
+// 128-bit block two interleave stages (32-bit, then 64-bit lanes) leave
+// s[4j + k] holding, in block b, rows 4j..4j+3 of column 4b + k; the
+// blocks are then gathered across vectors with each target's shuffle.
+HWY_INLINE void Transpose(const VF* in, VF* out) {
+  const DF df;
+  const hn::Repartition<double, DF> dd;
+  VF t[kN], s[kN];
+  for (size_t i = 0; i < kN; i += 2) {
+    t[i] = hn::InterleaveLower(df, in[i], in[i + 1]);
+    t[i + 1] = hn::InterleaveUpper(df, in[i], in[i + 1]);
+  }
+  for (size_t j = 0; j < kN; j += 4) {
+    const auto t0 = hn::BitCast(dd, t[j]), t1 = hn::BitCast(dd, t[j + 1]);
+    const auto t2 = hn::BitCast(dd, t[j + 2]), t3 = hn::BitCast(dd, t[j + 3]);
+    s[j] = hn::BitCast(df, hn::InterleaveLower(dd, t0, t2));
+    s[j + 1] = hn::BitCast(df, hn::InterleaveUpper(dd, t0, t2));
+    s[j + 2] = hn::BitCast(df, hn::InterleaveLower(dd, t1, t3));
+    s[j + 3] = hn::BitCast(df, hn::InterleaveUpper(dd, t1, t3));
+  }
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  for (int k = 0; k < 4; ++k) {
+    // Blocks (0, 2) and (1, 3) of rows 0-7 and of rows 8-15, then per column.
+    const __m512 even_lo = _mm512_shuffle_f32x4(s[k].raw, s[4 + k].raw, 0x88);
+    const __m512 odd_lo = _mm512_shuffle_f32x4(s[k].raw, s[4 + k].raw, 0xDD);
+    const __m512 even_hi = _mm512_shuffle_f32x4(s[8 + k].raw, s[12 + k].raw, 0x88);
+    const __m512 odd_hi = _mm512_shuffle_f32x4(s[8 + k].raw, s[12 + k].raw, 0xDD);
+    out[k].raw = _mm512_shuffle_f32x4(even_lo, even_hi, 0x88);
+    out[8 + k].raw = _mm512_shuffle_f32x4(even_lo, even_hi, 0xDD);
+    out[4 + k].raw = _mm512_shuffle_f32x4(odd_lo, odd_hi, 0x88);
+    out[12 + k].raw = _mm512_shuffle_f32x4(odd_lo, odd_hi, 0xDD);
+  }
+#else
+  for (int k = 0; k < 4; ++k) {
+    out[k] = hn::ConcatLowerLower(df, s[4 + k], s[k]);
+    out[4 + k] = hn::ConcatUpperUpper(df, s[4 + k], s[k]);
+  }
+#endif
+}
+
+// acc[m] = acc[m] + w * x[m][c] for each input m: one link of the
+// reference's chain, the product rounded before the sum.
+template <size_t kInputs>
+HWY_INLINE void Link(VF w, const float* HWY_RESTRICT x, int64_t x_stride, int64_t c, VF* acc) {
+  const DF df;
+  for (size_t m = 0; m < kInputs; ++m) acc[m] = hn::Add(acc[m], hn::Mul(w, hn::Set(df, x[m * x_stride + c])));
+}
+
+// The matvec reads row-major bytes (weights, E2M1 scale codes) a cache line
+// per row at a time, in lanes = rows.
+constexpr int64_t kLineBytes = 64;
+constexpr size_t kLineWords = kLineBytes / 4;
+
+// The line at `offset` of rows[0, kN), each row_bytes long, in lanes = rows:
+// words[k] lane i holds bytes offset + 4k .. offset + 4k + 3 of row i, zeros
+// past the row's end. One load per vector of each row's line (one on AVX3,
+// two on AVX2), then the 32-bit words transposed in registers.
+HWY_INLINE void LoadLine(const uint8_t* const* rows, int64_t offset, int64_t row_bytes, VU* words) {
+  const DF df;
+  alignas(64) uint8_t tail[kN][kLineBytes];
+  const uint8_t* from[kN];
+  for (size_t i = 0; i < kN; ++i) from[i] = rows[i] + offset;
+  if (offset + kLineBytes > row_bytes) {
+    for (size_t i = 0; i < kN; ++i) {
+      std::memset(tail[i], 0, kLineBytes);
+      std::memcpy(tail[i], from[i], row_bytes - offset);
+      from[i] = tail[i];
+    }
+  }
+  for (size_t half = 0; half < kLineWords / kN; ++half) {
+    VF in[kN], out[kN];
+    for (size_t i = 0; i < kN; ++i) in[i] = hn::LoadU(df, reinterpret_cast<const float*>(from[i]) + half * kN);
+    Transpose(in, out);
+    for (size_t k = 0; k < kN; ++k) words[half * kN + k] = hn::BitCast(DU(), out[k]);
+  }
+}
+
+// E8M0 codes (lanes < 256) -> scales, exactly as E8M0ToF32: the code is the
+// f32 exponent, except that 0 (2^-127, a subnormal) and 255 (NaN) also set
+// mantissa bit 22.
+HWY_INLINE VF E8M0Lanes(VU code) {
+  const DU du;
+  const auto edge = hn::Or(hn::Eq(code, hn::Zero(du)), hn::Eq(code, hn::Set(du, 255u)));
+  return hn::BitCast(DF(), hn::Or(hn::ShiftLeft<23>(code), hn::IfThenElseZero(edge, hn::Set(du, 0x00400000u))));
+}
+
+// ------------------------------------------------------------------ Scales
+//
+// Where a format's scales come from: ForRow(r)[b] is the scale of row r and
+// column block b. Scaled formats also give the matvec Lanes(rows): the
+// scales of kN rows in lanes = rows, At(b) for column blocks b = 0, 1, ...
+// in order.
+
+struct NoScales {
+  struct Row {
+    float operator[](int64_t) const { return 1.0f; }
+  };
+  Row ForRow(int64_t) const { return Row(); }
+  struct Lanes {
+    VF At(int64_t) const { return hn::Set(DF(), 1.0f); }
+  };
+  Lanes LanesOf(const int64_t*) const { return Lanes(); }
+};
+
+struct TileScales {  // E4M3: one f32 scale per block_rows x block_cols tile
+  const float* scales;
+  int64_t block_rows, scale_cols;
+  int64_t row_offset;  // WeightMatrix::scale_row_offset of a row slice
+  struct Row {
+    const float* scales;
+    float operator[](int64_t b) const { return scales[b]; }
+  };
+  Row ForRow(int64_t r) const { return Row{scales + ((r + row_offset) / block_rows) * scale_cols}; }
+
+  // A group of rows rarely straddles two tile rows: then one scale.
+  struct Lanes {
+    Row rows[kN];
+    VF At(int64_t b) const {
+      if (rows[0].scales == rows[kN - 1].scales) return hn::Set(DF(), rows[0][b]);
+      alignas(64) float lanes[kN];
+      for (size_t i = 0; i < kN; ++i) lanes[i] = rows[i][b];
+      return hn::Load(DF(), lanes);
+    }
+  };
+  Lanes LanesOf(const int64_t* rows) const {
+    Lanes lanes;
+    for (size_t i = 0; i < kN; ++i) lanes.rows[i] = ForRow(rows[i]);
+    return lanes;
+  }
+};
+
+struct GroupScales {  // E2M1: one E8M0 code per row and 32 columns
+  const uint8_t* codes;
+  int64_t scale_cols;
+  const float* values;  // E8M0Values()
+  struct Row {
+    const uint8_t* codes;
+    const float* values;
+    float operator[](int64_t b) const { return values[codes[b]]; }
+  };
+  Row ForRow(int64_t r) const { return Row{codes + r * scale_cols, values}; }
+
+  // The codes are a byte matrix of their own, read as the weights are: a
+  // line (64 codes) of every row at a time.
+  struct Lanes {
+    const uint8_t* rows[kN];
+    int64_t scale_cols;
+    int64_t line = -1;  // of `words`
+    VU words[kLineWords];
+    VF At(int64_t b) {
+      if (b / kLineBytes != line) {
+        line = b / kLineBytes;
+        LoadLine(rows, line * kLineBytes, scale_cols, words);
+      }
+      const VU word = words[(b % kLineBytes) / 4];
+      return E8M0Lanes(hn::And(hn::ShiftRightSame(word, static_cast<int>(8 * (b % 4))), hn::Set(DU(), 0xFFu)));
+    }
+  };
+  Lanes LanesOf(const int64_t* rows) const {
+    Lanes lanes;
+    for (size_t i = 0; i < kN; ++i) lanes.rows[i] = codes + rows[i] * scale_cols;
+    lanes.scale_cols = scale_cols;
+    return lanes;
+  }
+};
+
+// The matvec folds E4M3Codec::kWordFactor into the tile scales (exact while
+// the product is finite): scales from 2^120 on, never in a real checkpoint,
+// take the exact fallback. A few thousand floats per matrix at most.
+inline bool TileScalesFitMatVec(const MatMulJob& job) {
+  const WeightMatrix& w = *job.w;
+  const int64_t count = w.ScaleRows() * w.ScaleCols();
+  for (int64_t i = 0; i < count; ++i) {
+    if (std::isinf(job.tile_scales[i] / E4M3Codec::kWordFactor)) return false;
+  }
+  return true;
 }
 
 // ------------------------------------------------------------------ Matvec
+//
+// A pass computes kGroups groups of kN consecutive rows (16 rows, see
+// kMatVecGroups) for kInputs input rows, which it reads in place (unpacked).
+// It walks the rows a cache line (64 bytes: 16 to 128 columns by format) at a
+// time: each group loads the line of each of its rows in lanes = rows
+// (LoadLine: word k lane i = bytes 4k..4k+3 of row i's line), the codec
+// decodes each column of a word in place (Column<n>), and the column, scaled
+// to the exact weights, is multiplied by the broadcast input and added to the
+// group's accumulators, in column order. Groups take turns word by word, so
+// that their independent chains hide each other's add latency.
+//
+// Measured on the way (Zen 5, weights in L2 unless said): transposing
+// decoded vectors instead, as the GEMM's panels do, costs a transpose per
+// vector of weights rather than per vector of bytes (FP4 2-6 GB/s); loading
+// 16 bytes per row at a time reloaded each line from L2 four times, as rows
+// 4 KiB apart share an L1 set (half the speed); gathering the E2M1 scales
+// (vpgatherdd, microcoded on AMD cores) took a third of the FP4 time.
 
-// How far ahead of the decoder each row's bytes are prefetched (once per cache
-// line), rounded up to whole passes (MatVecRows): with the hardware stream
-// prefetcher alone a thread stalls on DRAM latency (measured: 4 KiB ahead
-// roughly doubled single-thread FP4 matvec; 8-16 KiB was no better). Codecs
-// say where to: prefetching into L2 rather than L1 (more misses in flight)
-// made single-thread FP8 matvec 20-30 % faster, FP4 (compute-bound) ~4 %
-// slower, so FP4 prefetches into L1.
-constexpr int64_t kPrefetchBytes = 4096;
+// Links column c + kCol of a word (lane i: 32 bits of row i) into acc, in
+// a row's last line only if it lies before `valid`: decoded, unfactored and
+// scaled to the exact weight as DecodeRow computes it (a power of two times a
+// value of at most four significant bits: the products are exact), then
+// multiplied by each input and added.
+template <class Codec, size_t kInputs, bool kLast, size_t kCol>
+HWY_INLINE void LinkColumn(VU word, VF scale, const float* HWY_RESTRICT x, int64_t x_stride, int64_t c,
+                           int64_t valid, VF* acc) {
+  static_assert(Codec::kScaled || Codec::kWordFactor == 1.0f, "the scale removes the factor");
+  if (kLast && static_cast<int64_t>(kCol) >= valid) return;
+  VF w = Codec::template Column<kCol>(word);
+  if constexpr (Codec::kScaled) w = hn::Mul(w, scale);
+  Link<kInputs>(w, x, x_stride, c + static_cast<int64_t>(kCol), acc);
+}
 
-// Per-row, per-input partial sums of one scale block. With a single input two
-// chains per row hide the FMA latency; with several, the inputs do.
-template <size_t kRows, size_t kInputs>
-struct Partials {
-  static constexpr size_t kChains = kInputs == 1 ? 2 : 1;
-  VF sum[kRows][kInputs][kChains];
+template <class Codec, size_t kInputs, bool kLast, size_t... kCol>
+HWY_INLINE void LinkWord(VU word, VF scale, const float* HWY_RESTRICT x, int64_t x_stride, int64_t c, int64_t valid,
+                         VF* acc, std::index_sequence<kCol...>) {
+  (LinkColumn<Codec, kInputs, kLast, kCol>(word, scale, x, x_stride, c, valid, acc), ...);
+}
+
+// The weight rows of a pass's kGroups row groups.
+template <size_t kGroups>
+struct Lines {
+  const uint8_t* rows[kGroups][kN];
+  int64_t row_bytes;
+  // The rows of the next pass, which follow this pass's in memory: its
+  // lines are prefetched into L2 in address order, a pass ahead, as many per
+  // line of this pass as it has rows. One sequential stream keeps DRAM and
+  // the hardware prefetchers efficient where the rows of a pass, read side by
+  // side, would be as many streams (measured with the former per-row
+  // prefetch: single-thread FP8 7 GB/s from DRAM against 13 from L2).
+  const uint8_t* next_pass;
 };
 
-// One decode step at column c: kRows weight rows, each decoded once in
-// registers and multiplied with kInputs packed input rows.
-template <class Codec, size_t kRows, size_t kInputs, bool kPrefetch = true>
-HWY_INLINE void MatVecStep(const uint8_t* const* rows, const uint8_t* const* ahead, int64_t c,
-                           const float* HWY_RESTRICT x, int64_t x_stride, Partials<kRows, kInputs>& partials) {
-  constexpr size_t kChains = Partials<kRows, kInputs>::kChains;
+// Words of one line of every group (LoadLine), taken word by word from
+// here: a whole line in registers leaves too few for the rest, and code
+// unrolled for a whole line outgrows the caches of decoded instructions
+// (2-3x slower, both).
+template <size_t kGroups>
+using LineWords = VU[kGroups][kLineWords];
+
+template <size_t kGroups>
+HWY_INLINE void LoadLines(const Lines<kGroups>& lines, int64_t offset, LineWords<kGroups>& words) {
+  for (size_t g = 0; g < kGroups; ++g) {
+    const uint8_t* ahead = lines.next_pass + (offset / kLineBytes * kGroups + g) * kN * kLineBytes;
+    for (size_t i = 0; i < kN; ++i) __builtin_prefetch(ahead + i * kLineBytes, /*rw=*/0, /*locality=*/2);  // prefetcht1
+    LoadLine(lines.rows[g], offset, lines.row_bytes, words[g]);
+  }
+}
+
+// The scale lanes of a group, its current scales and the byte offset at
+// which the next scale block starts.
+template <class Lanes>
+struct RunningScale {
+  Lanes lanes;
+  VF scale;
+  int64_t next_block = 0;
+};
+
+// The current line of every group (at byte `offset` of the rows, whose
+// first column is c), in a row's last line only its columns below `cols`.
+template <class Codec, size_t kInputs, bool kLast, size_t kGroups, class Lanes>
+HWY_INLINE void LinkLine(const LineWords<kGroups>& words, RunningScale<Lanes> (&scales)[kGroups], int64_t block_bytes,
+                         int64_t offset, int64_t c, int64_t cols, const float* HWY_RESTRICT x,
+                         VF (&acc)[kGroups][kInputs]) {
+  constexpr int64_t kWordCols = 32 / Codec::kBitsPerCol;
+  const VF unfactor = hn::Set(DF(), 1.0f / Codec::kWordFactor);
+  // Scale blocks span whole 16-byte chunks (MatMulRows checks).
+  for (size_t chunk = 0; chunk < kLineWords; chunk += 4) {
+    if (kLast && c + static_cast<int64_t>(chunk) * kWordCols >= cols) break;
+    if (Codec::kScaled && offset + 4 * static_cast<int64_t>(chunk) == scales[0].next_block) {
+      HWY_UNROLL(8)
+      for (size_t g = 0; g < kGroups; ++g) {
+        scales[g].scale = hn::Mul(scales[g].lanes.At(scales[g].next_block / block_bytes), unfactor);
+        scales[g].next_block += block_bytes;
+      }
+    }
+    HWY_UNROLL(1)
+    for (size_t k = chunk; k < chunk + 4; ++k) {
+      const int64_t at = c + static_cast<int64_t>(k) * kWordCols;
+      HWY_UNROLL(8)
+      for (size_t g = 0; g < kGroups; ++g) {
+        LinkWord<Codec, kInputs, kLast>(words[g][k], scales[g].scale, x, cols, at, cols - at, acc[g],
+                                        std::make_index_sequence<kWordCols>());
+      }
+    }
+  }
+}
+
+// y[m][r, min(r + kGroups * kN, r_end)) for m < kInputs; lanes past r_end
+// repeat the last row and are not stored.
+template <class Codec, size_t kInputs, size_t kGroups, class Scales>
+HWY_NOINLINE void MatVecPass(const MatMulJob& job, const Scales& scales, int64_t r, int64_t r_end) {
+  constexpr int64_t kRows = static_cast<int64_t>(kGroups * kN);
+  constexpr int64_t kLineCols = kLineBytes * 8 / Codec::kBitsPerCol;
   const DF df;
-  VF xv[kInputs][Codec::kVecs];
-  for (size_t m = 0; m < kInputs; ++m) {
-    for (size_t k = 0; k < Codec::kVecs; ++k) xv[m][k] = hn::Load(df, x + m * x_stride + k * kN);
-  }
-  for (size_t i = 0; i < kRows; ++i) {
-    const int64_t offset = c * Codec::kBitsPerCol / 8;
-    if (kPrefetch && offset % 64 == 0) {
-      if constexpr (Codec::kPrefetchToL2) {
-        __builtin_prefetch(ahead[i] + offset, /*rw=*/0, /*locality=*/2);  // prefetcht1
-      } else {
-        hwy::Prefetch(ahead[i] + offset);
-      }
-    }
-    VF wv[Codec::kVecs];
-    Codec::Decode(rows[i], c, wv);
-    for (size_t k = 0; k < Codec::kVecs; ++k) {
-      for (size_t m = 0; m < kInputs; ++m) {
-        VF& sum = partials.sum[i][m][k % kChains];
-        sum = hn::MulAdd(wv[k], xv[m][k], sum);
-      }
-    }
-  }
-}
-
-// One decode step of the zero-padded copy of columns [c, cols) of each row.
-template <class Codec, size_t kRows, size_t kInputs>
-HWY_INLINE void MatVecTailStep(const uint8_t* const* rows, int64_t c, int64_t cols, const float* HWY_RESTRICT x,
-                               int64_t x_stride, Partials<kRows, kInputs>& partials) {
-  constexpr size_t kStepBytes = Codec::kCols * Codec::kBitsPerCol / 8;
-  alignas(64) uint8_t tail[kRows][kStepBytes] = {};
-  const uint8_t* tail_rows[kRows];
-  for (size_t i = 0; i < kRows; ++i) {
-    std::memcpy(tail[i], rows[i] + c * Codec::kBitsPerCol / 8, (cols - c) * Codec::kBitsPerCol / 8);
-    tail_rows[i] = tail[i];
-  }
-  MatVecStep<Codec, kRows, kInputs, /*kPrefetch=*/false>(tail_rows, nullptr, 0, x + c, x_stride, partials);
-}
-
-// y[m][r + i] for i < kRows, m < kInputs, from the packed input rows x. Each
-// scale block's partial sums are scaled once; the columns past the last whole
-// step form one more partial sum with the scale of the block they belong to.
-template <class Codec, size_t kRows, size_t kInputs, class Scales>
-HWY_INLINE void MatVecRows(const WeightMatrix& w, const Scales& scales, int64_t r, const float* HWY_RESTRICT x,
-                           int64_t x_stride, float* HWY_RESTRICT y) {
-  constexpr size_t kChains = Partials<kRows, kInputs>::kChains;
-  const DF df;
-  const int64_t cols = w.cols;
-  const int64_t whole = cols / Codec::kCols * Codec::kCols;  // columns in whole steps
-  const uint8_t* rows[kRows];
-  typename Scales::Row row_scales[kRows];
-  for (size_t i = 0; i < kRows; ++i) {
-    rows[i] = RowBytes(w, Codec::kBitsPerCol, r + i);
-    row_scales[i] = scales.ForRow(r + i);
-  }
-  // The rows of one pass are adjacent in memory, so the prefetch distance is
-  // whole passes: a distance inside a row would fetch what the next row of
-  // the same pass is reading already.
-  const int64_t pass_bytes = static_cast<int64_t>(kRows) * (cols * Codec::kBitsPerCol / 8);
-  const int64_t ahead_bytes = (kPrefetchBytes + pass_bytes - 1) / pass_bytes * pass_bytes;
-  const uint8_t* ahead[kRows];
-  for (size_t i = 0; i < kRows; ++i) ahead[i] = rows[i] + ahead_bytes;
-  VF acc[kRows][kInputs];
-  Partials<kRows, kInputs> partials;
-  for (size_t i = 0; i < kRows; ++i) {
-    for (size_t m = 0; m < kInputs; ++m) acc[i][m] = hn::Zero(df);
-  }
-  const auto reset = [&] {
-    for (size_t i = 0; i < kRows; ++i) {
-      for (size_t m = 0; m < kInputs; ++m) {
-        for (size_t j = 0; j < kChains; ++j) partials.sum[i][m][j] = hn::Zero(df);
-      }
-    }
-  };
-  const auto accumulate = [&](int64_t block) {
-    for (size_t i = 0; i < kRows; ++i) {
-      for (size_t m = 0; m < kInputs; ++m) {
-        VF sum = partials.sum[i][m][0];
-        for (size_t j = 1; j < kChains; ++j) sum = hn::Add(sum, partials.sum[i][m][j]);
-        acc[i][m] = Codec::kScaled ? hn::MulAdd(sum, hn::Set(df, row_scales[i][block]), acc[i][m])
-                                   : hn::Add(acc[i][m], sum);
-      }
-    }
-  };
-  const int64_t block = Codec::kScaled ? w.block_cols : whole + Codec::kCols;
-  if (block == static_cast<int64_t>(Codec::kCols)) {  // FP4: one step per scale group
-    for (int64_t c = 0; c < whole; c += Codec::kCols) {
-      reset();
-      MatVecStep<Codec, kRows, kInputs>(rows, ahead, c, x + c, x_stride, partials);
-      accumulate(c / static_cast<int64_t>(Codec::kCols));
-    }
-  } else {
-    for (int64_t c = 0, b = 0; c < whole; ++b) {
-      const int64_t end = std::min(whole, c + block);
-      reset();
-      for (; c < end; c += Codec::kCols) MatVecStep<Codec, kRows, kInputs>(rows, ahead, c, x + c, x_stride, partials);
-      accumulate(b);
-    }
-  }
-  if (whole < cols) {
-    reset();
-    MatVecTailStep<Codec, kRows, kInputs>(rows, whole, cols, x, x_stride, partials);
-    accumulate(whole / block);
-  }
-  for (size_t i = 0; i < kRows; ++i) {
-    for (size_t m = 0; m < kInputs; ++m) y[m * w.rows + r + i] = ReduceSum(acc[i][m]);
-  }
-}
-
-// Matvec for kInputs input rows (batch <= kMaxMatVecInputs): weights are
-// decoded once per call, in registers. One input: two weight rows per pass
-// share the input loads; several: one row per pass (register budget).
-constexpr int64_t kMaxMatVecInputs = kMatMulSimdExactBatch - 1;
-
-template <class Codec, size_t kInputs, class Scales>
-void MatVec(const MatMulJob& job, const Scales& scales, int64_t r_begin, int64_t r_end) {
-  constexpr int64_t kRows = kInputs == 1 ? 2 : 1;
   const WeightMatrix& w = *job.w;
-  const bool check_scales = w.format == WeightFormat::kE2M1Grouped && E2M1Codec::kFactor != 1.0f;
-  const auto fits = [&](int64_t r, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) {
-      if (check_scales && !E2M1RowScalesFitMatVec(w, r + i)) return false;
+  const int64_t cols = w.cols;
+  const int64_t block_bytes = Codec::kScaled ? w.block_cols * Codec::kBitsPerCol / 8 : 0;
+  Lines<kGroups> lines;
+  lines.row_bytes = cols * Codec::kBitsPerCol / 8;
+  RunningScale<typename Scales::Lanes> group_scales[kGroups];
+  VF acc[kGroups][kInputs];
+  for (size_t g = 0; g < kGroups; ++g) {
+    int64_t rows[kN];
+    for (size_t i = 0; i < kN; ++i) {
+      rows[i] = std::min<int64_t>(r + static_cast<int64_t>(g * kN + i), r_end - 1);
+      lines.rows[g][i] = RowBytes(w, Codec::kBitsPerCol, rows[i]);
     }
-    return true;
-  };
+    group_scales[g].lanes = scales.LanesOf(rows);
+    group_scales[g].scale = hn::Set(df, 1.0f);  // read only by scaled formats, after their first block
+    for (size_t m = 0; m < kInputs; ++m) acc[g][m] = hn::Zero(df);
+  }
+  lines.next_pass = lines.rows[0][0] + kRows * lines.row_bytes;
+  // Each line is loaded while the one before it is computed on.
+  LineWords<kGroups> words[2];
+  size_t current = 0;
+  LoadLines(lines, 0, words[0]);
+  int64_t offset = 0;
+  for (; offset + kLineBytes <= lines.row_bytes; offset += kLineBytes, current ^= 1) {
+    if (offset + kLineBytes < lines.row_bytes) LoadLines(lines, offset + kLineBytes, words[current ^ 1]);
+    LinkLine<Codec, kInputs, /*kLast=*/false>(words[current], group_scales, block_bytes, offset,
+                                              offset / kLineBytes * kLineCols, cols, job.x, acc);
+  }
+  if (offset < lines.row_bytes) {
+    LinkLine<Codec, kInputs, /*kLast=*/true>(words[current], group_scales, block_bytes, offset,
+                                             offset / kLineBytes * kLineCols, cols, job.x, acc);
+  }
+  for (size_t g = 0; g < kGroups; ++g) {
+    const int64_t first = r + static_cast<int64_t>(g * kN);
+    const int64_t valid = std::min<int64_t>(kN, r_end - first);
+    for (size_t m = 0; m < kInputs; ++m) {
+      float* HWY_RESTRICT y = job.y + m * w.rows + first;
+      if (valid == static_cast<int64_t>(kN)) {
+        hn::StoreU(acc[g][m], df, y);
+      } else if (valid > 0) {
+        alignas(64) float lanes_out[kN];
+        hn::Store(acc[g][m], df, lanes_out);
+        std::memcpy(y, lanes_out, valid * sizeof(float));
+      }
+    }
+  }
+}
+
+constexpr int64_t kMaxMatVecInputs = 4;
+
+// 16 rows per pass (one group on AVX3, two on AVX2), however many chains
+// that leaves (groups x inputs) to hide the latency of the adds. Rows whose
+// length is a multiple of 4 KiB (most weights) start in the same L1 set;
+// measured on Zen 5 with the lines in L2, loads of 16 such rows side by side
+// stream at 115 GB/s, of 32 at 31 GB/s and of 64 at 21 GB/s (the L1 and its
+// prefetchers lose track), and from DRAM one group of 16 rows beat two or
+// four whatever the row length (2 threads, FP8 wq_b 30 against 19-26 GB/s,
+// FP4 w1 19 against 14-17).
+constexpr size_t kMatVecGroups = 16 / kN;
+
+// Rows [r_begin, r_end) in passes of kGroups groups; the last rows take a
+// pass of as few groups as hold them.
+template <class Codec, size_t kInputs, size_t kGroups, class Scales>
+void MatVec(const MatMulJob& job, const Scales& scales, int64_t r_begin, int64_t r_end) {
+  constexpr int64_t kRows = static_cast<int64_t>(kGroups * kN);
   int64_t r = r_begin;
-  for (; r + kRows <= r_end; r += kRows) {
-    if (!fits(r, kRows)) {
-      ExactRows(job, r, r + kRows);
-    } else {
-      MatVecRows<Codec, kRows, kInputs>(w, scales, r, job.packed, job.packed_stride, job.y);
-    }
+  for (; r + kRows <= r_end; r += kRows) MatVecPass<Codec, kInputs, kGroups>(job, scales, r, r_end);
+  if (r == r_end) return;
+  if constexpr (kGroups > 1) {
+    if (r_end - r <= kRows - static_cast<int64_t>(kN)) return MatVec<Codec, kInputs, kGroups - 1>(job, scales, r, r_end);
   }
-  for (; r < r_end; ++r) {
-    if (!fits(r, 1)) {
-      ExactRows(job, r, r + 1);
-    } else {
-      MatVecRows<Codec, 1, kInputs>(w, scales, r, job.packed, job.packed_stride, job.y);
-    }
-  }
+  MatVecPass<Codec, kInputs, kGroups>(job, scales, r, r_end);
 }
 
 // ------------------------------------------------------------------ GEMM
@@ -526,45 +727,6 @@ constexpr int64_t kPanelRows = 128;
 constexpr int64_t kPanelCols = 512;
 static_assert(kPanelRows % kTileRows == 0, "panels hold whole register tiles");
 
-// Transposes a kN x kN block: out[j] lane i = in[i] lane j. Within each
-// 128-bit block two interleave stages (32-bit, then 64-bit lanes) leave
-// s[4j + k] holding, in block b, rows 4j..4j+3 of column 4b + k; the
-// blocks are then gathered across vectors with each target's shuffle.
-HWY_INLINE void Transpose(const VF* in, VF* out) {
-  const DF df;
-  const hn::Repartition<double, DF> dd;
-  VF t[kN], s[kN];
-  for (size_t i = 0; i < kN; i += 2) {
-    t[i] = hn::InterleaveLower(df, in[i], in[i + 1]);
-    t[i + 1] = hn::InterleaveUpper(df, in[i], in[i + 1]);
-  }
-  for (size_t j = 0; j < kN; j += 4) {
-    const auto t0 = hn::BitCast(dd, t[j]), t1 = hn::BitCast(dd, t[j + 1]);
-    const auto t2 = hn::BitCast(dd, t[j + 2]), t3 = hn::BitCast(dd, t[j + 3]);
-    s[j] = hn::BitCast(df, hn::InterleaveLower(dd, t0, t2));
-    s[j + 1] = hn::BitCast(df, hn::InterleaveUpper(dd, t0, t2));
-    s[j + 2] = hn::BitCast(df, hn::InterleaveLower(dd, t1, t3));
-    s[j + 3] = hn::BitCast(df, hn::InterleaveUpper(dd, t1, t3));
-  }
-#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-  for (int k = 0; k < 4; ++k) {
-    // Blocks (0, 2) and (1, 3) of rows 0-7 and of rows 8-15, then per column.
-    const __m512 even_lo = _mm512_shuffle_f32x4(s[k].raw, s[4 + k].raw, 0x88);
-    const __m512 odd_lo = _mm512_shuffle_f32x4(s[k].raw, s[4 + k].raw, 0xDD);
-    const __m512 even_hi = _mm512_shuffle_f32x4(s[8 + k].raw, s[12 + k].raw, 0x88);
-    const __m512 odd_hi = _mm512_shuffle_f32x4(s[8 + k].raw, s[12 + k].raw, 0xDD);
-    out[k].raw = _mm512_shuffle_f32x4(even_lo, even_hi, 0x88);
-    out[8 + k].raw = _mm512_shuffle_f32x4(even_lo, even_hi, 0xDD);
-    out[4 + k].raw = _mm512_shuffle_f32x4(odd_lo, odd_hi, 0x88);
-    out[12 + k].raw = _mm512_shuffle_f32x4(odd_lo, odd_hi, 0xDD);
-  }
-#else
-  for (int k = 0; k < 4; ++k) {
-    out[k] = hn::ConcatLowerLower(df, s[4 + k], s[k]);
-    out[4 + k] = hn::ConcatUpperUpper(df, s[4 + k], s[k]);
-  }
-#endif
-}
 
 // Decodes weight rows [r, min(r + kN, row_end)), zeros for the rest, columns
 // [k0, k0 + depth) into lanes [0, kN) of a tile's [column][kTileRows] layout
@@ -620,6 +782,7 @@ HWY_INLINE void DecodeTransposed(const WeightMatrix& w, const Scales& scales, in
     }
   }
 }
+
 
 // y[m][r + lane] for m < kInputs and lanes < valid_rows <= kVecs * kN,
 // continuing the chains stored in y when `resume` (columns before this
@@ -713,9 +876,8 @@ HWY_INLINE void PrefetchNextPanel(const WeightMatrix& w, int64_t r0, int64_t k0,
   }
 }
 
-// Panel scales are the exact E8M0 values (the decoder removes kFactor itself).
 template <class Codec, class Scales>
-void Gemm(const MatMulJob& job, const Scales& exact_scales, int64_t r_begin, int64_t r_end) {
+void Gemm(const MatMulJob& job, const Scales& scales, int64_t r_begin, int64_t r_end) {
   const WeightMatrix& w = *job.w;
   float* HWY_RESTRICT panel = ThreadPanel();
   for (int64_t r0 = r_begin; r0 < r_end; r0 += kPanelRows) {
@@ -726,7 +888,7 @@ void Gemm(const MatMulJob& job, const Scales& exact_scales, int64_t r_begin, int
         for (size_t v = 0; v < kTileVecs; ++v) {
           const int64_t first = t + static_cast<int64_t>(v * kN);
           if (first >= rows) break;
-          DecodeTransposed<Codec>(w, exact_scales, r0 + first, r0 + rows, k0, depth, panel + t * kPanelCols + v * kN);
+          DecodeTransposed<Codec>(w, scales, r0 + first, r0 + rows, k0, depth, panel + t * kPanelCols + v * kN);
         }
       }
       PrefetchNextPanel<Codec>(w, r0, k0, r_end);
@@ -737,7 +899,7 @@ void Gemm(const MatMulJob& job, const Scales& exact_scales, int64_t r_begin, int
         const size_t vecs = static_cast<size_t>((valid_rows + kN - 1) / kN);
         for (int64_t m = 0, inputs; m < job.batch; m += inputs) {
           inputs = TileInputsAt(m, job.batch);
-          const float* x = job.packed + m * job.packed_cols + k0 * inputs;
+          const float* x = job.packed + m * w.cols + k0 * inputs;
           GemmAnyTile<kTileInputs>(static_cast<size_t>(inputs), vecs, x, tile, depth, y + m * w.rows, w.rows, k0 > 0,
                                    valid_rows);
         }
@@ -746,22 +908,23 @@ void Gemm(const MatMulJob& job, const Scales& exact_scales, int64_t r_begin, int
   }
 }
 
+
 // ------------------------------------------------------------------ Entry points
 
-template <class Codec, class Scales, class ExactScales>
-void RunFormat(const MatMulJob& job, const Scales& matvec_scales, const ExactScales& exact_scales, int64_t r_begin,
-               int64_t r_end) {
-  static_assert(kMaxMatVecInputs <= 4, "one case per input count");
-  if (job.batch > kMaxMatVecInputs) return Gemm<Codec>(job, exact_scales, r_begin, r_end);
+template <class Codec, class Scales>
+void RunFormat(const MatMulJob& job, const Scales& scales, int64_t r_begin, int64_t r_end) {
+  static_assert(kMaxMatVecInputs == 4, "one case per input count");
   switch (job.batch) {
     case 1:
-      return MatVec<Codec, 1>(job, matvec_scales, r_begin, r_end);
+      return MatVec<Codec, 1, kMatVecGroups>(job, scales, r_begin, r_end);
     case 2:
-      return MatVec<Codec, 2>(job, matvec_scales, r_begin, r_end);
+      return MatVec<Codec, 2, kMatVecGroups>(job, scales, r_begin, r_end);
     case 3:
-      return MatVec<Codec, 3>(job, matvec_scales, r_begin, r_end);
+      return MatVec<Codec, 3, kMatVecGroups>(job, scales, r_begin, r_end);
+    case 4:
+      return MatVec<Codec, 4, kMatVecGroups>(job, scales, r_begin, r_end);
     default:
-      return MatVec<Codec, 4>(job, matvec_scales, r_begin, r_end);
+      return Gemm<Codec>(job, scales, r_begin, r_end);
   }
 }
 
@@ -769,70 +932,35 @@ inline void MatMulRows(const MatMulJob& job, int64_t r_begin, int64_t r_end) {
   const WeightMatrix& w = *job.w;
   switch (w.format) {
     case WeightFormat::kF32:
-      return RunFormat<F32Codec>(job, NoScales(), NoScales(), r_begin, r_end);
+      return RunFormat<F32Codec>(job, NoScales(), r_begin, r_end);
     case WeightFormat::kBF16:
-      return RunFormat<BF16Codec>(job, NoScales(), NoScales(), r_begin, r_end);
-    case WeightFormat::kE4M3Blocked: {
-      if (w.block_cols % E4M3Codec::kCols != 0 || !TileScalesFitMatVec(job)) return ExactRows(job, r_begin, r_end);
-      const TileScales matvec{job.tile_scales, w.block_rows, w.ScaleCols(), w.scale_row_offset,
-                              1.0f / E4M3Codec::kFactor};
-      const TileScales exact{job.tile_scales, w.block_rows, w.ScaleCols(), w.scale_row_offset, 1.0f};
-      return RunFormat<E4M3Codec>(job, matvec, exact, r_begin, r_end);
-    }
-    case WeightFormat::kE2M1Grouped: {
+      return RunFormat<BF16Codec>(job, NoScales(), r_begin, r_end);
+    case WeightFormat::kE4M3Blocked:
+      // A decode step must not straddle two scale blocks.
+      if (w.block_cols % E4M3Codec::kCols != 0 || (job.batch <= kMaxMatVecInputs && !TileScalesFitMatVec(job))) {
+        return ExactRows(job, r_begin, r_end);
+      }
+      return RunFormat<E4M3Codec>(job, TileScales{job.tile_scales, w.block_rows, w.ScaleCols(), w.scale_row_offset},
+                                  r_begin, r_end);
+    case WeightFormat::kE2M1Grouped:
       if (w.block_cols != E2M1Codec::kCols) return ExactRows(job, r_begin, r_end);
-      const GroupScales matvec{w.scales, w.ScaleCols(), E2M1MatVecTable()};
-      const GroupScales exact{w.scales, w.ScaleCols(), ExactE8M0().value};
-      return RunFormat<E2M1Codec>(job, matvec, exact, r_begin, r_end);
-    }
+      return RunFormat<E2M1Codec>(job, GroupScales{w.scales, w.ScaleCols(), E8M0Values()}, r_begin, r_end);
   }
 }
 
-// Matvec: rows of packed_stride floats, columns in the codec's packed order,
-// zero-padded to packed_cols. GEMM: per register tile of input rows (sizes
-// from TileInputsAt), [column][input] in column order; the tile that starts
-// at input row m starts at float m * packed_cols (= w.cols).
-inline int64_t PlanPacking(MatMulJob* job) {
-  const int64_t cols = job->w->cols;
-  if (job->batch <= kMaxMatVecInputs) {
-    job->packed_cols = (cols + kPackedColumnMultiple - 1) / kPackedColumnMultiple * kPackedColumnMultiple;
-    job->packed_stride = job->packed_cols + kPackedRowSkew;
-    return job->batch * job->packed_stride;
-  }
-  job->packed_cols = cols;
-  job->packed_stride = 0;  // tiles differ in size: tile at m starts at m * cols
-  return job->batch * cols;
-}
+// The matvec reads the input rows in place. GEMM: per register tile of input
+// rows (sizes from TileInputsAt), [column][input] in column order; the tile
+// that starts at input row m starts at float m * w.cols.
+inline int64_t PlanPacking(const MatMulJob& job) { return job.batch > kMaxMatVecInputs ? job.batch * job.w->cols : 0; }
 
 inline void PackInput(const MatMulJob& job, int64_t m_begin, int64_t m_end) {
-  const WeightMatrix& w = *job.w;
-  const int64_t cols = w.cols;
-  float* HWY_RESTRICT packed = job.packed;
-  if (job.batch > kMaxMatVecInputs) {
-    for (int64_t start = 0, inputs; start < m_end; start += inputs) {
-      inputs = TileInputsAt(start, job.batch);
-      for (int64_t m = std::max(start, m_begin); m < std::min(start + inputs, m_end); ++m) {
-        const float* HWY_RESTRICT in = job.x + m * cols;
-        float* HWY_RESTRICT out = packed + start * cols + (m - start);
-        for (int64_t c = 0; c < cols; ++c) out[c * inputs] = in[c];
-      }
-    }
-    return;
-  }
-  const bool fp4_order = w.format == WeightFormat::kE2M1Grouped && w.block_cols == E2M1Codec::kCols;
-  for (int64_t m = m_begin; m < m_end; ++m) {
-    const float* HWY_RESTRICT in = job.x + m * cols;
-    float* HWY_RESTRICT out = packed + m * job.packed_stride;
-    if (!fp4_order) {
-      std::memcpy(out, in, cols * sizeof(float));
-      std::fill(out + cols, out + job.packed_cols, 0.0f);
-      continue;
-    }
-    for (int64_t g = 0; g < job.packed_cols; g += 32) {
-      for (int i = 0; i < 32; ++i) {
-        const int64_t c = g + E2M1Codec::PackedSource(i);
-        out[g + i] = c < cols ? in[c] : 0.0f;
-      }
+  const int64_t cols = job.w->cols;
+  for (int64_t start = 0, inputs; start < m_end; start += inputs) {
+    inputs = TileInputsAt(start, job.batch);
+    for (int64_t m = std::max(start, m_begin); m < std::min(start + inputs, m_end); ++m) {
+      const float* HWY_RESTRICT in = job.x + m * cols;
+      float* HWY_RESTRICT out = job.packed + start * cols + (m - start);
+      for (int64_t c = 0; c < cols; ++c) out[c * inputs] = in[c];
     }
   }
 }

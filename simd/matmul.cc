@@ -79,12 +79,12 @@ MatMulCall::MatMulCall(const WeightMatrix& w, const float* x, int64_t batch, flo
       throw std::invalid_argument("MatMulCall: the shared input belongs to a differently shaped product");
     }
     job_.packed = input_of->job_.packed;
-    job_.packed_cols = input_of->job_.packed_cols;
-    job_.packed_stride = input_of->job_.packed_stride;
     return;
   }
-  packed_ = hwy::AllocateAligned<float>(std::max<int64_t>(1, kernels_.plan_packing(&job_)));
-  job_.packed = packed_.get();
+  if (const int64_t floats = kernels_.plan_packing(job_); floats > 0) {
+    packed_ = hwy::AllocateAligned<float>(floats);
+    job_.packed = packed_.get();
+  }
 }
 
 int MatMulCall::TeamSize() const { return TeamSizeFor(*job_.w, job_.batch); }

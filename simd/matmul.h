@@ -15,19 +15,17 @@ namespace dsv4 {
 // implementation chosen with SetMatMulKernels (the reference by default).
 void MatMul(const WeightMatrix& w, const float* x, int64_t batch, float* y);
 
-// The Highway kernels (dynamic dispatch over the compiled targets). From
-// kMatMulSimdExactBatch input rows on, every output is the reference's own
-// chain of rounded products and sums in column order, so the result is
-// bit-identical to MatMulReference on every target; below it, the
-// memory-bound matvec sums in its own order (docs/performance.md, "Numerics
-// and the SIMD kernels").
+// The Highway kernels (dynamic dispatch over the compiled targets). Every
+// output is the reference's own chain of rounded products and sums in column
+// order, so the result is bit-identical to MatMulReference at every batch
+// size, on every target, whatever the thread count: a row's outputs depend
+// only on its own inputs (docs/performance.md, "Numerics and the SIMD
+// kernels").
 void MatMulSimd(const WeightMatrix& w, const float* x, int64_t batch, float* y);
-inline constexpr int64_t kMatMulSimdExactBatch = 5;
 
-// Which implementation MatMul runs, process-wide. Both are exact in their
-// weight decoding and differ only in the f32 summation order of the matvec
-// (batch below kMatMulSimdExactBatch). The reference is the library default;
-// the CLI selects the SIMD kernels unless told --matmul reference.
+// Which implementation MatMul runs, process-wide. Both give the same bits;
+// the reference is the library default and the yardstick of the kernels'
+// tests, the CLI selects the SIMD kernels unless told --matmul reference.
 enum class MatMulImpl { kReference, kSimd };
 void SetMatMulKernels(MatMulImpl kernels);
 MatMulImpl ActiveMatMulKernels();

@@ -8,30 +8,20 @@
 
 namespace dsv4 {
 
-// Matvec input rows are padded to a multiple of this many columns (zeros), so
-// every decode step of every target reads whole vectors of activations.
-inline constexpr int64_t kPackedColumnMultiple = 64;
-// ... and laid out this many floats further apart, so that the rows a
-// several-input matvec reads together do not all map to the same L1 sets
-// (row strides that are multiples of 4 KiB would).
-inline constexpr int64_t kPackedRowSkew = 16;
-
 // What the threads of one MatMul call share.
 struct MatMulJob {
   const WeightMatrix* w = nullptr;
   const float* x = nullptr;  // caller's input [batch][w->cols]
   float* packed = nullptr;   // the input rows in the layout PlanPacking chose
-  int64_t packed_cols = 0;
-  int64_t packed_stride = 0;
   int64_t batch = 0;
   // kE4M3Blocked only: the E8M0 tile scales as f32, same shape as w->scales.
   const float* tile_scales = nullptr;
   float* y = nullptr;  // [batch][w->rows]
 };
 
-// Chooses the packed layout for job->w and job->batch (packed_cols and
-// packed_stride) and returns how many floats job->packed must hold.
-using PlanPackingFn = int64_t (*)(MatMulJob* job);
+// Returns how many floats job->packed must hold for job->w and job->batch
+// (0 where the kernels read the input rows in place).
+using PlanPackingFn = int64_t (*)(const MatMulJob& job);
 // Copies input rows [m_begin, m_end) of job.x into job.packed.
 using PackInputFn = void (*)(const MatMulJob& job, int64_t m_begin, int64_t m_end);
 // Computes output rows (weight rows) [r_begin, r_end) for every input row.

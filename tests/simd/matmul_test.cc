@@ -1,15 +1,17 @@
-// MatMul on every compiled target this CPU can run, against MatMulReference:
-// odd shapes (partial vectors, partial scale blocks, partial register tiles
-// and panels), every weight format, edge codes and extreme E8M0 scales.
+// MatMul on every compiled target this CPU can run, against MatMulReference,
+// bit for bit at every batch size: odd shapes (partial vectors, partial scale
+// blocks, partial row groups, register tiles and panels), every weight
+// format, edge codes, extreme E8M0 scales, and rows computed alone or inside
+// batches, with several thread counts.
 #include "simd/matmul.h"
 #include "simd/roofline.h"
 
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <limits>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -26,6 +28,8 @@ using testing::Draw;
 using testing::MakeMatrix;
 using testing::OwnedMatrix;
 
+bool SameBits(float a, float b) { return std::memcmp(&a, &b, sizeof(float)) == 0; }
+
 std::vector<float> MakeInput(int64_t batch, int64_t cols, float magnitude, uint32_t seed) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> uniform(-magnitude, magnitude);
@@ -38,25 +42,13 @@ class MatMulTest : public ::testing::Test {
  protected:
   void TearDown() override { hwy::SetSupportedTargetsForTest(0); }
 
-  // MatMul on every target vs the reference. From kMatMulSimdExactBatch
-  // inputs on, bit for bit. Below it only f32 reassociation may differ:
-  // |y - ref| <= 1e-5 * sum |w * x| (plus subnormal rounding, which is
-  // absolute: at most half an f32 subnormal step per product and sum).
+  // MatMul on every target vs the reference, bit for bit at every batch
+  // size: the same bits down to the sign of a zero.
   void ExpectMatchesReference(const WeightMatrix& w, const std::vector<float>& x, int64_t batch) {
-    const int64_t rows = w.rows, cols = w.cols;
+    const int64_t rows = w.rows;
     std::vector<float> expected(batch * rows), actual(batch * rows);
     MatMulReference(w, x.data(), batch, expected.data());
-    std::vector<double> magnitude(batch * rows, 0.0);
-    std::vector<float> row(cols);
-    for (int64_t r = 0; r < rows; ++r) {
-      DecodeRow(w, r, row.data());
-      for (int64_t m = 0; m < batch; ++m) {
-        double sum = 0.0;
-        for (int64_t c = 0; c < cols; ++c) sum += std::fabs(static_cast<double>(row[c]) * x[m * cols + c]);
-        magnitude[m * rows + r] = sum;
-      }
-    }
-    const double subnormal_slack = std::numeric_limits<float>::denorm_min() * 2.0 * (cols + 1);
+    for (int64_t i = 0; i < batch * rows; ++i) ASSERT_TRUE(std::isfinite(expected[i])) << "test data overflowed at " << i;
     const std::vector<int64_t> targets = hwy::SupportedAndGeneratedTargets();
     ASSERT_FALSE(targets.empty());
     for (const int64_t target : targets) {
@@ -64,18 +56,11 @@ class MatMulTest : public ::testing::Test {
       std::fill(actual.begin(), actual.end(), std::nanf(""));
       MatMulSimd(w, x.data(), batch, actual.data());
       int64_t mismatches = 0;
-      const bool exact = batch >= kMatMulSimdExactBatch;
       for (int64_t i = 0; i < batch * rows; ++i) {
-        ASSERT_TRUE(std::isfinite(expected[i])) << "test data overflowed at " << i;
-        const double error = std::fabs(static_cast<double>(actual[i]) - expected[i]);
-        // Exact: the same bits, down to the sign of a zero.
-        const double bound = exact ? (std::signbit(actual[i]) == std::signbit(expected[i]) ? 0.0 : -1.0)
-                                   : 1e-5 * magnitude[i] + subnormal_slack;
-        if (!(error <= bound) && mismatches++ == 0) {
-          ADD_FAILURE() << hwy::TargetName(target) << " " << KernelFormatName(w.format) << " " << rows << "x" << cols
+        if (!SameBits(actual[i], expected[i]) && mismatches++ == 0) {
+          ADD_FAILURE() << hwy::TargetName(target) << " " << KernelFormatName(w.format) << " " << rows << "x" << w.cols
                         << " blocks " << w.block_rows << "x" << w.block_cols << " batch " << batch << ": y[" << i / rows
-                        << "][" << i % rows << "] = " << actual[i] << ", reference " << expected[i] << ", bound "
-                        << bound;
+                        << "][" << i % rows << "] = " << actual[i] << ", reference " << expected[i];
         }
       }
       EXPECT_EQ(mismatches, 0) << hwy::TargetName(target) << " " << KernelFormatName(w.format);
@@ -94,9 +79,9 @@ class MatMulTest : public ::testing::Test {
 struct Shape {
   int64_t rows, cols;
 };
-// Rows and columns that are not multiples of the vector width, the row pair,
-// the 4-row register tile, the 64-row panel, the 128-column scale block or the
-// 512-column panel, plus whole ones.
+// Rows and columns that are not multiples of the vector width, the matvec's
+// row groups and passes, the GEMM's register tile and 128-row panel, the
+// 128-column scale block or the 512-column panel, plus whole ones.
 constexpr Shape kShapes[] = {{1, 2},    {1, 64},   {2, 6},     {3, 34},   {5, 96},  {16, 160},
                              {33, 200}, {64, 256}, {70, 514},  {129, 1000}, {300, 1090}};
 constexpr int64_t kBatches[] = {1, 2, 3, 4, 5, 13};
@@ -145,6 +130,49 @@ TEST_F(MatMulTest, RowSlicesStartingInsideAScaleBlock) {
       ExpectMatchesReference(slice, MakeInput(batch, 256, 1.0f, static_cast<uint32_t>(first + batch)), batch);
     }
   }
+}
+
+// The engine's contract: a row's output bits depend only on its own inputs,
+// not on how many rows share the call, where the row sits in the batch, or
+// how many threads split the output rows (and so where the row ranges and
+// the kernels' row groups start). Each row alone (batch 1) against the same
+// row inside batches of 2..17 (matvec and GEMM), with 1, 2 and 3 threads.
+TEST_F(MatMulTest, RowOutputDoesNotDependOnTheBatchOrTheThreads) {
+  constexpr int64_t kRows = 520, kCols = 1090, kPool = 20;  // 520 x 1090: worth 3 threads at batch 1
+  const int saved_threads = omp_get_max_threads();
+  for (const WeightFormat format : {WeightFormat::kE4M3Blocked, WeightFormat::kE2M1Grouped}) {
+    const int64_t block_rows = format == WeightFormat::kE4M3Blocked ? 128 : 1;
+    const int64_t block_cols = format == WeightFormat::kE4M3Blocked ? 128 : 32;
+    const OwnedMatrix m = MakeMatrix(format, kRows, kCols, block_rows, block_cols, Draw(), 77);
+    const std::vector<float> pool = MakeInput(kPool, kCols, 1.0f, 78);
+    std::vector<float> alone(kPool * kRows);
+    MatMulReference(m.w, pool.data(), kPool, alone.data());
+    for (const int64_t target : hwy::SupportedAndGeneratedTargets()) {
+      hwy::SetSupportedTargetsForTest(target);
+      for (const int threads : {1, 2, 3}) {
+        omp_set_num_threads(threads);
+        std::vector<float> y(kPool * kRows);
+        for (int64_t row = 0; row < kPool; ++row) {
+          MatMulSimd(m.w, pool.data() + row * kCols, 1, y.data());
+          ASSERT_EQ(std::memcmp(y.data(), alone.data() + row * kRows, kRows * sizeof(float)), 0)
+              << hwy::TargetName(target) << " " << KernelFormatName(format) << " row " << row << " alone, "
+              << threads << " threads";
+        }
+        for (int64_t batch = 2; batch <= 17; ++batch) {
+          for (const int64_t first : {int64_t{0}, kPool - batch, (kPool - batch) / 2}) {
+            MatMulSimd(m.w, pool.data() + first * kCols, batch, y.data());
+            for (int64_t i = 0; i < batch; ++i) {
+              ASSERT_EQ(std::memcmp(y.data() + i * kRows, alone.data() + (first + i) * kRows, kRows * sizeof(float)), 0)
+                  << hwy::TargetName(target) << " " << KernelFormatName(format) << " row " << first + i
+                  << " at position " << i << " of a batch of " << batch << ", " << threads << " threads";
+            }
+          }
+        }
+      }
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+  omp_set_num_threads(saved_threads);
 }
 
 TEST_F(MatMulTest, TinyE8M0Scales) {
