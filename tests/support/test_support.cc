@@ -61,4 +61,10 @@ CommandResult RunCli(const std::string& args, const std::string& input) {
   return result;
 }
 
+std::vector<int32_t> TokenIds(int64_t n, int32_t salt) {
+  std::vector<int32_t> ids(n);
+  for (int64_t i = 0; i < n; ++i) ids[i] = static_cast<int32_t>((i * 7919 + salt * 104729) % 1000 + 3);
+  return ids;
+}
+
 }  // namespace dsv4::testing

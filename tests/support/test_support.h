@@ -2,7 +2,9 @@
 #pragma once
 
 #include <functional>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace dsv4::testing {
 
@@ -33,6 +35,10 @@ CommandResult RunCli(const std::string& args, const std::string& input = "");
 
 // What dsv4::Error `f` throws, or "(no error)".
 std::string ErrorOf(const std::function<void()>& f);
+
+// n token ids in [3, 1003) (inside the tiny fixture's vocabulary), a
+// different sequence for each salt.
+std::vector<int32_t> TokenIds(int64_t n, int32_t salt);
 
 std::string ReadFile(const std::string& path);
 void WriteFile(const std::string& path, const std::string& contents);

@@ -10,15 +10,10 @@
 #include "engine/model/model.h"
 #include "simd/matmul.h"
 #include "tests/support/golden.h"
+#include "tests/support/test_support.h"
 
 namespace dsv4 {
 namespace {
-
-std::vector<int32_t> Prompt(int64_t n, int32_t salt) {
-  std::vector<int32_t> ids(n);
-  for (int64_t i = 0; i < n; ++i) ids[i] = static_cast<int32_t>((i * 7919 + salt * 104729) % 1000 + 3);
-  return ids;
-}
 
 class BatchInvariance : public ::testing::Test {
  protected:
@@ -62,7 +57,7 @@ TEST_F(BatchInvariance, MixedForwardEqualsSeparateCalls) {
   // Three sequences of different lengths (one crosses the 128-row window),
   // interleaved step by step: prefill chunks of one beside decode rows of
   // the others, as the scheduler packs them.
-  const std::vector<std::vector<int32_t>> prompts = {Prompt(150, 1), Prompt(9, 2), Prompt(60, 3)};
+  const std::vector<std::vector<int32_t>> prompts = {testing::TokenIds(150, 1), testing::TokenIds(9, 2), testing::TokenIds(60, 3)};
   std::vector<std::vector<float>> alone;
   for (const auto& p : prompts) alone.push_back(Alone(p, 1));
 
@@ -105,7 +100,7 @@ TEST_F(BatchInvariance, MixedForwardEqualsSeparateCalls) {
 }
 
 TEST_F(BatchInvariance, ChunkSizesAndThreadCountsGiveEqualLogits) {
-  const std::vector<int32_t> prompt = Prompt(160, 4);
+  const std::vector<int32_t> prompt = testing::TokenIds(160, 4);
   const std::vector<float> reference = Alone(prompt, 512);
   for (const int64_t chunk : {1, 37, 160}) {
     for (const int threads : {1, 2, 3}) {

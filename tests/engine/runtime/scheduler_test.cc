@@ -15,12 +15,6 @@
 namespace dsv4 {
 namespace {
 
-std::vector<int32_t> Prompt(int64_t n, int32_t salt) {
-  std::vector<int32_t> ids(n);
-  for (int64_t i = 0; i < n; ++i) ids[i] = static_cast<int32_t>((i * 7919 + salt * 104729) % 1000 + 3);
-  return ids;
-}
-
 struct Outcome {
   std::vector<int32_t> tokens;
   std::vector<float> logprobs;
@@ -73,7 +67,7 @@ class SchedulerTest : public ::testing::Test {
   std::vector<GenerationRequest> SixteenRequests() {
     std::vector<GenerationRequest> requests;
     for (int i = 0; i < 16; ++i) {
-      requests.push_back(Request(Prompt(5 + 11 * i, i), 1000 + i, i % 4 == 0 ? 0.0 : 0.8, 6 + i % 5));
+      requests.push_back(Request(testing::TokenIds(5 + 11 * i, i), 1000 + i, i % 4 == 0 ? 0.0 : 0.8, 6 + i % 5));
     }
     return requests;
   }
@@ -123,10 +117,10 @@ TEST_F(SchedulerTest, GreedyMatchesTheGoldenDecode) {
 TEST_F(SchedulerTest, PrefixReuseGivesTheSameTokens) {
   // A shared 300-token "system prompt", then different endings.
   std::vector<GenerationRequest> requests;
-  const std::vector<int32_t> shared = Prompt(300, 7);
+  const std::vector<int32_t> shared = testing::TokenIds(300, 7);
   for (int i = 0; i < 4; ++i) {
     std::vector<int32_t> prompt = shared;
-    const std::vector<int32_t> tail = Prompt(10 + i, 20 + i);
+    const std::vector<int32_t> tail = testing::TokenIds(10 + i, 20 + i);
     prompt.insert(prompt.end(), tail.begin(), tail.end());
     requests.push_back(Request(prompt, 50 + i, 0.7, 5));
   }
@@ -146,11 +140,11 @@ TEST_F(SchedulerTest, PrefixReuseGivesTheSameTokens) {
 }
 
 TEST_F(SchedulerTest, StopTokenIdsAndMaxTokensZero) {
-  const auto first = RunAll({Request(Prompt(12, 1), 3, 0.0, 8)}, SchedulerOptions{});
+  const auto first = RunAll({Request(testing::TokenIds(12, 1), 3, 0.0, 8)}, SchedulerOptions{});
   ASSERT_GE(first[0].tokens.size(), 3u);
-  auto r = Request(Prompt(12, 1), 3, 0.0, 8);
+  auto r = Request(testing::TokenIds(12, 1), 3, 0.0, 8);
   r.sampling.stop_token_ids = {first[0].tokens[2]};
-  auto zero = Request(Prompt(12, 1), 3, 0.0, 0);
+  auto zero = Request(testing::TokenIds(12, 1), 3, 0.0, 0);
   const auto out = RunAll({r, zero}, SchedulerOptions{});
   EXPECT_EQ(out[0].finish, FinishReason::kStop);
   EXPECT_EQ(out[0].tokens, std::vector<int32_t>(first[0].tokens.begin(), first[0].tokens.begin() + 3));
@@ -180,9 +174,9 @@ TEST_F(SchedulerTest, CancelEndsOnlyThatRequestAndFreesItsSlot) {
     for (const Sampled& s : u.tokens) out[u.request_id].tokens.push_back(s.token);
     if (u.finish != FinishReason::kNone) out[u.request_id].finish = u.finish;
   };
-  const int64_t a = scheduler.Submit(Request(Prompt(8, 1), 1, 0.0, 50), record);
-  const int64_t b = scheduler.Submit(Request(Prompt(8, 2), 2, 0.0, 5), record);
-  const int64_t c = scheduler.Submit(Request(Prompt(8, 3), 3, 0.0, 5), record);  // waits for a slot
+  const int64_t a = scheduler.Submit(Request(testing::TokenIds(8, 1), 1, 0.0, 50), record);
+  const int64_t b = scheduler.Submit(Request(testing::TokenIds(8, 2), 2, 0.0, 5), record);
+  const int64_t c = scheduler.Submit(Request(testing::TokenIds(8, 3), 3, 0.0, 5), record);  // waits for a slot
   for (int i = 0; i < 3; ++i) scheduler.Step();
   EXPECT_TRUE(scheduler.Cancel(a));
   EXPECT_FALSE(scheduler.Cancel(a));
@@ -212,7 +206,7 @@ class FailingExperts : public ExpertSource {
 TEST_F(SchedulerTest, AFailedForwardEndsItsRequestsWithAnErrorAndOthersGoOn) {
   FailingExperts experts(checkpoint_);
   const Model model(checkpoint_, Numerics::kDefault, &experts);
-  const auto expected = RunAll({Request(Prompt(20, 5), 9, 0.0, 4)}, SchedulerOptions{}, &model);
+  const auto expected = RunAll({Request(testing::TokenIds(20, 5), 9, 0.0, 4)}, SchedulerOptions{}, &model);
 
   Scheduler scheduler(model, nullptr, SchedulerOptions{});
   Outcome failed, later;
@@ -225,7 +219,7 @@ TEST_F(SchedulerTest, AFailedForwardEndsItsRequestsWithAnErrorAndOthersGoOn) {
       }
     };
   };
-  scheduler.Submit(Request(Prompt(20, 6), 9, 0.0, 4), into(failed));
+  scheduler.Submit(Request(testing::TokenIds(20, 6), 9, 0.0, 4), into(failed));
   scheduler.Step();  // the prompt
   experts.fail_ = true;
   scheduler.Step();  // a decode step fails half way
@@ -235,7 +229,7 @@ TEST_F(SchedulerTest, AFailedForwardEndsItsRequestsWithAnErrorAndOthersGoOn) {
   EXPECT_NE(failed.error.find("injected expert read error"), std::string::npos) << failed.error;
   EXPECT_EQ(failed.tokens.size(), 1u);
   // The scheduler goes on with new work, computed as if nothing happened.
-  scheduler.Submit(Request(Prompt(20, 5), 9, 0.0, 4), into(later));
+  scheduler.Submit(Request(testing::TokenIds(20, 5), 9, 0.0, 4), into(later));
   scheduler.Run();
   EXPECT_EQ(later.finish, FinishReason::kLength);
   EXPECT_EQ(later.tokens, expected[0].tokens);
