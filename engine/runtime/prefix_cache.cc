@@ -16,7 +16,8 @@ int64_t EntryBytes(const std::vector<int32_t>& tokens, const SequenceState& stat
 
 }  // namespace
 
-const SequenceState* PrefixCache::Longest(const std::vector<int32_t>& tokens, int64_t* length) {
+std::list<PrefixCache::Entry>::const_iterator PrefixCache::Find(const std::vector<int32_t>& tokens,
+                                                               int64_t* length) const {
   *length = 0;
   auto best = entries_.end();
   for (auto it = entries_.begin(); it != entries_.end(); ++it) {
@@ -26,9 +27,20 @@ const SequenceState* PrefixCache::Longest(const std::vector<int32_t>& tokens, in
       best = it;
     }
   }
+  return best;
+}
+
+const SequenceState* PrefixCache::Longest(const std::vector<int32_t>& tokens, int64_t* length) {
+  const auto best = Find(tokens, length);
   if (best == entries_.end()) return nullptr;
   entries_.splice(entries_.begin(), entries_, best);
   return entries_.front().state.get();
+}
+
+int64_t PrefixCache::LongestLength(const std::vector<int32_t>& tokens) const {
+  int64_t length = 0;
+  Find(tokens, &length);
+  return length;
 }
 
 bool PrefixCache::Contains(const std::vector<int32_t>& tokens) const {

@@ -24,6 +24,8 @@ class PrefixCache {
   // (at least one token is left to feed, which yields the next logits), or
   // null. Marks it most recently used.
   const SequenceState* Longest(const std::vector<int32_t>& tokens, int64_t* length);
+  // The length Longest would find, without marking anything used.
+  int64_t LongestLength(const std::vector<int32_t>& tokens) const;
 
   // Stores a copy of `state`, which has processed exactly `tokens`, unless
   // those tokens are cached already; then evicts down to the budget. A state
@@ -44,6 +46,8 @@ class PrefixCache {
 
   int64_t budget_bytes_;
   int64_t bytes_ = 0;
+  std::list<Entry>::const_iterator Find(const std::vector<int32_t>& tokens, int64_t* length) const;
+
   std::list<Entry> entries_;  // most recently used first
 };
 

@@ -244,10 +244,11 @@ void Sampler::Accept(int32_t token) {
 
 const float* Sampler::Adjusted(const float* logits) const {
   const bool penalize = (params_.presence_penalty != 0 || params_.frequency_penalty != 0) && !counts_.empty();
-  if (params_.logit_bias.empty() && !penalize) return logits;
+  if (params_.logit_bias.empty() && params_.banned_tokens.empty() && !penalize) return logits;
   std::vector<float>& adjusted = ThreadScratch().adjusted;
   adjusted.assign(logits, logits + vocab_);
   for (const auto& [id, bias] : params_.logit_bias) adjusted[id] += bias;
+  for (const int32_t id : params_.banned_tokens) adjusted[id] = -std::numeric_limits<float>::infinity();
   if (penalize) {
     for (const auto& [id, count] : counts_) {
       adjusted[id] -= static_cast<float>(params_.frequency_penalty * count + params_.presence_penalty);

@@ -60,6 +60,7 @@ void ValidateSampling(const SamplingParams& params, int64_t vocab) {
     if (stop.empty()) throw Error("stop strings must not be empty");
   }
   for (const int32_t id : params.stop_token_ids) RequireToken("stop_token_ids", id, vocab);
+  for (const int32_t id : params.banned_tokens) RequireToken("banned_tokens", id, vocab);
   if (params.top_logprobs > kMaxTopLogprobs) {
     throw Error("top_logprobs must be at most " + std::to_string(kMaxTopLogprobs) + " (got " +
                 std::to_string(params.top_logprobs) + ")");

@@ -26,6 +26,9 @@ struct SamplingParams {
   std::vector<std::pair<int32_t, float>> logit_bias;  // id -> bias in [-100, 100]
   std::vector<std::string> stop;   // stop strings, non-empty each, at most kMaxStopStrings
   std::vector<int32_t> stop_token_ids;
+  // Never sampled: their logits count as -infinity (tool_choice "none" bans
+  // the DSML token). The logprobs still report the model's own values.
+  std::vector<int32_t> banned_tokens;
   int64_t max_tokens = -1;         // < 0: the command's default; 0 allowed
   // < 0: no logprobs; 0..kMaxTopLogprobs: the chosen token's logprob plus
   // that many alternatives.

@@ -249,14 +249,48 @@ bool Scheduler::Checkpoint(int64_t position, int64_t prompt_end) const {
   return static_cast<uint64_t>(position) % spacing == 0;
 }
 
+int64_t Scheduler::LastCheckpoint(int64_t limit, int64_t prompt_end) const {
+  if (limit <= 0) return 0;
+  if (prompt_end - 1 <= limit && Checkpoint(prompt_end - 1, prompt_end)) return prompt_end - 1;
+  // The spacing at `limit` holds down to the last multiple of it (see Checkpoint).
+  const int64_t spacing = 128 * static_cast<int64_t>(std::max<uint64_t>(1, std::bit_floor(static_cast<uint64_t>(limit) / 4096)));
+  return limit / spacing * spacing;
+}
+
+bool Scheduler::AwaitsSharedPrefix(const Sequence& queued) const {
+  if (!cache_ || queued.request.start_state) return false;
+  const int64_t cached = cache_->LongestLength(queued.tokens);
+  for (const auto& leader : active_) {
+    if (!leader->generating() || leader->decoding()) continue;
+    const auto mismatch = std::mismatch(leader->tokens.begin(), leader->tokens.end(), queued.tokens.begin(),
+                                        queued.tokens.end());
+    const int64_t common = mismatch.first - leader->tokens.begin();
+    // Checkpoints are proper prefixes of the queued prompt (one token is left
+    // to feed for its logits).
+    const int64_t reach = LastCheckpoint(std::min(common, queued.prompt_size - 1), leader->prompt_size);
+    // Worth a wait when the leader will store at least one more checkpoint
+    // (128 rows) of the shared part than the cache holds now.
+    if (reach > leader->fed && reach >= cached + 128) return true;
+  }
+  return false;
+}
+
 void Scheduler::Admit() {
+  // Looking past a few waiting prompts is enough: a batch submits prompts in
+  // an order that puts sharing ones next to each other.
+  constexpr size_t kAdmissionLookahead = 64;
   while (static_cast<int64_t>(active_.size()) < options_.max_sequences) {
     std::unique_ptr<Sequence> s;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (queue_.empty()) return;
-      s = std::move(queue_.front());
-      queue_.pop_front();
+      auto ready = queue_.begin();
+      while (ready != queue_.end() && ready - queue_.begin() < static_cast<ptrdiff_t>(kAdmissionLookahead) &&
+             AwaitsSharedPrefix(**ready)) {
+        ++ready;
+      }
+      if (ready == queue_.end() || ready - queue_.begin() >= static_cast<ptrdiff_t>(kAdmissionLookahead)) return;
+      s = std::move(*ready);
+      queue_.erase(ready);
     }
     const GenerationRequest& r = s->request;
     s->state = std::make_shared<SequenceState>(model_.config(), model_.numerics(), options_.kv);

@@ -75,6 +75,13 @@ class Scheduler {
   struct Sequence;
 
   void Admit();
+  // A queued prompt that shares a prefix with one still being prefilled
+  // waits for that prefix's checkpoint instead of computing the same rows
+  // beside it.
+  bool AwaitsSharedPrefix(const Sequence& queued) const;
+  // The last checkpoint position at or below `limit` of a prompt of
+  // `prompt_end` tokens (0 if none).
+  int64_t LastCheckpoint(int64_t limit, int64_t prompt_end) const;
   // Ends a sequence with one last update (holding `update`'s deltas, what
   // the decoder still held, and the usage); keeps its state for one more
   // feed when the state after the generation is worth caching.

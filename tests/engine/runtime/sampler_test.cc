@@ -179,6 +179,24 @@ TEST(Sampler, GreedyIsArgMaxOfTheAdjustedLogits) {
   EXPECT_EQ(Sampler(params, 4, 1).Sample(tied.data()).token, 2);
 }
 
+TEST(Sampler, BannedTokensAreNeverChosen) {
+  // Token 1 dominates; banned, it is never drawn, greedy or not.
+  const std::vector<float> logits = {0.0f, 30.0f, 1.0f, 0.5f};
+  SamplingParams params;
+  params.banned_tokens = {1};
+  params.top_logprobs = 1;
+  Sampler drawing(params, 4, 1);
+  params.temperature = 0;
+  EXPECT_EQ(Sampler(params, 4, 1).Sample(logits.data()).token, 2);
+  for (int i = 0; i < 200; ++i) {
+    const Sampled s = drawing.Sample(logits.data());
+    ASSERT_NE(s.token, 1);
+    ASSERT_EQ(s.top[0].first, 1);  // the logprobs are the model's own
+  }
+  params.banned_tokens = {4};
+  EXPECT_NE(ValidationError(params, 4).find("banned_tokens token 4"), std::string::npos);
+}
+
 TEST(Sampler, DrawsFollowTheSoftmaxAtEachTemperature) {
   const std::vector<float> logits = {0.5f, 1.0f, -1.0f, 2.0f, 0.0f, 1.5f, -0.5f, 1.0f};
   for (const double temperature : {1.0, 0.5, 2.0}) {

@@ -139,6 +139,44 @@ TEST_F(SchedulerTest, PrefixReuseGivesTheSameTokens) {
   EXPECT_EQ(again[0].tokens, again[1].tokens);
 }
 
+TEST_F(SchedulerTest, ASharedPrefixIsPrefilledOnceAtAnyParallel) {
+  // Six prompts behind one 300-token preamble, all admitted at once: the
+  // first computes the preamble, the others wait for its checkpoint at 256.
+  std::vector<GenerationRequest> requests;
+  const std::vector<int32_t> shared = testing::TokenIds(300, 9);
+  int64_t prompt_rows = 0;
+  for (int i = 0; i < 6; ++i) {
+    std::vector<int32_t> prompt = shared;
+    const std::vector<int32_t> tail = testing::TokenIds(3 + i, 40 + i);
+    prompt.insert(prompt.end(), tail.begin(), tail.end());
+    prompt_rows += static_cast<int64_t>(prompt.size());
+    requests.push_back(Request(prompt, 70 + i, 0.7, 4));
+  }
+  SchedulerOptions options;
+  options.max_sequences = 6;
+  options.step_tokens = 64;
+  options.prefix_cache_bytes = int64_t{1} << 30;
+  Scheduler scheduler(model_, nullptr, options);
+  std::vector<Outcome> together(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    GenerationRequest copy;
+    copy.prompt = requests[i].prompt;
+    copy.sampling = requests[i].sampling;
+    scheduler.Submit(std::move(copy), [&together, i](const GenerationUpdate& u) {
+      for (const Sampled& s : u.tokens) together[i].tokens.push_back(s.token);
+      if (u.finish != FinishReason::kNone) together[i].usage = u.usage;
+    });
+  }
+  scheduler.Run();
+  EXPECT_EQ(scheduler.stats().prefill_rows, prompt_rows - 5 * 256);
+  SchedulerOptions alone;
+  const auto separate = RunAll(requests, alone);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    EXPECT_EQ(together[i].tokens, separate[i].tokens) << "request " << i;
+    EXPECT_EQ(together[i].usage.cached_tokens, i == 0 ? 0 : 256) << "request " << i;
+  }
+}
+
 TEST_F(SchedulerTest, StopTokenIdsAndMaxTokensZero) {
   const auto first = RunAll({Request(testing::TokenIds(12, 1), 3, 0.0, 8)}, SchedulerOptions{});
   ASSERT_GE(first[0].tokens.size(), 3u);
