@@ -309,12 +309,7 @@ int RunChat(int argc, char** argv) {
   AddSchedulerOptions(options, 1);
   const auto args = ParseOptions(options, argc, argv);
   if (!args.unmatched().empty()) throw Error("unexpected argument \"" + args.unmatched()[0] + "\"");
-  for (const char* option : {"save-session", "load-session", "session-dir"}) {
-    if (args.count(option)) {
-      throw Error(std::string("--") + option + " is not for chat (/save and /load keep a conversation; "
-                  "the prefix cache reuses its earlier turns)");
-    }
-  }
+  RefuseSessionOptions(args, "chat", "/save and /load keep a conversation; the prefix cache reuses its earlier turns");
   const ReasoningMode mode = ParseReasoningMode(args["mode"].as<std::string>());
   // The options are checked before the model loads, which can take long; the
   // vocabulary bounds only token ids (logit bias, stop ids), which the

@@ -122,6 +122,12 @@ void SessionSequence::Finish() {
 
 namespace dsv4::cli {
 
+void RefuseSessionOptions(const cxxopts::ParseResult& args, const std::string& command, const std::string& why) {
+  for (const char* option : {"save-session", "load-session", "session-dir"}) {
+    if (args.count(option)) throw Error(std::string("--") + option + " is not for " + command + " (" + why + ")");
+  }
+}
+
 Tokenizer LoadTokenizer(const cxxopts::ParseResult& args, const ModelConfig& config) {
   const std::string path = (std::filesystem::path(args["model"].as<std::string>()) / "tokenizer.json").string();
   if (!std::filesystem::exists(path)) throw Error(path + ": not found (text input needs the model's tokenizer)");

@@ -49,6 +49,10 @@ class SessionSequence {
   SequenceRunner runner_;
 };
 
+// Throws when --save-session, --load-session or --session-dir is given to a
+// command that keeps no single sequence; `why` says what it does instead.
+void RefuseSessionOptions(const cxxopts::ParseResult& args, const std::string& command, const std::string& why);
+
 // The tokenizer.json beside the model of -m, checked against its vocabulary.
 Tokenizer LoadTokenizer(const cxxopts::ParseResult& args, const ModelConfig& config);
 

@@ -26,6 +26,7 @@ namespace {
 using Json = nlohmann::ordered_json;
 using testing::DataPath;
 using testing::RunCli;
+using testing::ShellQuote;
 using testing::TempDir;
 
 // What the "[turn N: ...]" line on stderr says about one turn.
@@ -45,44 +46,26 @@ std::vector<TurnStats> Turns(const std::string& err) {
   return turns;
 }
 
-// A shell word holding `text` as it is.
-std::string Quote(const std::string& text) {
-  std::string quoted = "'";
-  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return quoted + "'";
-}
-
-// One random model with the real 129,280-token vocabulary and tokenizer for
-// the whole suite (a few seconds to write).
+// Chat on the random model with the real tokenizer (testing::TextModelDir).
 class ChatCli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    model_dir_ = new TempDir;
-    const auto result = RunCli("synth --like tiny --vocab 129280 --tokenizer " +
-                               Quote(DataPath("tokenizer/tokenizer.json")) + " --out " +
-                               Quote(model_dir_->File("model")));
-    ASSERT_EQ(result.exit_code, 0) << result.err;
     tokenizer_ = new Tokenizer(Tokenizer::FromFile(DataPath("tokenizer/tokenizer.json")));
   }
-  static void TearDownTestSuite() {
-    delete tokenizer_;
-    delete model_dir_;
-  }
+  static void TearDownTestSuite() { delete tokenizer_; }
 
   // `dsv4 chat` on the model, short answers unless told.
   static testing::CommandResult Chat(const std::string& options, const std::string& input, int max_tokens = 8) {
     return RunCli(ChatArgs() + " -n " + std::to_string(max_tokens) + " " + options, input);
   }
-  static std::string ChatArgs() { return "chat -m " + Quote(model_dir_->File("model")); }
+  static std::string ChatArgs() { return "chat -m " + ShellQuote(testing::TextModelDir()); }
 
   static int64_t PromptTokens(const Json& messages, ReasoningMode mode = ReasoningMode::kChat) {
     return static_cast<int64_t>(tokenizer_->Encode(RenderChat(messages, mode)).size());
   }
 
-  static TempDir* model_dir_;
   static Tokenizer* tokenizer_;
 };
-TempDir* ChatCli::model_dir_ = nullptr;
 Tokenizer* ChatCli::tokenizer_ = nullptr;
 
 Json User(const std::string& content) { return {{"role", "user"}, {"content", content}}; }
@@ -119,7 +102,7 @@ TEST_F(ChatCli, ResetKeepsOnlyTheSystemPrompt) {
   // Longer than 128 tokens, so the cache holds checkpoints inside it.
   std::string system;
   for (int i = 0; i < 40; ++i) system += "You are a careful assistant. ";
-  const auto result = Chat("--temperature 0 --system " + Quote(system), "First question\n/reset\nSomething else\n");
+  const auto result = Chat("--temperature 0 --system " + ShellQuote(system), "First question\n/reset\nSomething else\n");
   ASSERT_EQ(result.exit_code, 0) << result.err;
   const std::vector<TurnStats> turns = Turns(result.err);
   ASSERT_EQ(turns.size(), 2u) << result.err;
@@ -218,7 +201,7 @@ TEST_F(ChatCli, StopStringsNeverAppear) {
   const size_t end = boundary(boundary(begin + 1) + 1);
   ASSERT_LT(begin, end) << answer;
   const std::string stop = answer.substr(begin, end - begin);
-  const auto stopped = Chat("--temperature 0 --stop " + Quote(stop) + " --stop never-said", "Hello\nAgain\n", 16);
+  const auto stopped = Chat("--temperature 0 --stop " + ShellQuote(stop) + " --stop never-said", "Hello\nAgain\n", 16);
   ASSERT_EQ(stopped.exit_code, 0) << stopped.err;
   EXPECT_EQ(stopped.out.find(stop), std::string::npos) << stop;
   EXPECT_EQ(stopped.out.rfind(answer.substr(0, answer.find(stop)) + "\n", 0), 0u) << stopped.out;
@@ -235,7 +218,7 @@ TEST_F(ChatCli, InterruptCancelsTheTurn) {
   ASSERT_EQ(pipe(in), 0);
   ASSERT_EQ(pipe(out), 0);
   const std::string command = std::string("exec '") + DSV4_CLI_BINARY + "' " + ChatArgs() +
-                              " -n 6000 --temperature 0 2>" + Quote(tmp.File("err"));
+                              " -n 6000 --temperature 0 2>" + ShellQuote(tmp.File("err"));
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {

@@ -61,6 +61,24 @@ CommandResult RunCli(const std::string& args, const std::string& input) {
   return result;
 }
 
+std::string ShellQuote(const std::string& text) {
+  std::string quoted = "'";
+  for (char c : text) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+const std::string& TextModelDir() {
+  static const TempDir dir;
+  static const std::string model = [] {
+    const std::string path = dir.File("model");
+    const CommandResult result = RunCli("synth --like tiny --vocab 129280 --tokenizer " +
+                                        ShellQuote(DataPath("tokenizer/tokenizer.json")) + " --out " + ShellQuote(path));
+    if (result.exit_code != 0) throw std::runtime_error("synth failed: " + result.err);
+    return path;
+  }();
+  return model;
+}
+
 std::vector<int32_t> TokenIds(int64_t n, int32_t salt) {
   std::vector<int32_t> ids(n);
   for (int64_t i = 0; i < n; ++i) ids[i] = static_cast<int32_t>((i * 7919 + salt * 104729) % 1000 + 3);

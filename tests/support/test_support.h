@@ -33,6 +33,14 @@ struct CommandResult {
 // optionally feeding `input` on stdin.
 CommandResult RunCli(const std::string& args, const std::string& input = "");
 
+// `text` as one shell word.
+std::string ShellQuote(const std::string& text);
+
+// A random model with the real 129,280-token vocabulary and tokenizer
+// (`synth --like tiny --vocab 129280`), for tests of text in and out: written
+// on first use (a few seconds), removed when the process exits.
+const std::string& TextModelDir();
+
 // What dsv4::Error `f` throws, or "(no error)".
 std::string ErrorOf(const std::function<void()>& f);
 
