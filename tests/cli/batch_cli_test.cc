@@ -228,7 +228,7 @@ TEST_F(BatchCli, ASharedSystemPromptIsPrefilledOnce) {
     lines.push_back(line);
   }
   // The rendered prompts share everything up to the user's text.
-  const Tokenizer tokenizer = Tokenizer::FromFile(DataPath("tokenizer/tokenizer.json"));
+  const Tokenizer& tokenizer = testing::RealTokenizer();
   std::vector<std::vector<int32_t>> prompts;
   for (const Json& line : lines) prompts.push_back(tokenizer.Encode(RenderChat(line["body"]["messages"], ReasoningMode::kChat)));
   size_t shared = 0;

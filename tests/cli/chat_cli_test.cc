@@ -49,11 +49,6 @@ std::vector<TurnStats> Turns(const std::string& err) {
 // Chat on the random model with the real tokenizer (testing::TextModelDir).
 class ChatCli : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    tokenizer_ = new Tokenizer(Tokenizer::FromFile(DataPath("tokenizer/tokenizer.json")));
-  }
-  static void TearDownTestSuite() { delete tokenizer_; }
-
   // `dsv4 chat` on the model, short answers unless told.
   static testing::CommandResult Chat(const std::string& options, const std::string& input, int max_tokens = 8) {
     return RunCli(ChatArgs() + " -n " + std::to_string(max_tokens) + " " + options, input);
@@ -61,12 +56,10 @@ class ChatCli : public ::testing::Test {
   static std::string ChatArgs() { return "chat -m " + ShellQuote(testing::TextModelDir()); }
 
   static int64_t PromptTokens(const Json& messages, ReasoningMode mode = ReasoningMode::kChat) {
-    return static_cast<int64_t>(tokenizer_->Encode(RenderChat(messages, mode)).size());
+    return static_cast<int64_t>(testing::RealTokenizer().Encode(RenderChat(messages, mode)).size());
   }
 
-  static Tokenizer* tokenizer_;
 };
-Tokenizer* ChatCli::tokenizer_ = nullptr;
 
 Json User(const std::string& content) { return {{"role", "user"}, {"content", content}}; }
 
@@ -107,8 +100,8 @@ TEST_F(ChatCli, ResetKeepsOnlyTheSystemPrompt) {
   const std::vector<TurnStats> turns = Turns(result.err);
   ASSERT_EQ(turns.size(), 2u) << result.err;
   const Json system_message = {{"role", "system"}, {"content", system}};
-  const std::vector<int32_t> a = tokenizer_->Encode(RenderChat(Json::array({system_message, User("First question")}), ReasoningMode::kChat));
-  const std::vector<int32_t> b = tokenizer_->Encode(RenderChat(Json::array({system_message, User("Something else")}), ReasoningMode::kChat));
+  const std::vector<int32_t> a = testing::RealTokenizer().Encode(RenderChat(Json::array({system_message, User("First question")}), ReasoningMode::kChat));
+  const std::vector<int32_t> b = testing::RealTokenizer().Encode(RenderChat(Json::array({system_message, User("Something else")}), ReasoningMode::kChat));
   const int64_t shared = std::mismatch(a.begin(), a.end(), b.begin(), b.end()).first - a.begin();
   ASSERT_GT(shared, 128);
   EXPECT_EQ(turns[1].turn, 1);  // a new conversation

@@ -67,6 +67,11 @@ std::string ShellQuote(const std::string& text) {
   return quoted + "'";
 }
 
+const Tokenizer& RealTokenizer() {
+  static const Tokenizer tokenizer = Tokenizer::FromFile(DataPath("tokenizer/tokenizer.json"));
+  return tokenizer;
+}
+
 const std::string& TextModelDir() {
   static const TempDir dir;
   static const std::string model = [] {

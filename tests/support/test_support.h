@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/text/tokenizer.h"
+
 namespace dsv4::testing {
 
 // Absolute path of tests/data/<relative>.
@@ -35,6 +37,9 @@ CommandResult RunCli(const std::string& args, const std::string& input = "");
 
 // `text` as one shell word.
 std::string ShellQuote(const std::string& text);
+
+// The real DeepSeek-V4 tokenizer (tests/data/tokenizer), loaded once.
+const Tokenizer& RealTokenizer();
 
 // A random model with the real 129,280-token vocabulary and tokenizer
 // (`synth --like tiny --vocab 129280`), for tests of text in and out: written

@@ -15,23 +15,18 @@ using Json = nlohmann::ordered_json;
 
 class OpenAiRequest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    tokenizer_ = new Tokenizer(Tokenizer::FromFile(testing::DataPath("tokenizer/tokenizer.json")));
-  }
-  static void TearDownTestSuite() { delete tokenizer_; }
-
   OpenAiRequest() {
     defaults_.sampling.max_tokens = 32768;
     defaults_.sampling.temperature = 0.6;
     defaults_.context_tokens = 1 << 20;
   }
 
-  ApiRequest Chat(const Json& body) { return ParseRequest(Endpoint::kChatCompletions, body, defaults_, *tokenizer_); }
-  std::string Prompt(const ApiRequest& r) { return tokenizer_->Decode(r.generation.prompt); }
+  ApiRequest Chat(const Json& body) { return ParseRequest(Endpoint::kChatCompletions, body, defaults_, testing::RealTokenizer()); }
+  std::string Prompt(const ApiRequest& r) { return testing::RealTokenizer().Decode(r.generation.prompt); }
   // The RequestError's message and param for `body`.
   std::pair<std::string, std::string> Refusal(const Json& body, Endpoint endpoint = Endpoint::kChatCompletions) {
     try {
-      ParseRequest(endpoint, body, defaults_, *tokenizer_);
+      ParseRequest(endpoint, body, defaults_, testing::RealTokenizer());
     } catch (const RequestError& e) {
       EXPECT_EQ(e.status(), 400);
       return {e.what(), e.param()};
@@ -41,10 +36,8 @@ class OpenAiRequest : public ::testing::Test {
 
   static Json Hello() { return {{"messages", {{{"role", "user"}, {"content", "Hello"}}}}}; }
 
-  static Tokenizer* tokenizer_;
   RequestDefaults defaults_;
 };
-Tokenizer* OpenAiRequest::tokenizer_ = nullptr;
 
 TEST_F(OpenAiRequest, EndpointsByUrl) {
   EXPECT_EQ(EndpointForUrl("/v1/chat/completions"), Endpoint::kChatCompletions);
@@ -102,7 +95,7 @@ TEST_F(OpenAiRequest, ToolsGoToTheFirstSystemMessage) {
   EXPECT_TRUE(r.generation.sampling.banned_tokens.empty());
   body["tool_choice"] = "none";  // rendered, but the DSML token is never sampled
   EXPECT_EQ(Chat(body).generation.sampling.banned_tokens,
-            std::vector<int32_t>{*tokenizer_->TokenId(chat_tokens::kDsml)});
+            std::vector<int32_t>{*testing::RealTokenizer().TokenId(chat_tokens::kDsml)});
 }
 
 TEST_F(OpenAiRequest, ContentPartsAndAssistantTurnsWithToolCalls) {
@@ -158,16 +151,16 @@ TEST_F(OpenAiRequest, MaxTokensAndTheContext) {
 
 TEST_F(OpenAiRequest, CompletionsTakeRawTextOrTokenIds) {
   const Json text = {{"prompt", "Once upon a time"}, {"logprobs", 2}};
-  const ApiRequest r = ParseRequest(Endpoint::kCompletions, text, defaults_, *tokenizer_);
-  EXPECT_EQ(r.generation.prompt, tokenizer_->Encode("Once upon a time"));  // no BOS: add_bos_token is false
+  const ApiRequest r = ParseRequest(Endpoint::kCompletions, text, defaults_, testing::RealTokenizer());
+  EXPECT_EQ(r.generation.prompt, testing::RealTokenizer().Encode("Once upon a time"));  // no BOS: add_bos_token is false
   EXPECT_FALSE(r.generation.reasoning);
   EXPECT_EQ(r.generation.sampling.top_logprobs, 2);
   const Json ids = {{"prompt", {5, 6, 7}}};
-  EXPECT_EQ(ParseRequest(Endpoint::kCompletions, ids, defaults_, *tokenizer_).generation.prompt,
+  EXPECT_EQ(ParseRequest(Endpoint::kCompletions, ids, defaults_, testing::RealTokenizer()).generation.prompt,
             (std::vector<int32_t>{5, 6, 7}));
   const Json one = {{"prompt", {"Hi"}}};
-  EXPECT_EQ(ParseRequest(Endpoint::kCompletions, one, defaults_, *tokenizer_).generation.prompt,
-            tokenizer_->Encode("Hi"));
+  EXPECT_EQ(ParseRequest(Endpoint::kCompletions, one, defaults_, testing::RealTokenizer()).generation.prompt,
+            testing::RealTokenizer().Encode("Hi"));
 }
 
 TEST_F(OpenAiRequest, EveryBadFieldIsARequestErrorNamingIt) {

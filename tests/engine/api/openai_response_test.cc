@@ -14,20 +14,15 @@ using Json = nlohmann::ordered_json;
 
 class OpenAiResponse : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    tokenizer_ = new Tokenizer(Tokenizer::FromFile(testing::DataPath("tokenizer/tokenizer.json")));
-  }
-  static void TearDownTestSuite() { delete tokenizer_; }
-
-  static int32_t Id(std::string_view special) { return *tokenizer_->TokenId(special); }
+  static int32_t Id(std::string_view special) { return *testing::RealTokenizer().TokenId(special); }
 
   // Feeds `text` as the updates the scheduler would send: one token each,
   // the text of each token beside it.
   static void Feed(ResponseCollector& collector, const std::string& text, bool reasoning) {
-    for (const int32_t token : tokenizer_->Encode(text)) {
+    for (const int32_t token : testing::RealTokenizer().Encode(text)) {
       GenerationUpdate u;
       u.tokens.push_back({token, -0.5f, {{token, -0.5f}}});
-      (reasoning ? u.reasoning : u.content) = tokenizer_->Decode(std::vector<int32_t>{token});
+      (reasoning ? u.reasoning : u.content) = testing::RealTokenizer().Decode(std::vector<int32_t>{token});
       collector.Add(u);
     }
   }
@@ -56,10 +51,8 @@ class OpenAiResponse : public ::testing::Test {
     return r;
   }
 
-  static Tokenizer* tokenizer_;
   const ResponseIds ids_{"chatcmpl-abc", 1700000000, "deepseek-v4-flash"};
 };
-Tokenizer* OpenAiResponse::tokenizer_ = nullptr;
 
 const std::string kToolBlock =
     "\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"get_weather\">\n<｜DSML｜parameter name=\"city\" "
@@ -67,7 +60,7 @@ const std::string kToolBlock =
     "</｜DSML｜invoke>\n</｜DSML｜tool_calls>";
 
 TEST_F(OpenAiResponse, ChatCompletionWithReasoning) {
-  ResponseCollector c(Request(ReasoningMode::kThink, false), *tokenizer_);
+  ResponseCollector c(Request(ReasoningMode::kThink, false), testing::RealTokenizer());
   Feed(c, "Let me think.", true);
   EndReasoning(c);
   Feed(c, "Blue light scatters.", false);
@@ -92,7 +85,7 @@ TEST_F(OpenAiResponse, ChatCompletionWithReasoning) {
 }
 
 TEST_F(OpenAiResponse, NonThinkHasNullReasoningAndLengthStaysLength) {
-  ResponseCollector c(Request(ReasoningMode::kChat, false), *tokenizer_);
+  ResponseCollector c(Request(ReasoningMode::kChat, false), testing::RealTokenizer());
   Feed(c, "Partial ans", false);
   Finish(c, FinishReason::kLength, false);
   const Json choice = c.Body(ids_)["choices"][0];
@@ -103,7 +96,7 @@ TEST_F(OpenAiResponse, NonThinkHasNullReasoningAndLengthStaysLength) {
 
 TEST_F(OpenAiResponse, GeneratedDsmlBecomesToolCallsWithStableIds) {
   const auto run = [&] {
-    ResponseCollector c(Request(ReasoningMode::kThink, true), *tokenizer_);
+    ResponseCollector c(Request(ReasoningMode::kThink, true), testing::RealTokenizer());
     Feed(c, "Need the weather.", true);
     EndReasoning(c);
     Feed(c, "Checking." + kToolBlock, false);
@@ -126,22 +119,22 @@ TEST_F(OpenAiResponse, GeneratedDsmlBecomesToolCallsWithStableIds) {
 
 TEST_F(OpenAiResponse, DsmlSpelledInOrdinaryTokensOrWithoutToolsStaysText) {
   // The same text, but "｜DSML｜" spelled in ordinary tokens: no tool call.
-  ResponseCollector spelled(Request(ReasoningMode::kChat, true), *tokenizer_);
+  ResponseCollector spelled(Request(ReasoningMode::kChat, true), testing::RealTokenizer());
   std::vector<int32_t> tokens;
-  for (const int32_t token : tokenizer_->Encode("Checking." + kToolBlock)) {
+  for (const int32_t token : testing::RealTokenizer().Encode("Checking." + kToolBlock)) {
     if (token != Id(chat_tokens::kDsml)) {
       tokens.push_back(token);
       continue;
     }
     for (const char* piece : {"｜", "DSML", "｜"}) {
-      for (const int32_t t : tokenizer_->Encode(piece)) tokens.push_back(t);
+      for (const int32_t t : testing::RealTokenizer().Encode(piece)) tokens.push_back(t);
     }
   }
   std::string text;
   for (const int32_t token : tokens) {
     GenerationUpdate u;
     u.tokens.push_back({token, 0, {}});
-    u.content = tokenizer_->Decode(std::vector<int32_t>{token});
+    u.content = testing::RealTokenizer().Decode(std::vector<int32_t>{token});
     text += u.content;
     spelled.Add(u);
   }
@@ -149,7 +142,7 @@ TEST_F(OpenAiResponse, DsmlSpelledInOrdinaryTokensOrWithoutToolsStaysText) {
   Finish(spelled, FinishReason::kStop, true);
   EXPECT_FALSE(spelled.Body(ids_)["choices"][0]["message"].contains("tool_calls"));
 
-  ResponseCollector no_tools(Request(ReasoningMode::kChat, false), *tokenizer_);
+  ResponseCollector no_tools(Request(ReasoningMode::kChat, false), testing::RealTokenizer());
   Feed(no_tools, "Checking." + kToolBlock, false);
   Finish(no_tools, FinishReason::kStop, true);
   const Json choice = no_tools.Body(ids_)["choices"][0];
@@ -158,13 +151,13 @@ TEST_F(OpenAiResponse, DsmlSpelledInOrdinaryTokensOrWithoutToolsStaysText) {
 }
 
 TEST_F(OpenAiResponse, LogprobsCoverTheAnswerOnly) {
-  ResponseCollector c(Request(ReasoningMode::kThink, false, true), *tokenizer_);
+  ResponseCollector c(Request(ReasoningMode::kThink, false, true), testing::RealTokenizer());
   Feed(c, "Hmm", true);
   EndReasoning(c);
   Feed(c, "Yes no", false);
   Finish(c, FinishReason::kStop, true);
   const Json logprobs = c.Body(ids_)["choices"][0]["logprobs"]["content"];
-  ASSERT_EQ(logprobs.size(), tokenizer_->Encode("Yes no").size());
+  ASSERT_EQ(logprobs.size(), testing::RealTokenizer().Encode("Yes no").size());
   std::string joined;
   for (const Json& entry : logprobs) {
     joined += entry["token"].get<std::string>();
@@ -176,7 +169,7 @@ TEST_F(OpenAiResponse, LogprobsCoverTheAnswerOnly) {
 }
 
 TEST_F(OpenAiResponse, TextCompletion) {
-  ResponseCollector c(Request(ReasoningMode::kChat, false, true, Endpoint::kCompletions), *tokenizer_);
+  ResponseCollector c(Request(ReasoningMode::kChat, false, true, Endpoint::kCompletions), testing::RealTokenizer());
   Feed(c, " there was", false);
   Finish(c, FinishReason::kLength, false);
   const Json body = c.Body({"cmpl-1", 5, "m"});

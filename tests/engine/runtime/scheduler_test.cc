@@ -39,9 +39,10 @@ class SchedulerTest : public ::testing::Test {
   void SetUp() override { SetMatMulKernels(MatMulImpl::kSimd); }
   void TearDown() override { SetMatMulKernels(MatMulImpl::kReference); }
 
-  // Submits every request to one scheduler and runs it to the end.
+  // Submits every request to one scheduler and runs it to the end; its
+  // statistics go to `stats` if given.
   std::vector<Outcome> RunAll(const std::vector<GenerationRequest>& requests, SchedulerOptions options,
-                              const Model* model = nullptr) {
+                              const Model* model = nullptr, Scheduler::Stats* stats = nullptr) {
     Scheduler scheduler(model ? *model : model_, nullptr, options);
     std::vector<Outcome> outcomes(requests.size());
     for (size_t i = 0; i < requests.size(); ++i) {
@@ -61,6 +62,7 @@ class SchedulerTest : public ::testing::Test {
       });
     }
     scheduler.Run();
+    if (stats) *stats = scheduler.stats();
     return outcomes;
   }
 
@@ -156,19 +158,9 @@ TEST_F(SchedulerTest, ASharedPrefixIsPrefilledOnceAtAnyParallel) {
   options.max_sequences = 6;
   options.step_tokens = 64;
   options.prefix_cache_bytes = int64_t{1} << 30;
-  Scheduler scheduler(model_, nullptr, options);
-  std::vector<Outcome> together(requests.size());
-  for (size_t i = 0; i < requests.size(); ++i) {
-    GenerationRequest copy;
-    copy.prompt = requests[i].prompt;
-    copy.sampling = requests[i].sampling;
-    scheduler.Submit(std::move(copy), [&together, i](const GenerationUpdate& u) {
-      for (const Sampled& s : u.tokens) together[i].tokens.push_back(s.token);
-      if (u.finish != FinishReason::kNone) together[i].usage = u.usage;
-    });
-  }
-  scheduler.Run();
-  EXPECT_EQ(scheduler.stats().prefill_rows, prompt_rows - 5 * 256);
+  Scheduler::Stats stats;
+  const auto together = RunAll(requests, options, nullptr, &stats);
+  EXPECT_EQ(stats.prefill_rows, prompt_rows - 5 * 256);
   SchedulerOptions alone;
   const auto separate = RunAll(requests, alone);
   for (size_t i = 0; i < requests.size(); ++i) {
