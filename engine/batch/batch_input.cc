@@ -46,6 +46,10 @@ std::string Hex(const unsigned char* bytes, unsigned int size) {
 
 }  // namespace
 
+bool IsBlankLine(std::string_view text) {
+  return text.find_first_not_of(" \t\r") == std::string_view::npos;
+}
+
 std::string Shard::ToString() const { return std::to_string(index) + "/" + std::to_string(count); }
 
 Shard ParseShard(std::string_view text) {

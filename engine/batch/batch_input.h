@@ -26,6 +26,10 @@ struct Shard {
   std::string ToString() const;  // "I/N", as ParseShard reads it
 };
 
+// A line of only spaces, tabs or '\r' is not a request: it is skipped, not
+// answered (files often end with an empty line).
+bool IsBlankLine(std::string_view text);
+
 // "I/N" with 0 <= I < N; throws dsv4::Error("--shard ...") otherwise.
 Shard ParseShard(std::string_view text);
 

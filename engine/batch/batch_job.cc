@@ -31,10 +31,6 @@ std::string Duration(double seconds) {
   return buffer;
 }
 
-bool Blank(const std::string& text) {
-  return std::all_of(text.begin(), text.end(), [](char c) { return c == ' ' || c == '\t' || c == '\r'; });
-}
-
 class BatchJob {
  public:
   BatchJob(const Model& model, const Tokenizer& tokenizer, const BatchJobOptions& options, std::FILE* log)
@@ -138,7 +134,7 @@ class BatchJob {
   }
 
   void Read(int64_t line, const std::string& text) {
-    if (Blank(text)) {  // not a request (files often end with an empty line)
+    if (IsBlankLine(text)) {
       ++blank_;
       return;
     }

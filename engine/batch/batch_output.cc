@@ -70,32 +70,25 @@ std::optional<RecordKey> KeyOf(const ordered_json& record) {
   return RecordKey{std::nullopt, line->get<int64_t>()};
 }
 
-struct Difference {
-  std::string field;  // dotted path, e.g. input.sha256; empty for the whole fingerprint
-  std::string stored;
-  std::string current;
-};
+}  // namespace
 
-// The first field where two fingerprints differ. Objects are compared key by
-// key, so key order does not matter and the deepest differing field is named.
-std::optional<Difference> FirstDifference(const ordered_json& stored, const ordered_json& current,
-                                          const std::string& field = "") {
+std::optional<FingerprintDifference> FirstDifference(const ordered_json& stored, const ordered_json& current,
+                                                     const std::string& field) {
   if (!stored.is_object() || !current.is_object()) {
     if (stored == current) return std::nullopt;
-    return Difference{field, Dump(stored), Dump(current)};
+    return FingerprintDifference{field, Dump(stored), Dump(current)};
   }
   const auto child = [&](const std::string& key) { return field.empty() ? key : field + "." + key; };
   for (const auto& [key, value] : current.items()) {
-    if (!stored.contains(key)) return Difference{child(key), "(absent)", Dump(value)};
+    if (!stored.contains(key)) return FingerprintDifference{child(key), "(absent)", Dump(value)};
     if (auto difference = FirstDifference(stored[key], value, child(key))) return difference;
   }
   for (const auto& [key, value] : stored.items()) {
-    if (!current.contains(key)) return Difference{child(key), Dump(value), "(absent)"};
+    if (!current.contains(key)) return FingerprintDifference{child(key), Dump(value), "(absent)"};
   }
   return std::nullopt;
 }
 
-}  // namespace
 
 BatchOutput::BatchOutput(const std::string& path, const BatchFingerprint& fingerprint)
     : path_(path), sidecar_path_(path + ".dsv4"), fingerprint_(fingerprint.fields) {}
@@ -209,13 +202,13 @@ void BatchOutput::Resume() {
   }
 }
 
-void BatchOutput::ReadSidecar() {
-  if (!Exists(sidecar_path_)) {
-    throw Error(path_ + " exists but " + sidecar_path_ +
-                " does not: it was not written by dsv4 batch; move it away or pass --fresh");
+BatchSidecar ReadBatchSidecar(const std::string& output_path) {
+  const std::string path = output_path + ".dsv4";
+  if (!Exists(path)) {
+    throw Error(output_path + " exists but " + path + " does not: it was not written by dsv4 batch; move it away or pass --fresh");
   }
-  std::ifstream in(sidecar_path_, std::ios::binary);
-  if (!in) throw Error(sidecar_path_ + ": cannot read the sidecar" + SystemError(errno));
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot read the sidecar" + SystemError(errno));
   std::stringstream text;
   text << in.rdbuf();
   const ordered_json sidecar = ordered_json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
@@ -224,21 +217,27 @@ void BatchOutput::ReadSidecar() {
   const auto lines = sidecar.find("idless_lines");
   if (version == sidecar.end() || *version != kSidecarVersion || fingerprint == sidecar.end() ||
       lines == sidecar.end() || !lines->is_array()) {
-    throw Error(sidecar_path_ + ": not a dsv4 batch sidecar of version " + std::to_string(kSidecarVersion) +
+    throw Error(path + ": not a dsv4 batch sidecar of version " + std::to_string(kSidecarVersion) +
                 " (damaged?); pass --fresh to start over");
   }
-  if (const auto difference = FirstDifference(*fingerprint, fingerprint_)) {
+  BatchSidecar result{*fingerprint, {}};
+  for (const ordered_json& line : *lines) {
+    if (!line.is_number_integer()) {
+      throw Error(path + ": idless_lines holds " + Dump(line) + ", not a line number (damaged?); pass --fresh to start over");
+    }
+    result.idless_lines.push_back(line.get<int64_t>());
+  }
+  return result;
+}
+
+void BatchOutput::ReadSidecar() {
+  const BatchSidecar sidecar = ReadBatchSidecar(path_);
+  if (const auto difference = FirstDifference(sidecar.fingerprint, fingerprint_)) {
     const std::string field = difference->field.empty() ? "its fingerprint" : difference->field;
     throw Error(sidecar_path_ + ": " + path_ + " was computed with " + field + " = " + difference->stored +
                 ", but this run has " + difference->current + "; pass --fresh to start over (or write to another output)");
   }
-  for (const ordered_json& line : *lines) {
-    if (!line.is_number_integer()) {
-      throw Error(sidecar_path_ + ": idless_lines holds " + Dump(line) +
-                  ", not a line number (damaged?); pass --fresh to start over");
-    }
-    done_lines_.insert(line.get<int64_t>());
-  }
+  done_lines_.insert(sidecar.idless_lines.begin(), sidecar.idless_lines.end());
 }
 
 void BatchOutput::WriteSidecar() const {

@@ -12,9 +12,11 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_set>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -26,6 +28,27 @@ namespace dsv4 {
 struct BatchFingerprint {
   nlohmann::ordered_json fields;
 };
+
+// The sidecar of the output at `output_path`: what the output was computed
+// from, and the input lines of its id-less records. Throws dsv4::Error naming
+// the sidecar when it is missing or damaged.
+struct BatchSidecar {
+  nlohmann::ordered_json fingerprint;
+  std::vector<int64_t> idless_lines;
+};
+BatchSidecar ReadBatchSidecar(const std::string& output_path);
+
+// The first field where two fingerprints differ, as a dotted path (e.g.
+// input.sha256; empty when the two are not objects) with both values as
+// JSON. Objects are compared key by key, so key order does not matter.
+struct FingerprintDifference {
+  std::string field;
+  std::string stored;
+  std::string current;
+};
+std::optional<FingerprintDifference> FirstDifference(const nlohmann::ordered_json& stored,
+                                                     const nlohmann::ordered_json& current,
+                                                     const std::string& field = "");
 
 class BatchOutput {
  public:

@@ -164,6 +164,7 @@ TEST_F(BatchCli, AnswersDoNotDependOnParallelOrShards) {
   ASSERT_EQ(many.exit_code, 0) << many.err;
   ExpectSameAnswers(one, Records(dir_.File("many.jsonl")));
   std::map<std::string, Json> shards;
+  std::string parts;
   for (int i = 0; i < 3; ++i) {
     const std::string out = dir_.File("shard" + std::to_string(i) + ".jsonl");
     ASSERT_EQ(Batch(input, out, "--parallel 3 --shard " + std::to_string(i) + "/3").exit_code, 0);
@@ -171,8 +172,52 @@ TEST_F(BatchCli, AnswersDoNotDependOnParallelOrShards) {
       EXPECT_EQ(std::stoi(key.substr(4)) % 3, i) << key;  // line k belongs to shard k mod 3
       EXPECT_TRUE(shards.emplace(key, record).second) << key;
     }
+    parts += " " + ShellQuote(out);
   }
   ExpectSameAnswers(one, shards);
+  // dsv4 merge joins them into one file in input order.
+  const std::string merged = dir_.File("merged.jsonl");
+  const auto merge = RunCli("merge --input " + ShellQuote(input) + " --output " + ShellQuote(merged) + parts);
+  ASSERT_EQ(merge.exit_code, 0) << merge.err;
+  ExpectSameAnswers(one, Records(merged));
+  std::istringstream in(testing::ReadFile(merged));
+  std::string line;
+  for (int i = 0; std::getline(in, line); ++i) EXPECT_EQ(Json::parse(line)["custom_id"], "req-" + std::to_string(i));
+}
+
+TEST_F(BatchCli, MergeNamesWhatIsMissingOrRepeated) {
+  std::vector<Json> lines = MixedRequests(4);
+  const std::string input = Write("in.jsonl", Jsonl(lines) + "oops\n");
+  std::vector<std::string> parts;
+  for (int i = 0; i < 2; ++i) {
+    parts.push_back(dir_.File("part" + std::to_string(i) + ".jsonl"));
+    ASSERT_EQ(Batch(input, parts[i], "--shard " + std::to_string(i) + "/2").exit_code, 0);
+  }
+  const auto merge = [&](const std::vector<std::string>& given) {
+    std::string args = "merge --input " + ShellQuote(input) + " --output " + ShellQuote(dir_.File("m.jsonl"));
+    for (const std::string& part : given) args += " " + ShellQuote(part);
+    return RunCli(args);
+  };
+  EXPECT_EQ(merge(parts).exit_code, 0);
+  EXPECT_EQ(Records(dir_.File("m.jsonl")).size(), 5u);  // the bad line 5 has its id-less record
+  EXPECT_NE(merge({parts[0]}).err.find("shards missing: 1/2"), std::string::npos);
+  EXPECT_NE(merge({parts[0], parts[0]}).err.find("shard 0/2 is given twice"), std::string::npos);
+  // A part that lost a record (its run was cut short and not resumed).
+  const std::string short_part = dir_.File("short.jsonl");
+  std::string text = testing::ReadFile(parts[1]);
+  testing::WriteFile(short_part, text.substr(text.find('\n') + 1));
+  std::filesystem::copy_file(parts[1] + ".dsv4", short_part + ".dsv4");
+  const auto missing = merge({parts[0], short_part});
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.err.find("1 input lines have no answer"), std::string::npos) << missing.err;
+  testing::WriteFile(short_part, text + "{\"custom_id\": \"req-1\", \"resp");  // torn
+  EXPECT_NE(merge({parts[0], short_part}).err.find("its last line is torn"), std::string::npos);
+  // Shards of another input or other settings.
+  const std::string other = Write("other.jsonl", Jsonl(MixedRequests(2)));
+  ASSERT_EQ(Batch(other, dir_.File("o1.jsonl"), "--shard 1/2").exit_code, 0);
+  EXPECT_NE(merge({parts[0], dir_.File("o1.jsonl")}).err.find("computed from another input"), std::string::npos);
+  ASSERT_EQ(Batch(input, dir_.File("t1.jsonl"), "--shard 1/2 --temperature 0.5").exit_code, 0);
+  EXPECT_NE(merge({parts[0], dir_.File("t1.jsonl")}).err.find("defaults.temperature"), std::string::npos);
 }
 
 TEST_F(BatchCli, KilledAtRandomMomentsAndResumedLosesAndRepeatsNothing) {
