@@ -42,11 +42,17 @@ class ResponseCollector {
   // (finish kStop or kLength).
   nlohmann::ordered_json Body(const ResponseIds& ids) const;
 
- private:
   // The assistant message: reasoning, answer, and the tool calls parsed from
   // a DSML block (only where the DSML token itself was generated, never from
-  // the same text spelled in ordinary tokens: contracts.md §5).
+  // the same text spelled in ordinary tokens: contracts.md §5). Tool-call ids
+  // derive from `id`.
   nlohmann::ordered_json Message(const std::string& id, bool* tool_calls) const;
+  // The DSML token has been generated in the answer: what follows may be a
+  // tool-call block, which a stream holds back until the end.
+  bool dsml_generated() const { return dsml_generated_; }
+  const std::string& content() const { return content_; }
+
+ private:
   nlohmann::ordered_json ChatLogprobs() const;
   nlohmann::ordered_json CompletionLogprobs() const;
 

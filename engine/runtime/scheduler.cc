@@ -114,7 +114,26 @@ bool Scheduler::Idle() const {
   return queue_.empty() && active_.empty();
 }
 
-Scheduler::Stats Scheduler::stats() const { return stats_; }
+Scheduler::Stats Scheduler::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stats_;
+}
+
+void Scheduler::Snapshot() {
+  int64_t ram = 0, spilled = 0;
+  for (const auto& s : active_) {
+    if (!s->state) continue;
+    ram += s->state->ram_bytes();
+    spilled += s->state->kv_spilled_bytes();
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  stats_.active = static_cast<int64_t>(active_.size());
+  stats_.queued = static_cast<int64_t>(queue_.size());
+  stats_.kv_ram_bytes = ram;
+  stats_.kv_spilled_bytes = spilled;
+  stats_.prefix_cache_bytes = cache_ ? cache_->bytes() : 0;
+  stats_.prefix_cache_entries = cache_ ? cache_->entries() : 0;
+}
 
 void Scheduler::Deliver(Sequence& s, GenerationUpdate& update) {
   update.request_id = s.id;
@@ -369,7 +388,10 @@ bool Scheduler::Step() {
     }
   }
   active_.erase(std::remove_if(active_.begin(), active_.end(), done), active_.end());
-  if (active_.empty()) return !dropped.empty() || !cancelled.empty();
+  if (active_.empty()) {
+    Snapshot();
+    return !dropped.empty() || !cancelled.empty();
+  }
 
   // Rows: sequences that are generating first (one or two rows each, and
   // latency matters), then prompts in admission order, within the budget.
@@ -427,20 +449,26 @@ bool Scheduler::Step() {
       span.s->state.reset();
     }
     active_.erase(std::remove_if(active_.begin(), active_.end(), done), active_.end());
+    Snapshot();
     return true;
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  ++stats_.steps;
-  stats_.forward_seconds += seconds;
   int64_t prefill_rows = 0;
   for (const Span& span : spans) {
     if (!span.s->decoding() && !span.s->closing) prefill_rows += span.end - span.begin;
   }
-  stats_.prefill_rows += prefill_rows;
-  stats_.decode_rows += static_cast<int64_t>(rows.size()) - prefill_rows;
-  if (prefill_rows == 0) {
-    stats_.decode_seconds += seconds;
-    stats_.decode_only_rows += static_cast<int64_t>(rows.size());
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++stats_.steps;
+    stats_.forward_seconds += seconds;
+    stats_.prefill_rows += prefill_rows;
+    stats_.decode_rows += static_cast<int64_t>(rows.size()) - prefill_rows;
+    if (prefill_rows == 0) {
+      stats_.decode_seconds += seconds;
+      stats_.decode_only_rows += static_cast<int64_t>(rows.size());
+    } else {
+      stats_.prefill_seconds += seconds;
+    }
   }
 
   int64_t logit_index = 0;
@@ -458,6 +486,7 @@ bool Scheduler::Step() {
     }
   }
   active_.erase(std::remove_if(active_.begin(), active_.end(), done), active_.end());
+  Snapshot();
   return true;
 }
 

@@ -68,7 +68,16 @@ class Scheduler {
     double forward_seconds = 0;   // inside Model::Forward
     double decode_seconds = 0;    // in steps that carried decode rows only
     int64_t decode_only_rows = 0; // decode rows of those steps
+    double prefill_seconds = 0;   // in steps that carried prefill rows
+    // As of the end of the last step:
+    int64_t active = 0;           // admitted sequences
+    int64_t queued = 0;           // submitted, waiting for a slot
+    int64_t kv_ram_bytes = 0;     // the active sequences' state in RAM
+    int64_t kv_spilled_bytes = 0; // and in the spill files
+    int64_t prefix_cache_bytes = 0;
+    int64_t prefix_cache_entries = 0;
   };
+  // A snapshot; callable from any thread.
   Stats stats() const;
 
  private:
@@ -97,6 +106,8 @@ class Scheduler {
   // Appends a sampled (or forced) token; returns why it ends the request, if it does.
   FinishReason AcceptToken(Sequence& s, const Sampled& sampled, GenerationUpdate& update);
   bool Checkpoint(int64_t position, int64_t prompt_end) const;
+  // Refreshes the end-of-step part of the statistics.
+  void Snapshot();
 
   const Model& model_;
   const Tokenizer* tokenizer_;
@@ -104,7 +115,7 @@ class Scheduler {
   std::optional<int32_t> think_end_;
   std::unique_ptr<PrefixCache> cache_;
 
-  mutable std::mutex mutex_;  // guards queue_, live_, cancelled_, next_id_
+  mutable std::mutex mutex_;  // guards queue_, live_, cancelled_, next_id_, stats_
   std::deque<std::unique_ptr<Sequence>> queue_;
   std::set<int64_t> live_;    // submitted and not finished
   std::vector<int64_t> cancelled_;
