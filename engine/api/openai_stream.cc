@@ -1,5 +1,8 @@
 #include "engine/api/openai_stream.h"
 
+#include <algorithm>
+#include <string_view>
+
 namespace dsv4::api {
 
 using Json = nlohmann::ordered_json;
@@ -48,11 +51,16 @@ void ResponseStream::Answer(const std::string& text, std::vector<Json>& out) {
   if (!tools_) return send(text);
   held_ += text;
   if (collector_.dsml_generated()) return;  // from the DSML token on, everything waits for the end
-  // Trailing newlines may be the blank line that opens a tool-call block.
-  const size_t last = held_.find_last_not_of('\n');
-  if (last == std::string::npos) return;
-  send(held_.substr(0, last + 1));
-  held_.erase(0, last + 1);
+  // The end may begin a tool-call block: "\n\n<" then the DSML token (or
+  // "<" alone, which the parser also takes), so it waits for what follows.
+  size_t keep = 0;
+  for (size_t n = std::min<size_t>(3, held_.size()); n > 0 && keep == 0; --n) {
+    const std::string_view tail = std::string_view(held_).substr(held_.size() - n);
+    if (std::string_view("\n\n<").starts_with(tail) || tail == "<") keep = n;
+  }
+  if (held_.size() == keep) return;
+  send(held_.substr(0, held_.size() - keep));
+  held_.erase(0, held_.size() - keep);
 }
 
 void ResponseStream::Finish(std::vector<Json>& out) {

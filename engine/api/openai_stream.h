@@ -2,8 +2,8 @@
 // of server-sent events): `chat.completion.chunk` with `reasoning_content`
 // and `content` deltas, or `text_completion` chunks. The text a stream
 // carries equals the non-streaming response's: with tools, the answer is
-// held back from the DSML token on (and trailing newlines before it), and at
-// the end either the parsed `tool_calls` or the held text follow.
+// held back from the DSML token on (and a "\n\n<" that may open its block),
+// and at the end either the parsed `tool_calls` or the held text follow.
 #pragma once
 
 #include <string>

@@ -5,7 +5,7 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/support/test_support.h"
+#include "tests/engine/api/api_test_support.h"
 
 namespace dsv4::api {
 namespace {
@@ -14,53 +14,23 @@ using Json = nlohmann::ordered_json;
 
 class OpenAiResponse : public ::testing::Test {
  protected:
-  static int32_t Id(std::string_view special) { return *testing::RealTokenizer().TokenId(special); }
-
-  // Feeds `text` as the updates the scheduler would send: one token each,
-  // the text of each token beside it.
   static void Feed(ResponseCollector& collector, const std::string& text, bool reasoning) {
-    for (const int32_t token : testing::RealTokenizer().Encode(text)) {
-      GenerationUpdate u;
-      u.tokens.push_back({token, -0.5f, {{token, -0.5f}}});
-      (reasoning ? u.reasoning : u.content) = testing::RealTokenizer().Decode(std::vector<int32_t>{token});
-      collector.Add(u);
-    }
+    for (const GenerationUpdate& u : testing::TextUpdates(text, reasoning)) collector.Add(u);
   }
-  static void EndReasoning(ResponseCollector& collector) {
-    GenerationUpdate u;
-    u.tokens.push_back({Id(chat_tokens::kThinkEnd), -0.1f, {}});
-    u.reasoning_ended = true;
-    collector.Add(u);
-  }
+  static void EndReasoning(ResponseCollector& collector) { collector.Add(testing::ReasoningEnd()); }
   static void Finish(ResponseCollector& collector, FinishReason reason, bool eos) {
-    GenerationUpdate u;
-    if (eos) u.tokens.push_back({Id(chat_tokens::kEos), -0.2f, {}});
-    u.finish = reason;
-    u.usage = {20, 9, 4, 16};
-    collector.Add(u);
+    collector.Add(testing::Last(reason, eos));
   }
-
-  static ApiRequest Request(ReasoningMode mode, bool tools, bool logprobs = false,
-                            Endpoint endpoint = Endpoint::kChatCompletions) {
-    ApiRequest r;
-    r.endpoint = endpoint;
-    r.mode = mode;
-    r.generation.reasoning = IsThinking(mode);
-    r.tools = tools;
-    r.logprobs = logprobs;
-    return r;
-  }
+  static int32_t Id(std::string_view special) { return testing::SpecialId(special); }
 
   const ResponseIds ids_{"chatcmpl-abc", 1700000000, "deepseek-v4-flash"};
 };
 
-const std::string kToolBlock =
-    "\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"get_weather\">\n<｜DSML｜parameter name=\"city\" "
-    "string=\"true\">Paris</｜DSML｜parameter>\n<｜DSML｜parameter name=\"days\" string=\"false\">3</｜DSML｜parameter>\n"
-    "</｜DSML｜invoke>\n</｜DSML｜tool_calls>";
+using testing::kToolBlock;
+using testing::Request;
 
 TEST_F(OpenAiResponse, ChatCompletionWithReasoning) {
-  ResponseCollector c(Request(ReasoningMode::kThink, false), testing::RealTokenizer());
+  ResponseCollector c(Request(ReasoningMode::kThink, false), dsv4::testing::RealTokenizer());
   Feed(c, "Let me think.", true);
   EndReasoning(c);
   Feed(c, "Blue light scatters.", false);
@@ -85,7 +55,7 @@ TEST_F(OpenAiResponse, ChatCompletionWithReasoning) {
 }
 
 TEST_F(OpenAiResponse, NonThinkHasNullReasoningAndLengthStaysLength) {
-  ResponseCollector c(Request(ReasoningMode::kChat, false), testing::RealTokenizer());
+  ResponseCollector c(Request(ReasoningMode::kChat, false), dsv4::testing::RealTokenizer());
   Feed(c, "Partial ans", false);
   Finish(c, FinishReason::kLength, false);
   const Json choice = c.Body(ids_)["choices"][0];
@@ -96,7 +66,7 @@ TEST_F(OpenAiResponse, NonThinkHasNullReasoningAndLengthStaysLength) {
 
 TEST_F(OpenAiResponse, GeneratedDsmlBecomesToolCallsWithStableIds) {
   const auto run = [&] {
-    ResponseCollector c(Request(ReasoningMode::kThink, true), testing::RealTokenizer());
+    ResponseCollector c(Request(ReasoningMode::kThink, true), dsv4::testing::RealTokenizer());
     Feed(c, "Need the weather.", true);
     EndReasoning(c);
     Feed(c, "Checking." + kToolBlock, false);
@@ -119,22 +89,22 @@ TEST_F(OpenAiResponse, GeneratedDsmlBecomesToolCallsWithStableIds) {
 
 TEST_F(OpenAiResponse, DsmlSpelledInOrdinaryTokensOrWithoutToolsStaysText) {
   // The same text, but "｜DSML｜" spelled in ordinary tokens: no tool call.
-  ResponseCollector spelled(Request(ReasoningMode::kChat, true), testing::RealTokenizer());
+  ResponseCollector spelled(Request(ReasoningMode::kChat, true), dsv4::testing::RealTokenizer());
   std::vector<int32_t> tokens;
-  for (const int32_t token : testing::RealTokenizer().Encode("Checking." + kToolBlock)) {
+  for (const int32_t token : dsv4::testing::RealTokenizer().Encode("Checking." + kToolBlock)) {
     if (token != Id(chat_tokens::kDsml)) {
       tokens.push_back(token);
       continue;
     }
     for (const char* piece : {"｜", "DSML", "｜"}) {
-      for (const int32_t t : testing::RealTokenizer().Encode(piece)) tokens.push_back(t);
+      for (const int32_t t : dsv4::testing::RealTokenizer().Encode(piece)) tokens.push_back(t);
     }
   }
   std::string text;
   for (const int32_t token : tokens) {
     GenerationUpdate u;
     u.tokens.push_back({token, 0, {}});
-    u.content = testing::RealTokenizer().Decode(std::vector<int32_t>{token});
+    u.content = dsv4::testing::RealTokenizer().Decode(std::vector<int32_t>{token});
     text += u.content;
     spelled.Add(u);
   }
@@ -142,7 +112,7 @@ TEST_F(OpenAiResponse, DsmlSpelledInOrdinaryTokensOrWithoutToolsStaysText) {
   Finish(spelled, FinishReason::kStop, true);
   EXPECT_FALSE(spelled.Body(ids_)["choices"][0]["message"].contains("tool_calls"));
 
-  ResponseCollector no_tools(Request(ReasoningMode::kChat, false), testing::RealTokenizer());
+  ResponseCollector no_tools(Request(ReasoningMode::kChat, false), dsv4::testing::RealTokenizer());
   Feed(no_tools, "Checking." + kToolBlock, false);
   Finish(no_tools, FinishReason::kStop, true);
   const Json choice = no_tools.Body(ids_)["choices"][0];
@@ -151,13 +121,13 @@ TEST_F(OpenAiResponse, DsmlSpelledInOrdinaryTokensOrWithoutToolsStaysText) {
 }
 
 TEST_F(OpenAiResponse, LogprobsCoverTheAnswerOnly) {
-  ResponseCollector c(Request(ReasoningMode::kThink, false, true), testing::RealTokenizer());
+  ResponseCollector c(Request(ReasoningMode::kThink, false, true), dsv4::testing::RealTokenizer());
   Feed(c, "Hmm", true);
   EndReasoning(c);
   Feed(c, "Yes no", false);
   Finish(c, FinishReason::kStop, true);
   const Json logprobs = c.Body(ids_)["choices"][0]["logprobs"]["content"];
-  ASSERT_EQ(logprobs.size(), testing::RealTokenizer().Encode("Yes no").size());
+  ASSERT_EQ(logprobs.size(), dsv4::testing::RealTokenizer().Encode("Yes no").size());
   std::string joined;
   for (const Json& entry : logprobs) {
     joined += entry["token"].get<std::string>();
@@ -169,7 +139,7 @@ TEST_F(OpenAiResponse, LogprobsCoverTheAnswerOnly) {
 }
 
 TEST_F(OpenAiResponse, TextCompletion) {
-  ResponseCollector c(Request(ReasoningMode::kChat, false, true, Endpoint::kCompletions), testing::RealTokenizer());
+  ResponseCollector c(Request(ReasoningMode::kChat, false, true, Endpoint::kCompletions), dsv4::testing::RealTokenizer());
   Feed(c, " there was", false);
   Finish(c, FinishReason::kLength, false);
   const Json body = c.Body({"cmpl-1", 5, "m"});
