@@ -5,5 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh build
 (cd build && ctest --output-on-failure -j "$(nproc)")
+bash scripts/slurm/test.sh
 bash scripts/build.sh build-asan -DDSV4_SANITIZE=ON -DDSV4_BUILD_BENCHMARKS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo
 (cd build-asan && ctest --output-on-failure -j "$(nproc)" -L '^(loader|cli)$')
