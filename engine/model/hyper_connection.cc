@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include <Eigen/Core>
+
 #include "engine/model/vector_ops.h"
 #include "simd/matmul.h"
 
@@ -34,30 +36,31 @@ void Collapse(const float* pre, const float* x, int64_t hc, int64_t hidden, floa
   }
 }
 
+// The hc x hc mixing matrix of one row, row-major as the weights store it.
+using MixMatrix = Eigen::Map<Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
+
 // Softmax over rows, then alternating column and row normalizations: one
 // softmax, `iters` column and `iters - 1` row normalizations in all.
-void Sinkhorn(float* c, int64_t n, int64_t iters, float eps) {
-  for (int64_t j = 0; j < n; ++j) {
-    float* row = c + j * n;
-    const float m = *std::max_element(row, row + n);
-    float z = 0;
-    for (int64_t k = 0; k < n; ++k) z += (row[k] = std::exp(row[k] - m));
-    for (int64_t k = 0; k < n; ++k) row[k] = row[k] / z + eps;
-  }
-  auto normalize_columns = [&] {
-    for (int64_t k = 0; k < n; ++k) {
-      float z = 0;
-      for (int64_t j = 0; j < n; ++j) z += c[j * n + k];
-      for (int64_t j = 0; j < n; ++j) c[j * n + k] /= z + eps;
-    }
+void Sinkhorn(float* data, int64_t n, int64_t iters, float eps) {
+  MixMatrix c(data, n, n);
+  // Each normalizer is evaluated into a vector first: the matrix changes
+  // while it is divided.
+  const Eigen::ArrayXf max = c.rowwise().maxCoeff();
+  c.array().colwise() -= max;
+  c = c.array().exp().matrix();
+  const auto normalize_rows = [&](float add) {
+    const Eigen::ArrayXf sums = c.rowwise().sum().array() + add;
+    c.array().colwise() /= sums;
   };
+  const auto normalize_columns = [&] {
+    const Eigen::Array<float, 1, Eigen::Dynamic> sums = c.colwise().sum().array() + eps;
+    c.array().rowwise() /= sums;
+  };
+  normalize_rows(0);
+  c.array() += eps;
   normalize_columns();
   for (int64_t it = 1; it < iters; ++it) {
-    for (int64_t j = 0; j < n; ++j) {
-      float z = 0;
-      for (int64_t k = 0; k < n; ++k) z += c[j * n + k];
-      for (int64_t k = 0; k < n; ++k) c[j * n + k] /= z + eps;
-    }
+    normalize_rows(eps);
     normalize_columns();
   }
 }
