@@ -28,6 +28,7 @@ ResponseCollector::ResponseCollector(const ApiRequest& request, const Tokenizer&
       in_reasoning_(request.generation.reasoning) {}
 
 void ResponseCollector::Add(const GenerationUpdate& update) {
+  tokens_seen_ += static_cast<int64_t>(update.tokens.size());
   for (const Sampled& s : update.tokens) {
     if (in_reasoning_) {
       // Updates carry one token each; the one that ends the reasoning is </think>.

@@ -50,7 +50,7 @@ class ResponseCollector {
   // The DSML token has been generated in the answer: what follows may be a
   // tool-call block, which a stream holds back until the end.
   bool dsml_generated() const { return dsml_generated_; }
-  const std::string& content() const { return content_; }
+  int64_t tokens_seen() const { return tokens_seen_; }  // generated tokens so far
 
  private:
   nlohmann::ordered_json ChatLogprobs() const;
@@ -67,6 +67,7 @@ class ResponseCollector {
   std::vector<Sampled> answer_tokens_;  // after </think>: what logprobs report
   bool dsml_generated_ = false;
   bool ended_by_eos_ = false;
+  int64_t tokens_seen_ = 0;
   FinishReason finish_ = FinishReason::kNone;
   std::string error_;
   Usage usage_;

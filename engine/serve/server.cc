@@ -64,6 +64,7 @@ struct Server::Pending {
   std::deque<GenerationUpdate> updates;
   bool finished = false;
   int64_t id = 0;
+  int64_t prompt_tokens = 0;
   Clock::time_point start = Clock::now();
   std::optional<Clock::time_point> first_token;
 
@@ -99,6 +100,8 @@ Server::~Server() {
 
 int Server::Start() {
   http_->set_payload_max_length(static_cast<size_t>(options_.max_body_bytes));
+  // Idle keep-alive connections hold pool threads, which Stop waits for.
+  http_->set_keep_alive_timeout(2);
   // Every running or queued request holds an HTTP thread while it waits.
   const size_t threads = static_cast<size_t>(options_.scheduler.max_sequences + options_.queue + 16);
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
@@ -129,8 +132,15 @@ void Server::SetModel(const Model& model, const Tokenizer& tokenizer, const Expe
 }
 
 void Server::Wait() {
-  std::unique_lock<std::mutex> lock(stopped_mutex_);
-  stopped_.wait(lock, [&] { return stopped_flag_; });
+  {
+    std::unique_lock<std::mutex> lock(stopped_mutex_);
+    stopped_.wait(lock, [&] { return stopped_flag_; });
+  }
+  // Only once no thread uses the model or the tokenizer may the caller
+  // destroy them: the HTTP pool ends when listening does, the stepping
+  // thread at its next check.
+  if (http_thread_.joinable()) http_thread_.join();
+  if (step_thread_.joinable()) step_thread_.join();
 }
 
 void Server::Stop() {
@@ -277,6 +287,7 @@ void Server::Generate(api::Endpoint endpoint, const httplib::Request& request, h
   auto stream = std::make_shared<api::ResponseStream>(r, *tokenizer_, ids);
   auto pending = std::make_shared<Pending>();
   pending->start = start;
+  pending->prompt_tokens = static_cast<int64_t>(r.generation.prompt.size());
   try {
     pending->id = Submit(std::move(r.generation), [pending](const GenerationUpdate& u) { pending->Push(u); });
   } catch (const Error& e) {  // the model's own limits (its vocabulary, its context)
@@ -288,7 +299,9 @@ void Server::Generate(api::Endpoint endpoint, const httplib::Request& request, h
   const auto finished = [this, pending, stream, path = request.path] {
     --in_flight_;
     const api::ResponseCollector& c = stream->collector();
-    const Usage& u = c.usage();
+    // A request whose client went away ends before its final usage arrives.
+    Usage u = c.usage();
+    if (!c.finished()) u = {pending->prompt_tokens, c.tokens_seen(), 0, 0};
     metrics_->prompt_tokens += u.prompt_tokens;
     metrics_->cached_tokens += u.cached_tokens;
     metrics_->generated_tokens += u.completion_tokens;
