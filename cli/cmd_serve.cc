@@ -1,6 +1,6 @@
 // dsv4 serve: the OpenAI-compatible server (engine/serve/server.h). It
-// listens before the model loads (/health says 503 until it is ready) and
-// stops cleanly on SIGINT or SIGTERM.
+// listens before the model loads (/health says 503 until it is ready), then
+// runs the model in this thread, and stops cleanly on SIGINT or SIGTERM.
 #include <pthread.h>
 #include <signal.h>
 
@@ -80,12 +80,11 @@ int RunServe(int argc, char** argv) {
   const LoadedModel loaded = LoadModel(args);
   const Model& model = loaded.model();
   const Tokenizer tokenizer = LoadTokenizer(args, model.config());
-  server.SetModel(model, tokenizer, loaded.stored.store ? loaded.stored.store->expert_cache() : nullptr,
-                  SchedulerOptionsFromArgs(args, loaded));
-  std::fprintf(stderr, "dsv4 serve: ready (%s, %lld sequences at once, %lld queued at most)\n",
+  std::fprintf(stderr, "dsv4 serve: model loaded (%s, %lld sequences at once, %lld queued at most)\n",
                server_options.model_name.c_str(), static_cast<long long>(server_options.scheduler.max_sequences),
                static_cast<long long>(server_options.queue));
-  server.Wait();
+  server.Run(model, tokenizer, loaded.stored.store ? loaded.stored.store->expert_cache() : nullptr,
+             SchedulerOptionsFromArgs(args, loaded));
   std::fprintf(stderr, "dsv4 serve: stopped\n");
   return 0;
 }

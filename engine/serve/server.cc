@@ -95,7 +95,6 @@ Server::Server(const ServerOptions& options)
 Server::~Server() {
   Stop();
   if (http_thread_.joinable()) http_thread_.join();
-  if (step_thread_.joinable()) step_thread_.join();
 }
 
 int Server::Start() {
@@ -118,8 +117,8 @@ int Server::Start() {
   return port_;
 }
 
-void Server::SetModel(const Model& model, const Tokenizer& tokenizer, const ExpertCache* expert_cache,
-                      const SchedulerOptions& scheduler) {
+void Server::Run(const Model& model, const Tokenizer& tokenizer, const ExpertCache* expert_cache,
+                 const SchedulerOptions& scheduler) {
   // Written before ready_ is set; request handlers read them only after.
   model_ = &model;
   tokenizer_ = &tokenizer;
@@ -127,31 +126,24 @@ void Server::SetModel(const Model& model, const Tokenizer& tokenizer, const Expe
   options_.scheduler = scheduler;
   options_.defaults.context_tokens = model.config().max_position_embeddings;
   scheduler_ = std::make_unique<Scheduler>(model, &tokenizer, options_.scheduler);
-  step_thread_ = std::thread([this] { StepLoop(); });
   ready_ = true;
-}
-
-void Server::Wait() {
-  {
-    std::unique_lock<std::mutex> lock(stopped_mutex_);
-    stopped_.wait(lock, [&] { return stopped_flag_; });
+  while (!stopping_) {
+    {
+      std::unique_lock<std::mutex> lock(wake_mutex_);
+      wake_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_ || !scheduler_->Idle(); });
+    }
+    while (!stopping_ && scheduler_->Step()) {
+    }
   }
-  // Only once no thread uses the model or the tokenizer may the caller
-  // destroy them: the HTTP pool ends when listening does, the stepping
-  // thread at its next check.
+  // Handlers end at their next check of stopping_; the pool with listening.
   if (http_thread_.joinable()) http_thread_.join();
-  if (step_thread_.joinable()) step_thread_.join();
 }
 
 void Server::Stop() {
   if (stopping_.exchange(true)) return;
   http_->stop();
+  { std::lock_guard<std::mutex> lock(wake_mutex_); }
   wake_.notify_all();
-  {
-    std::lock_guard<std::mutex> lock(stopped_mutex_);
-    stopped_flag_ = true;
-  }
-  stopped_.notify_all();
 }
 
 int64_t Server::Submit(GenerationRequest request, UpdateCallback on_update) {
@@ -161,17 +153,6 @@ int64_t Server::Submit(GenerationRequest request, UpdateCallback on_update) {
   { std::lock_guard<std::mutex> lock(wake_mutex_); }
   wake_.notify_one();
   return id;
-}
-
-void Server::StepLoop() {
-  while (!stopping_) {
-    {
-      std::unique_lock<std::mutex> lock(wake_mutex_);
-      wake_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_ || !scheduler_->Idle(); });
-    }
-    while (!stopping_ && scheduler_->Step()) {
-    }
-  }
 }
 
 bool Server::Authorized(const httplib::Request& request, httplib::Response& response) const {
