@@ -57,6 +57,10 @@ int64_t ParseBytes(const std::string& text, const std::string& option) {
   else if (suffix == "G" || suffix == "g" || suffix == "GiB") multiplier = 1024.0 * 1024 * 1024;
   else if (!suffix.empty()) throw Error(option + ": \"" + text + "\" is not a byte count (use e.g. 512M or 4G)");
   if (end == text.c_str() || !(value >= 0)) throw Error(option + ": \"" + text + "\" is not a byte count");
+  // 2^63 itself does not fit: the cast of anything from there up is undefined.
+  if (!(value * multiplier < 9223372036854775808.0)) {
+    throw Error(option + ": \"" + text + "\" is too large (at most 8E bytes)");
+  }
   return static_cast<int64_t>(value * multiplier);
 }
 

@@ -7,10 +7,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -54,9 +56,13 @@ std::vector<int64_t> ParseDepths(const std::string& text) {
       item.pop_back();
     }
     char* end = nullptr;
+    errno = 0;
     const long long value = item.empty() ? 0 : std::strtoll(item.c_str(), &end, 10);
     if (item.empty() || *end != '\0' || value < 1) {
       throw Error("--depths: \"" + text.substr(start, comma - start) + "\" is not a depth (use e.g. 1k,8k,32k)");
+    }
+    if (errno == ERANGE || value > std::numeric_limits<int32_t>::max() / scale) {
+      throw Error("--depths: \"" + text.substr(start, comma - start) + "\" is too large (a depth is a token count)");
     }
     depths.push_back(value * scale);
     start = comma + 1;

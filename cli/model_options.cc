@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "cli/arguments.h"
+#include "engine/kv/kv_spill.h"
 #include "engine/model/session_file.h"
 #include "loader/error.h"
 #include "simd/matmul.h"
@@ -56,6 +57,7 @@ LoadedModel LoadModel(const cxxopts::ParseResult& args) {
     loaded.kv.spill_dir = args["kv-dir"].as<std::string>();
     loaded.kv.ram_budget = 0;  // a spill directory alone: keep only partial pages in RAM
   }
+  if (!loaded.kv.spill_dir.empty()) KvSpill::CheckDirectory(loaded.kv.spill_dir);
   if (args.count("load-session") && args.count("session-dir")) {
     throw Error("--load-session and --session-dir exclude each other");
   }

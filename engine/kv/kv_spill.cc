@@ -12,20 +12,31 @@
 
 namespace dsv4 {
 
+namespace {
+
+// Creates `dir` if needed and an unnamed file in it (mkstemp, then unlink:
+// nothing is left behind, whatever ends the process).
+int CreateSpillFile(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  std::string path = (std::filesystem::path(dir) / "dsv4-kv-XXXXXX").string();
+  const int fd = ::mkstemp(path.data());
+  if (fd < 0) throw Error("--kv-dir " + dir + ": cannot create a spill file (" + std::strerror(errno) + ")");
+  ::unlink(path.c_str());
+  return fd;
+}
+
+}  // namespace
+
+void KvSpill::CheckDirectory(const std::string& dir) { ::close(CreateSpillFile(dir)); }
+
 KvSpill::KvSpill(std::string dir, int64_t ram_budget) : dir_(std::move(dir)), ram_budget_(ram_budget) {}
 
 KvSpill::~KvSpill() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-void KvSpill::Open() {
-  std::error_code ec;
-  std::filesystem::create_directories(dir_, ec);
-  std::string path = (std::filesystem::path(dir_) / "dsv4-kv-XXXXXX").string();
-  fd_ = ::mkstemp(path.data());
-  if (fd_ < 0) throw Error("--kv-dir " + dir_ + ": cannot create a spill file (" + std::strerror(errno) + ")");
-  ::unlink(path.c_str());
-}
+void KvSpill::Open() { fd_ = CreateSpillFile(dir_); }
 
 void KvSpill::Enqueue(KvRowStore* store, int64_t page) { evictable_.emplace_back(store, page); }
 

@@ -16,6 +16,10 @@ class KvSpill {
   // The file is created on first spill, in `dir`, and unlinked at once so
   // that nothing is left behind however the process ends.
   KvSpill(std::string dir, int64_t ram_budget);
+  // Throws dsv4::Error naming --kv-dir when no spill file can be created in
+  // `dir` (created if missing): checked when the option is given, not at the
+  // first spill, hours later.
+  static void CheckDirectory(const std::string& dir);
   ~KvSpill();
   KvSpill(const KvSpill&) = delete;
   KvSpill& operator=(const KvSpill&) = delete;

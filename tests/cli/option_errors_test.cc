@@ -1,0 +1,52 @@
+// Options out of range end with a one-line error naming the option, never a
+// crash, an overflow or a silent exit 0.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "tests/support/test_support.h"
+
+namespace dsv4 {
+namespace {
+
+using testing::RunCli;
+using testing::ShellQuote;
+
+std::string Model() { return ShellQuote(testing::DataPath("tiny-dsv4/checkpoint")); }
+
+// Runs `dsv4 ARGS`, expects exit status 1 and ends of stderr with the error
+// line; returns stderr.
+std::string Refusal(const std::string& args) {
+  const testing::CommandResult result = RunCli(args);
+  EXPECT_EQ(result.exit_code, 1) << args << "\n" << result.err;
+  const size_t last = result.err.rfind('\n', result.err.size() - 2);
+  EXPECT_EQ(result.err.compare(last == std::string::npos ? 0 : last + 1, 5, "dsv4 "), 0) << result.err;
+  return result.err;
+}
+
+TEST(OptionErrors, ByteCountsBeyondRangeAreRefused) {
+  for (const char* budget : {"inf", "1e300G", "nan", "-1G", "9E", "12X"}) {
+    const std::string error = Refusal("run -m " + Model() + " --prompt-ids 1,2 -n 1 --mem-budget " + budget);
+    EXPECT_NE(error.find("--mem-budget: \"" + std::string(budget) + "\""), std::string::npos) << error;
+  }
+}
+
+TEST(OptionErrors, AnEmptyPromptIsRefused) {
+  EXPECT_NE(Refusal("run -m " + Model() + " --prompt-ids \"\" -n 1").find("prompt"), std::string::npos);
+}
+
+TEST(OptionErrors, AKvDirectoryThatCannotHoldAFileIsRefusedAtOnce) {
+  testing::TempDir dir;
+  testing::WriteFile(dir.File("file"), "not a directory");
+  const std::string error = Refusal("run -m " + Model() + " --prompt-ids 1,2 -n 1 --kv-dir " +
+                                    ShellQuote(dir.File("file") + "/kv"));
+  EXPECT_NE(error.find("--kv-dir"), std::string::npos) << error;
+}
+
+TEST(OptionErrors, HugeBenchDepthsAreRefused) {
+  const std::string error = Refusal("bench -m " + Model() + " --depths 99999999999999999k");
+  EXPECT_NE(error.find("--depths: \"99999999999999999k\" is too large"), std::string::npos) << error;
+}
+
+}  // namespace
+}  // namespace dsv4
