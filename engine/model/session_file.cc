@@ -1,5 +1,8 @@
 #include "engine/model/session_file.h"
 
+#include <unistd.h>
+
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -115,6 +118,7 @@ class Reader {
     if (!in_ || stored != expected) throw Error(path_ + ": session file is corrupted (checksum mismatch)");
   }
   const std::string& path() const { return path_; }
+  uint64_t size() const { return size_; }
 
  private:
   std::string path_;
@@ -207,7 +211,10 @@ uint64_t ModelIdentity(const Checkpoint& checkpoint) {
 
 void SaveSession(const std::string& path, const SequenceState& state, const SessionContents& contents,
                  uint64_t model_identity) {
-  const std::string temp = path + ".partial";
+  // A name of this writer's own: two processes saving the same session
+  // (two runs sharing a --session-dir) must not write into one file.
+  static std::atomic<uint64_t> counter{0};
+  const std::string temp = path + "." + std::to_string(getpid()) + "." + std::to_string(counter++) + ".partial";
   try {
     Writer w(temp);
     w.Bytes(kMagic, 8);
@@ -233,7 +240,12 @@ void SaveSession(const std::string& path, const SequenceState& state, const Sess
     std::remove(temp.c_str());
     throw;
   }
-  std::filesystem::rename(temp, path);
+  std::error_code ec;
+  std::filesystem::rename(temp, path, ec);
+  if (ec) {
+    std::remove(temp.c_str());
+    throw Error(path + ": cannot save the session (" + ec.message() + ")");
+  }
 }
 
 SessionContents LoadSession(const std::string& path, SequenceState& state, uint64_t model_identity) {
@@ -274,6 +286,22 @@ SessionContents LoadSession(const std::string& path, SequenceState& state, uint6
   }
   state.EnforceKvBudget();
   return contents;
+}
+
+bool SessionChecksumHolds(const std::string& path) {
+  try {
+    Reader r(path);
+    std::vector<char> chunk(1 << 20);
+    for (uint64_t left = r.size() - sizeof(uint64_t); left > 0;) {
+      const uint64_t n = std::min<uint64_t>(left, chunk.size());
+      r.Bytes(chunk.data(), n);
+      left -= n;
+    }
+    r.VerifyChecksum();
+    return true;
+  } catch (const Error&) {
+    return false;
+  }
 }
 
 std::vector<int32_t> PeekSessionTokens(const std::string& path, uint64_t model_identity, Numerics numerics) {

@@ -33,6 +33,10 @@ void SaveSession(const std::string& path, const SequenceState& state, const Sess
 // numerics mode or KV layout.
 SessionContents LoadSession(const std::string& path, SequenceState& state, uint64_t model_identity);
 
+// The whole file matches its checksum (a prefix search reads only the
+// tokens, so it checks the file it chose before trusting it).
+bool SessionChecksumHolds(const std::string& path);
+
 // Only the token list of a session of this model and numerics, or an empty
 // list if the file is not one (used to search a directory for a prefix).
 std::vector<int32_t> PeekSessionTokens(const std::string& path, uint64_t model_identity, Numerics numerics);

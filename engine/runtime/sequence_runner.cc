@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 
 #include "engine/model/session_file.h"
 #include "loader/error.h"
@@ -87,20 +88,29 @@ std::string PrefixSessionPath(const std::string& dir, const std::vector<int32_t>
 
 std::string FindPrefixSession(const std::string& dir, const std::vector<int32_t>& tokens, uint64_t model_identity,
                               Numerics numerics, int64_t* matched) {
-  *matched = 0;
-  std::string best;
+  // Candidates longest first; the first whose checksum holds wins, so a
+  // damaged file (a disk error, a copy cut short) is skipped, not loaded.
+  std::vector<std::pair<int64_t, std::string>> candidates;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
     if (entry.path().extension() != ".dsv4session") continue;
     const std::vector<int32_t> saved = PeekSessionTokens(entry.path().string(), model_identity, numerics);
     const int64_t n = saved.size();
-    if (n > *matched && n <= static_cast<int64_t>(tokens.size()) &&
-        std::equal(saved.begin(), saved.end(), tokens.begin())) {
-      *matched = n;
-      best = entry.path().string();
+    if (n > 0 && n <= static_cast<int64_t>(tokens.size()) && std::equal(saved.begin(), saved.end(), tokens.begin())) {
+      candidates.emplace_back(n, entry.path().string());
     }
   }
-  return best;
+  std::sort(candidates.begin(), candidates.end(), std::greater<>());
+  for (const auto& [n, path] : candidates) {
+    if (!SessionChecksumHolds(path)) {
+      std::fprintf(stderr, "%s: damaged (checksum mismatch); skipped\n", path.c_str());
+      continue;
+    }
+    *matched = n;
+    return path;
+  }
+  *matched = 0;
+  return "";
 }
 
 }  // namespace dsv4

@@ -40,7 +40,8 @@ class SequenceRunner {
 };
 
 // The session in `dir` whose tokens are the longest prefix of `tokens` (at
-// least one token); empty if none. *matched gets the prefix length.
+// least one token) and whose checksum holds (damaged files are skipped with a
+// line on stderr); empty if none. *matched gets the prefix length.
 std::string FindPrefixSession(const std::string& dir, const std::vector<int32_t>& tokens, uint64_t model_identity,
                               Numerics numerics, int64_t* matched);
 // Where a session of exactly `tokens` is kept in `dir`.

@@ -143,9 +143,31 @@ TEST(Session, PrefixSearchFindsTheLongestSavedPrefix) {
   std::vector<int32_t> query(f.s.prompt.begin(), f.s.prompt.begin() + 20);
   EXPECT_NE(FindPrefixSession(dir.path(), query, f.identity, Numerics::kDefault, &matched), "");
   EXPECT_EQ(matched, 12);
+  // A damaged best match is skipped for the next best, never loaded.
+  const std::string twelve = PrefixSessionPath(dir.path(), {f.s.prompt.begin(), f.s.prompt.begin() + 12});
+  std::string bytes = testing::ReadFile(twelve);
+  bytes[bytes.size() / 2] ^= 0x40;
+  testing::WriteFile(twelve, bytes);
+  EXPECT_FALSE(SessionChecksumHolds(twelve));
+  EXPECT_NE(FindPrefixSession(dir.path(), query, f.identity, Numerics::kDefault, &matched), twelve);
+  EXPECT_EQ(matched, 5);
   query[3] ^= 1;
   EXPECT_EQ(FindPrefixSession(dir.path(), query, f.identity, Numerics::kDefault, &matched), "");
   EXPECT_EQ(matched, 0);
+}
+
+TEST(Session, SavesLeaveNoTemporaryFiles) {
+  Fixture f;
+  testing::TempDir dir;
+  SequenceRunner runner(f.model, 0);
+  runner.Feed({f.s.prompt.begin(), f.s.prompt.begin() + 4}, false);
+  const std::string path = dir.File("s.dsv4session");
+  runner.Save(path, f.identity);
+  runner.Save(path, f.identity);  // over an existing one
+  int files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) files += entry.path() == path ? 1 : 100;
+  EXPECT_EQ(files, 1);
+  EXPECT_TRUE(SessionChecksumHolds(path));
 }
 
 }  // namespace
