@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cli/command.h"
+#include "loader/mapped_files.h"
 
 namespace dsv4::cli {
 
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
     if (c.name != argv[1]) continue;
     std::string program = std::string("dsv4 ") + argv[1];
     argv[1] = program.data();
+    dsv4::InstallMappedFileFaultHandler(program.c_str());
     try {
       return c.run(argc - 1, argv + 1);
     } catch (const std::exception& e) {

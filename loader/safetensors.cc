@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "loader/error.h"
+#include "loader/mapped_files.h"
 
 namespace dsv4 {
 
@@ -47,9 +48,11 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     ::close(fd_);
     throw;
   }
+  RegisterMappedFile(base_, size_, path_);
 }
 
 SafetensorsFile::~SafetensorsFile() {
+  if (base_) UnregisterMappedFile(base_);
   if (base_) ::munmap(base_, size_);
   if (fd_ >= 0) ::close(fd_);
 }
