@@ -256,24 +256,30 @@ FinishReason Scheduler::AcceptToken(Sequence& s, const Sampled& sampled, Generat
   return FinishReason::kNone;
 }
 
+namespace {
+
 // Restorable states are kept at every multiple of 128 positions (the
 // ratio-128 compressor has nothing pending there) up to 4096, then ever
 // sparser (32 per doubling of the position), so checkpointing a long prompt
-// copies O(n log n) rather than O(n^2) bytes; and just before a prompt's
-// final token, where the next turn's prompt diverges (contracts.md §6).
+// copies O(n log n) rather than O(n^2) bytes. The spacing at a position is
+// also the spacing down to the last multiple of it.
+int64_t CheckpointSpacing(int64_t position) {
+  return 128 * static_cast<int64_t>(std::max<uint64_t>(1, std::bit_floor(static_cast<uint64_t>(position) / 4096)));
+}
+
+}  // namespace
+
+// Besides the spaced positions, just before a prompt's final token, where
+// the next turn's prompt diverges (contracts.md §6).
 bool Scheduler::Checkpoint(int64_t position, int64_t prompt_end) const {
   if (position <= 0) return false;
-  if (position == prompt_end - 1) return true;
-  const uint64_t spacing = 128 * std::max<uint64_t>(1, std::bit_floor(static_cast<uint64_t>(position) / 4096));
-  return static_cast<uint64_t>(position) % spacing == 0;
+  return position == prompt_end - 1 || position % CheckpointSpacing(position) == 0;
 }
 
 int64_t Scheduler::LastCheckpoint(int64_t limit, int64_t prompt_end) const {
   if (limit <= 0) return 0;
-  if (prompt_end - 1 <= limit && Checkpoint(prompt_end - 1, prompt_end)) return prompt_end - 1;
-  // The spacing at `limit` holds down to the last multiple of it (see Checkpoint).
-  const int64_t spacing = 128 * static_cast<int64_t>(std::max<uint64_t>(1, std::bit_floor(static_cast<uint64_t>(limit) / 4096)));
-  return limit / spacing * spacing;
+  if (prompt_end - 1 > 0 && prompt_end - 1 <= limit) return prompt_end - 1;
+  return limit / CheckpointSpacing(limit) * CheckpointSpacing(limit);
 }
 
 bool Scheduler::AwaitsSharedPrefix(const Sequence& queued) const {

@@ -265,7 +265,11 @@ void Server::Generate(api::Endpoint endpoint, const httplib::Request& request, h
   const std::string prefix = endpoint == api::Endpoint::kCompletions ? "cmpl-" : "chatcmpl-";
   const api::ResponseIds ids{prefix + api::Hex64(RandomBits()), static_cast<int64_t>(std::time(nullptr)),
                              options_.model_name};
-  auto stream = std::make_shared<api::ResponseStream>(r, *tokenizer_, ids);
+  // A streamed request builds chunks as its updates arrive; one that is not
+  // only collects them.
+  const auto stream = r.stream ? std::make_shared<api::ResponseStream>(r, *tokenizer_, ids) : nullptr;
+  const auto collector = r.stream ? nullptr : std::make_shared<api::ResponseCollector>(r, *tokenizer_);
+  const api::ResponseCollector& c = stream ? stream->collector() : *collector;
   auto pending = std::make_shared<Pending>();
   pending->start = start;
   pending->prompt_tokens = static_cast<int64_t>(r.generation.prompt.size());
@@ -277,9 +281,9 @@ void Server::Generate(api::Endpoint endpoint, const httplib::Request& request, h
     return SendError(response, 400, e.what());
   }
   // Accounting and the log line, once the request is over.
-  const auto finished = [this, pending, stream, path = request.path] {
+  const auto finished = [this, pending, stream, collector, path = request.path] {
     --in_flight_;
-    const api::ResponseCollector& c = stream->collector();
+    const api::ResponseCollector& c = stream ? stream->collector() : *collector;
     // A request whose client went away ends before its final usage arrives.
     Usage u = c.usage();
     if (!c.finished()) u = {pending->prompt_tokens, c.tokens_seen(), 0, 0};
@@ -302,14 +306,13 @@ void Server::Generate(api::Endpoint endpoint, const httplib::Request& request, h
   };
 
   if (!r.stream) {
-    while (!stream->collector().finished()) {
+    while (!c.finished()) {
       if (stopping_) {
         SendError(response, 503, "the server is stopping");
         return finished();
       }
-      for (const GenerationUpdate& u : pending->Take(std::chrono::milliseconds(500))) stream->Add(u);
+      for (const GenerationUpdate& u : pending->Take(std::chrono::milliseconds(500))) collector->Add(u);
     }
-    const api::ResponseCollector& c = stream->collector();
     if (c.finish() == FinishReason::kStop || c.finish() == FinishReason::kLength) {
       SendJson(response, 200, c.Body(ids));
     } else {
