@@ -3,6 +3,7 @@
 // scheduler; a summary of the speed goes to stderr.
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <algorithm>
 #include <limits>
 #include <optional>
@@ -14,6 +15,7 @@
 #include "cli/sampling_options.h"
 #include "engine/model/session_file.h"
 #include "engine/runtime/scheduler.h"
+#include "engine/structured/output_constraint.h"
 #include "engine/text/chat_format.h"
 #include "engine/text/tokenizer.h"
 #include "loader/error.h"
@@ -55,6 +57,32 @@ class OutputPrinter {
   std::string ids_;
 };
 
+// --json / --json-schema FILE as an output spec; nothing without them.
+std::optional<OutputSpec> OutputSpecFromArgs(const cxxopts::ParseResult& args) {
+  if (args.count("json") && args.count("json-schema")) throw Error("--json and --json-schema exclude each other");
+  if (!args.count("json") && !args.count("json-schema")) return std::nullopt;
+  OutputSpec spec;
+  spec.format = OutputSpec::Format::kJsonObject;
+  if (args.count("json-schema")) {
+    const std::string path = args["json-schema"].as<std::string>();
+    std::ifstream in(path);
+    if (!in) throw Error("--json-schema: cannot read " + path);
+    try {
+      spec.schema = nlohmann::ordered_json::parse(in);
+    } catch (const nlohmann::json::exception& e) {
+      throw Error("--json-schema: " + path + " is not valid JSON: " + e.what());
+    }
+    spec.format = OutputSpec::Format::kJsonSchema;
+  }
+  return spec;
+}
+
+// The response_format object the system message shows the model.
+nlohmann::ordered_json ResponseFormat(const OutputSpec& spec) {
+  if (spec.format == OutputSpec::Format::kJsonObject) return {{"type", "json_object"}};
+  return {{"type", "json_schema"}, {"json_schema", {{"name", "schema"}, {"schema", spec.schema}}}};
+}
+
 int RunRun(int argc, char** argv) {
   cxxopts::Options options("dsv4 run", "Generate from text or token ids");
   AddModelOptions(options);
@@ -63,7 +91,9 @@ int RunRun(int argc, char** argv) {
       ("p,prompt", "Prompt text (rendered with the official chat encoding)", cxxopts::value<std::string>())
       ("system", "System prompt (with -p)", cxxopts::value<std::string>())
       ("mode", "Reasoning mode with -p: chat | think | think-max", cxxopts::value<std::string>()->default_value("chat"))
-      ("prompt-ids", "Prompt token ids: 1,2,3 or @FILE (printed back as ids)", cxxopts::value<std::string>());
+      ("prompt-ids", "Prompt token ids: 1,2,3 or @FILE (printed back as ids)", cxxopts::value<std::string>())
+      ("json", "With -p: the answer is one JSON object (constrained decoding)")
+      ("json-schema", "With -p: the answer is JSON valid against the JSON Schema in FILE", cxxopts::value<std::string>());
   auto args = ParseOptions(options, argc, argv);
   if (args.count("prompt") && args.count("prompt-ids")) throw Error("-p and --prompt-ids exclude each other");
   if (!args.count("prompt") && !args.count("prompt-ids") && !args.count("load-session")) {
@@ -78,13 +108,25 @@ int RunRun(int argc, char** argv) {
   request.reasoning_budget = ReasoningBudgetFromArgs(args);
   std::optional<Tokenizer> tokenizer;
   std::vector<int32_t> prompt;
+  const std::optional<OutputSpec> output = OutputSpecFromArgs(args);
+  std::optional<ConstraintCompiler> constraints;
   if (args.count("prompt")) {
     tokenizer = LoadTokenizer(args, config);
     std::optional<std::string_view> system;
     if (args.count("system")) system = args["system"].as<std::string>();
-    const std::string text = RenderChat(SingleTurnConversation(args["prompt"].as<std::string>(), system), mode);
-    prompt = tokenizer->Encode(text);
+    nlohmann::ordered_json messages = SingleTurnConversation(args["prompt"].as<std::string>(), system);
+    if (output) {
+      const nlohmann::ordered_json format = ResponseFormat(*output);
+      AttachToSystem(messages, nullptr, &format);
+      constraints.emplace(*tokenizer, config.vocab_size);
+      request.constraint = constraints->Compile(*output);
+    }
+    prompt = tokenizer->Encode(RenderChat(messages, mode));
     request.reasoning = IsThinking(mode);
+    // As in the API: a constrained answer gets half of max tokens unless told.
+    if (output && request.reasoning && request.reasoning_budget < 0) request.reasoning_budget = request.sampling.max_tokens / 2;
+  } else if (output) {
+    throw Error("--json and --json-schema need text output (-p)");
   } else if (args.count("prompt-ids")) {
     prompt = ParseIds(args["prompt-ids"].as<std::string>(), "--prompt-ids");
   }

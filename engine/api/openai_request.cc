@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <charconv>
+#include <tuple>
 #include <limits>
 
 namespace dsv4::api {
@@ -215,39 +217,85 @@ Json NormalizedMessages(const Json& messages) {
   return out;
 }
 
-// Request-level tools go to the first system message (contracts.md §5).
-void AttachTools(Json& messages, const Json& tools) {
-  auto system = std::find_if(messages.begin(), messages.end(),
-                             [](const Json& m) { return m.value("role", "") == "system"; });
-  if (system == messages.end()) {
-    messages.insert(messages.begin(), Json{{"role", "system"}, {"content", ""}});
-    system = messages.begin();
-  }
-  (*system)["tools"] = tools;
-}
-
-ToolChoice ParseToolChoice(const Fields& f) {
+// tool_choice and the function it names (kNamed).
+std::pair<ToolChoice, std::string> ParseToolChoice(const Fields& f, bool tools) {
   const Json* choice = f.Get("tool_choice");
-  if (!choice || *choice == "auto") return ToolChoice::kAuto;
-  if (*choice == "none") return ToolChoice::kNone;
-  if (*choice == "required" || choice->is_object()) {
-    throw RequestError("tool_choice \"required\" or a named function needs constrained decoding, which this build "
-                       "does not have yet; use \"auto\" or \"none\"",
-                       "tool_choice");
+  if (!choice || *choice == "auto") return {ToolChoice::kAuto, {}};
+  if (*choice == "none") return {ToolChoice::kNone, {}};
+  const auto need_tools = [&] {
+    if (!tools) throw RequestError("tool_choice needs a non-empty tools list", "tool_choice");
+  };
+  if (*choice == "required") {
+    need_tools();
+    return {ToolChoice::kRequired, {}};
+  }
+  if (choice->is_object()) {
+    const Fields c(*choice, "tool_choice");
+    const Json* function = c.Object("function");
+    const std::optional<std::string> name = function ? Fields(*function, "tool_choice.function").String("name") : std::nullopt;
+    if (c.String("type") != "function" || !name) {
+      throw RequestError("tool_choice must be {\"type\": \"function\", \"function\": {\"name\": ...}}", "tool_choice");
+    }
+    need_tools();
+    return {ToolChoice::kNamed, *name};
   }
   throw RequestError("tool_choice must be \"auto\", \"none\", \"required\" or {\"type\": \"function\", ...}",
                      "tool_choice");
 }
 
-void RefuseUnsupported(const Fields& f) {
-  if (const Json* format = f.Object("response_format")) {
-    const std::optional<std::string> type = Fields(*format, "response_format").String("type");
-    if (type != "text") {
-      throw RequestError("response_format type \"" + type.value_or("") +
-                             "\" needs constrained decoding, which this build does not have yet",
-                         "response_format");
-    }
+// response_format: the spec's format and schema; `rendered` gets the object
+// as received for the system message (json_object and json_schema only).
+OutputSpec::Format ParseResponseFormat(const Fields& f, OutputSpec& spec, const Json*& rendered) {
+  rendered = nullptr;
+  const Json* format = f.Object("response_format");
+  if (!format) return OutputSpec::Format::kText;
+  const Fields r(*format, "response_format");
+  const std::optional<std::string> type = r.String("type");
+  if (type == "text") return OutputSpec::Format::kText;
+  rendered = format;
+  if (type == "json_object") return OutputSpec::Format::kJsonObject;
+  if (type != "json_schema") {
+    throw RequestError("response_format.type must be \"text\", \"json_object\" or \"json_schema\"", "response_format");
   }
+  const Json* wrapper = r.Object("json_schema");
+  if (!wrapper) throw RequestError("response_format.json_schema is required with type json_schema", "response_format");
+  const Fields w(*wrapper, "response_format.json_schema");
+  const std::optional<std::string> name = w.String("name");
+  if (!name || name->empty() || name->size() > 64 ||
+      !std::all_of(name->begin(), name->end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; })) {
+    throw RequestError("response_format.json_schema.name must be 1 to 64 letters, digits, '_' or '-'", "response_format");
+  }
+  w.Bool("strict");  // accepted either way: decoding always keeps to the schema
+  const Json* schema = w.Get("schema");
+  if (!schema) return OutputSpec::Format::kJsonObject;
+  if (!schema->is_object() && !schema->is_boolean()) {
+    throw RequestError("response_format.json_schema.schema must be an object", "response_format");
+  }
+  spec.schema = *schema;
+  return OutputSpec::Format::kJsonSchema;
+}
+
+// The compiled constraint of a spec: schema errors name response_format,
+// tool schema errors the tools. Under tool_choice auto with a text answer,
+// a tool schema the compiler cannot take leaves the calls unconstrained
+// rather than refusing a request that needs no constraint to run.
+std::shared_ptr<const OutputConstraint> Constraint(const OutputSpec& spec, ConstraintCompiler* compiler) {
+  const bool optional = !spec.Constrains();
+  if (spec.tools == OutputSpec::Tools::kNone && optional) return nullptr;
+  if (!compiler) {
+    if (optional) return nullptr;
+    throw RequestError("structured output is not available here", spec.format != OutputSpec::Format::kText ? "response_format" : "tool_choice");
+  }
+  try {
+    return compiler->Compile(spec);
+  } catch (const Error& e) {
+    if (optional) return nullptr;
+    const std::string message = e.what();
+    throw RequestError(message, message.starts_with("tools") ? "tools" : message.starts_with("tool_choice") ? "tool_choice" : "response_format");
+  }
+}
+
+void RefuseUnsupported(const Fields& f) {
   if (f.Bool("echo") == true) throw RequestError("echo is not supported", "echo");
   if (auto best_of = f.Integer("best_of"); best_of && *best_of != 1) {
     throw RequestError("best_of must be 1", "best_of");
@@ -293,6 +341,7 @@ ApiRequest ParseRequest(Endpoint endpoint, const Json& body, const RequestDefaul
   ApiRequest r;
   r.endpoint = endpoint;
   GenerationRequest& g = r.generation;
+  OutputSpec spec;
   g.sampling = Sampling(f, defaults.sampling);
   r.stream = f.Bool("stream").value_or(false);
   if (const Json* options = f.Object("stream_options")) {
@@ -314,10 +363,19 @@ ApiRequest ParseRequest(Endpoint endpoint, const Json& body, const RequestDefaul
     Json conversation = NormalizedMessages(*messages);
     const Json* tools = f.Array("tools");
     r.tools = tools && !tools->empty();
-    if (r.tools) AttachTools(conversation, *tools);
-    r.tool_choice = ParseToolChoice(f);
+    const Json* rendered_format = nullptr;
+    spec.format = ParseResponseFormat(f, spec, rendered_format);
+    AttachToSystem(conversation, r.tools ? tools : nullptr, rendered_format);
+    std::string function;
+    std::tie(r.tool_choice, function) = ParseToolChoice(f, r.tools);
     if (r.tool_choice == ToolChoice::kNone) {
       if (std::optional<int32_t> dsml = tokenizer.TokenId(chat_tokens::kDsml)) g.sampling.banned_tokens.push_back(*dsml);
+    } else if (r.tools) {
+      spec.tool_list = *tools;
+      spec.function = function;
+      spec.tools = r.tool_choice == ToolChoice::kAuto       ? OutputSpec::Tools::kAuto
+                   : r.tool_choice == ToolChoice::kRequired ? OutputSpec::Tools::kRequired
+                                                            : OutputSpec::Tools::kNamed;
     }
     r.mode = Mode(f, defaults.mode);
     try {
@@ -349,7 +407,10 @@ ApiRequest ParseRequest(Endpoint endpoint, const Json& body, const RequestDefaul
   if (auto budget = f.Integer("reasoning_budget")) {
     if (*budget < 0) throw RequestError("reasoning_budget must be >= 0", "reasoning_budget");
     g.reasoning_budget = *budget;
+  } else if (g.reasoning && spec.Constrains() && g.reasoning_budget < 0) {
+    g.reasoning_budget = g.sampling.max_tokens / 2;  // the answer always has room
   }
+  g.constraint = Constraint(spec, defaults.constraints);
   try {
     ValidateSampling(g.sampling, tokenizer.VocabSize());
   } catch (const Error& e) {

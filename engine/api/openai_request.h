@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/runtime/generation.h"
+#include "engine/structured/output_constraint.h"
 #include "engine/text/chat_format.h"
 #include "engine/text/tokenizer.h"
 #include "loader/error.h"
@@ -46,9 +47,12 @@ struct RequestDefaults {
   ReasoningMode mode = ReasoningMode::kThink;
   int64_t reasoning_budget = -1;  // < 0: none
   int64_t context_tokens = 0;     // prompt + max_tokens must fit (the model's context)
+  // Compiles response_format and tool_choice into constraints; without one,
+  // requests that need constrained decoding are refused.
+  ConstraintCompiler* constraints = nullptr;
 };
 
-enum class ToolChoice { kAuto, kNone };
+enum class ToolChoice { kAuto, kNone, kRequired, kNamed };
 
 struct ApiRequest {
   Endpoint endpoint = Endpoint::kChatCompletions;
@@ -65,6 +69,11 @@ struct ApiRequest {
 };
 
 // Parses and validates a request body, renders and tokenizes its prompt.
+// response_format (json_object, json_schema) and tool_choice (required, a
+// named function; auto once the model opens a block) become the request's
+// constraint; in a thinking mode with response_format or a forced
+// tool_choice, the reasoning budget defaults to half of max_tokens
+// (contracts.md §4).
 // Unknown fields are ignored; a field of the wrong type or out of range, a
 // message the encoding cannot render, or a prompt plus max_tokens beyond the
 // context throws RequestError naming the field.

@@ -35,6 +35,8 @@ class BatchJob {
  public:
   BatchJob(const Model& model, const Tokenizer& tokenizer, const BatchJobOptions& options, std::FILE* log)
       : tokenizer_(tokenizer),
+        constraints_(tokenizer, model.config().vocab_size),
+        defaults_(WithConstraints(options.defaults, constraints_)),
         options_(options),
         log_(log),
         scan_(ScanInput(options.input, options.shard)),
@@ -179,7 +181,7 @@ class BatchJob {
       return RequestError(line, custom_id, "body must be a JSON object", "body");
     }
     try {
-      window_.push_back({line, custom_id, api::ParseRequest(*endpoint, *body, options_.defaults, tokenizer_)});
+      window_.push_back({line, custom_id, api::ParseRequest(*endpoint, *body, defaults_, tokenizer_)});
     } catch (const api::RequestError& e) {
       RequestError(line, custom_id, e.what(), e.param());
     }
@@ -259,7 +261,14 @@ class BatchJob {
     std::fflush(log_);
   }
 
+  static api::RequestDefaults WithConstraints(api::RequestDefaults defaults, ConstraintCompiler& constraints) {
+    defaults.constraints = &constraints;
+    return defaults;
+  }
+
   const Tokenizer& tokenizer_;
+  ConstraintCompiler constraints_;
+  const api::RequestDefaults defaults_;  // options_.defaults with the constraint compiler
   const BatchJobOptions& options_;
   std::FILE* log_;
   InputScan scan_;

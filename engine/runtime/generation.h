@@ -13,6 +13,7 @@
 #include "engine/model/sequence_state.h"
 #include "engine/runtime/sampler.h"
 #include "engine/runtime/sampling.h"
+#include "engine/structured/output_constraint.h"
 
 namespace dsv4 {
 
@@ -27,6 +28,9 @@ struct GenerationRequest {
   // With `reasoning`: once this many reasoning tokens are generated, the
   // runtime emits </think> itself, as if sampled (< 0: no budget).
   int64_t reasoning_budget = -1;
+  // Structured output: the answer (after </think>) keeps to it; the
+  // reasoning is free but may not end the sequence before it.
+  std::shared_ptr<const OutputConstraint> constraint;
   // Continue from a state that has processed the first start_state->length()
   // prompt tokens (a loaded session). If it has processed all of them,
   // `start_logits` are the logits after the last one.

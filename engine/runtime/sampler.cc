@@ -225,9 +225,9 @@ Sampler::Sampler(const SamplingParams& params, int64_t vocab, uint64_t seed)
   ValidateSampling(params, vocab);
 }
 
-Sampled Sampler::Sample(const float* logits) {
+Sampled Sampler::Sample(const float* logits, const std::vector<uint64_t>* allowed) {
   Sampled out;
-  const float* adjusted = Adjusted(logits);
+  const float* adjusted = Adjusted(logits, allowed);
   // A temperature too small for a float is greedy as well.
   out.token = temperature_ == 0 ? ArgMax(adjusted, vocab_) : Draw(adjusted);
   if (params_.top_logprobs >= 0) Logprobs(logits, out);
@@ -242,11 +242,16 @@ void Sampler::Accept(int32_t token) {
   ++counts_[token];
 }
 
-const float* Sampler::Adjusted(const float* logits) const {
+const float* Sampler::Adjusted(const float* logits, const std::vector<uint64_t>* allowed) const {
   const bool penalize = (params_.presence_penalty != 0 || params_.frequency_penalty != 0) && !counts_.empty();
-  if (params_.logit_bias.empty() && params_.banned_tokens.empty() && !penalize) return logits;
+  if (params_.logit_bias.empty() && params_.banned_tokens.empty() && !penalize && !allowed) return logits;
   std::vector<float>& adjusted = ThreadScratch().adjusted;
   adjusted.assign(logits, logits + vocab_);
+  if (allowed) {
+    for (int64_t i = 0; i < vocab_; ++i) {
+      if (!(((*allowed)[i >> 6] >> (i & 63)) & 1)) adjusted[i] = -std::numeric_limits<float>::infinity();
+    }
+  }
   for (const auto& [id, bias] : params_.logit_bias) adjusted[id] += bias;
   for (const int32_t id : params_.banned_tokens) adjusted[id] = -std::numeric_limits<float>::infinity();
   if (penalize) {

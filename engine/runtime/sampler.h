@@ -57,7 +57,10 @@ class Sampler {
   // largest, and one token is drawn from what is left, renormalized. A token
   // more than 87 below the top after the temperature has probability 0
   // (the float exponential underflows; e^-87 is 2e-38).
-  Sampled Sample(const float* logits);
+  //
+  // allowed: when given, a bit per token (bit i of word i / 64); the tokens
+  // whose bit is clear count as -infinity (constrained decoding).
+  Sampled Sample(const float* logits, const std::vector<uint64_t>* allowed = nullptr);
 
   // Records a generated token for the penalties: every sampled one, and any
   // the runtime forces (a forced </think>, say). Throws dsv4::Error on an id
@@ -67,7 +70,7 @@ class Sampler {
  private:
   // The logits with bias and penalties (in a per-thread row), or `logits`
   // itself when there are none.
-  const float* Adjusted(const float* logits) const;
+  const float* Adjusted(const float* logits, const std::vector<uint64_t>* allowed) const;
   // One draw after temperature, top-k, top-p and min-p.
   int32_t Draw(const float* adjusted);
   // Fills out.logprob and out.top from the raw logits.

@@ -43,6 +43,8 @@ struct Scheduler::Sequence {
   std::unique_ptr<Sampler> sampler;
   std::unique_ptr<StreamingDecoder> decoder;
   std::unique_ptr<StopMatcher> stops;
+  std::unique_ptr<ConstraintState> constraint;
+  TokenMask allowed;  // this step's tokens under the constraint
   bool in_reasoning = false;
   Usage usage;
   FinishReason finish = FinishReason::kNone;
@@ -81,6 +83,9 @@ int64_t Scheduler::Submit(GenerationRequest request, UpdateCallback on_update) {
     }
   }
   ValidateSampling(request.sampling, c.vocab_size);
+  if (request.constraint && request.constraint->vocabulary().vocab_size() != c.vocab_size) {
+    throw Error("the structured-output constraint was compiled for another vocabulary size");
+  }
   if (!request.sampling.seed) throw Error("the request has no seed");
   if (request.sampling.max_tokens < 0) throw Error("the request has no max_tokens");
   if (!request.sampling.stop.empty() && !tokenizer_) throw Error("stop strings need the model's tokenizer");
@@ -206,6 +211,16 @@ void Scheduler::SampleNext(Sequence& s, const float* logits) {
     if (s.in_reasoning && think_end_ && s.request.reasoning_budget >= 0 &&
         s.usage.reasoning_tokens >= s.request.reasoning_budget) {
       sampled.token = *think_end_;  // the budget is spent: end the reasoning as if sampled
+    } else if (s.constraint) {
+      if (s.in_reasoning) {
+        // The reasoning is free, but the answer must come.
+        s.allowed.assign((model_.config().vocab_size + 63) / 64, ~uint64_t{0});
+        const int64_t eos = model_.config().eos_token_id;
+        s.allowed[eos >> 6] &= ~(uint64_t{1} << (eos & 63));
+      } else {
+        s.constraint->Allowed(s.allowed);
+      }
+      sampled = s.sampler->Sample(logits, &s.allowed);
     } else {
       sampled = s.sampler->Sample(logits);
     }
@@ -223,6 +238,7 @@ void Scheduler::SampleNext(Sequence& s, const float* logits) {
 FinishReason Scheduler::AcceptToken(Sequence& s, const Sampled& sampled, GenerationUpdate& update) {
   const ModelConfig& c = model_.config();
   const int32_t token = sampled.token;
+  if (s.constraint && !s.in_reasoning) s.constraint->Accept(token);
   s.tokens.push_back(token);
   s.sampler->Accept(token);
   ++s.usage.completion_tokens;
@@ -320,6 +336,7 @@ void Scheduler::Admit() {
     const GenerationRequest& r = s->request;
     s->state = std::make_shared<SequenceState>(model_.config(), model_.numerics(), options_.kv);
     s->sampler = std::make_unique<Sampler>(r.sampling, model_.config().vocab_size, *r.sampling.seed);
+    if (r.constraint) s->constraint = std::make_unique<ConstraintState>(r.constraint);
     if (tokenizer_) {
       s->decoder = std::make_unique<StreamingDecoder>(*tokenizer_);
       s->stops = std::make_unique<StopMatcher>(r.sampling.stop);

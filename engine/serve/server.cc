@@ -125,6 +125,8 @@ void Server::Run(const Model& model, const Tokenizer& tokenizer, const ExpertCac
   expert_cache_ = expert_cache;
   options_.scheduler = scheduler;
   options_.defaults.context_tokens = model.config().max_position_embeddings;
+  constraints_ = std::make_unique<ConstraintCompiler>(tokenizer, model.config().vocab_size);
+  options_.defaults.constraints = constraints_.get();
   scheduler_ = std::make_unique<Scheduler>(model, &tokenizer, options_.scheduler);
   ready_ = true;
   while (!stopping_) {

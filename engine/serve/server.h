@@ -88,6 +88,7 @@ class Server {
   const Tokenizer* tokenizer_ = nullptr;
   const ExpertCache* expert_cache_ = nullptr;
   std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<ConstraintCompiler> constraints_;  // response_format and tool_choice
   std::atomic<bool> ready_{false};
   std::mutex wake_mutex_;
   std::condition_variable wake_;

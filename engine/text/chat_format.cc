@@ -412,4 +412,16 @@ Json SingleTurnConversation(std::string_view user, std::optional<std::string_vie
   return messages;
 }
 
+void AttachToSystem(Json& messages, const Json* tools, const Json* response_format) {
+  if (!tools && !response_format) return;
+  auto system = std::find_if(messages.begin(), messages.end(),
+                             [](const Json& m) { return m.is_object() && m.value("role", "") == "system"; });
+  if (system == messages.end()) {
+    messages.insert(messages.begin(), Json{{"role", "system"}, {"content", ""}});
+    system = messages.begin();
+  }
+  if (tools) (*system)["tools"] = *tools;
+  if (response_format) (*system)["response_format"] = *response_format;
+}
+
 }  // namespace dsv4

@@ -61,4 +61,10 @@ std::string RenderChat(const nlohmann::ordered_json& messages, ReasoningMode mod
 // "content": user}]: the conversation of `dsv4 run -p TEXT [--system S]`.
 nlohmann::ordered_json SingleTurnConversation(std::string_view user, std::optional<std::string_view> system);
 
+// Request-level tools and response_format go to the first system message,
+// one inserted at the start if there is none (contracts.md §5); either may
+// be null.
+void AttachToSystem(nlohmann::ordered_json& messages, const nlohmann::ordered_json* tools,
+                    const nlohmann::ordered_json* response_format);
+
 }  // namespace dsv4

@@ -1,5 +1,6 @@
 #include "engine/text/tokenizer.h"
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -411,6 +412,17 @@ std::optional<int32_t> Tokenizer::TokenId(std::string_view token_text) const {
   const int32_t vocab = data_->vocab_ids.Find(token_text);
   if (vocab >= 0) return vocab;
   return std::nullopt;
+}
+
+bool Tokenizer::HasToken(int32_t id) const {
+  return id >= 0 && id < VocabSize() && data_->id_used[id];
+}
+
+std::vector<int32_t> Tokenizer::AddedTokenIds() const {
+  std::vector<int32_t> ids;
+  for (const auto& [text, id] : data_->added_ids) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  return ids;
 }
 
 int64_t Tokenizer::VocabSize() const { return static_cast<int64_t>(data_->token_text.size()); }

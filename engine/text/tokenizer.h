@@ -47,6 +47,11 @@ class Tokenizer {
   // of a vocabulary entry by its text in the file (byte-level form, "Ġthe").
   std::optional<int32_t> TokenId(std::string_view token_text) const;
 
+  // Whether an id stands for a token (ids may be unused).
+  bool HasToken(int32_t id) const;
+  // The ids of the added tokens ("<｜User｜>", "</think>", "｜DSML｜", ...),
+  // which constrained decoding never takes for ordinary text.
+  std::vector<int32_t> AddedTokenIds() const;
   // One past the largest id (129,280 for DeepSeek-V4).
   int64_t VocabSize() const;
 
