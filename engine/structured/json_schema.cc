@@ -293,6 +293,10 @@ Expr JsonSchemaCompiler::Object(const Json& schema, const std::string& path) {
   if (schema.contains("properties")) {
     if (!schema["properties"].is_object()) Fail(path + "/properties", "must be an object");
     for (const auto& [name, sub] : schema["properties"].items()) {
+      if (sub.is_boolean() && !sub.get<bool>()) {  // the property must not appear
+        if (required_names.count(name)) Fail(path + "/properties/" + name, "is required but its schema is false");
+        continue;
+      }
       names.push_back(name);
       members.push_back(member(name, Shared(sub, path + "/properties/" + name)));
       required.push_back(required_names.count(name) > 0);
@@ -307,9 +311,9 @@ Expr JsonSchemaCompiler::Object(const Json& schema, const std::string& path) {
     members.push_back(member(name, extra && extra->is_object() ? Shared(*extra, path + "/additionalProperties") : AnyValue()));
     required.push_back(true);
   }
-  if (extra && !extra->is_boolean()) {
-    if (!members.empty()) Fail(path + "/additionalProperties", "a schema for additional properties beside listed properties is not supported");
-    // A map: any keys, each value of the schema.
+  if (extra && !extra->is_boolean() && members.empty()) {
+    // A map: any keys, each value of the schema. (Beside listed properties,
+    // extra ones are optional and none are written.)
     const Expr key = Expr::Seq({Expr::Byte('"'), Expr::StringBody(StringForm::kJson, 0, -1), Expr::Byte('"')});
     const Expr item = Expr::Seq({key, ws, Expr::Byte(':'), ws, Shared(*extra, path + "/additionalProperties")});
     const Expr items = Expr::Seq({item, Expr::Repeat(Expr::Seq({comma, item}), 0, -1), ws});
@@ -473,7 +477,7 @@ Expr JsonSchemaCompiler::Number(const Json& schema, const std::string& path) {
   if (!schema.contains("minimum") && !schema.contains("maximum") && !schema.contains("exclusiveMinimum") &&
       !schema.contains("exclusiveMaximum")) {
     const Expr exponent = Expr::Seq({Expr::Alt({Expr::Byte('e'), Expr::Byte('E')}),
-                                     Expr::Optional(Expr::Alt({Expr::Byte('+'), Expr::Byte('-')})), Digits(1, 3)});
+                                     Expr::Optional(Expr::Alt({Expr::Byte('+'), Expr::Byte('-')})), Digits(1, 2)});
     return Expr::Seq({Expr::Optional(Expr::Byte('-')), UnsignedRange(0, std::nullopt), Expr::Optional(fraction),
                       Expr::Optional(exponent)});
   }

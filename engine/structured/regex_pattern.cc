@@ -107,9 +107,9 @@ std::string Utf8(uint32_t c) {
 }
 
 // The UTF-8 encodings of [lo, hi] (no surrogates) as sequences of byte
-// ranges: split where the encoded length changes, then until every
-// continuation byte below the first differing one spans its full 80-BF, so
-// that each piece is exactly the product of its per-byte ranges.
+// ranges. A range of one encoded length is the product of its per-byte
+// ranges when, after the first byte where lo and hi differ, lo's bytes are
+// all 80 and hi's all BF; split until every piece is such a range.
 void AppendUtf8Ranges(uint32_t lo, uint32_t hi, std::vector<Expr>& out) {
   for (const uint32_t top : {0x7Fu, 0x7FFu, 0xFFFFu}) {
     if (lo <= top && hi > top) {
@@ -374,7 +374,9 @@ class Parser {
         const size_t escape_at = lo_is_class ? lo_at : hi_at;
         Fail("class escape " + std::string(p_.substr(escape_at, 2)), escape_at, "cannot bound a range");
       }
-      if (lo[0].first > hi[0].first) Fail("range " + std::string(p_.substr(lo_at, pos_ - lo_at)), lo_at, "is out of order");
+      if (lo[0].first > hi[0].first) {
+        Fail("range " + std::string(p_.substr(lo_at, pos_ - lo_at)), lo_at, "is out of order");
+      }
       set.push_back({lo[0].first, hi[0].first});
     }
     set = Normalized(std::move(set));
@@ -453,7 +455,9 @@ class Parser {
     if (Eat('{')) {
       const size_t digits_at = pos_;
       int64_t v = 0;
-      for (; !AtEnd() && HexValue(p_[pos_]) >= 0; ++pos_) v = std::min<int64_t>(v * 16 + HexValue(p_[pos_]), kMaxCodePoint + 1);
+      for (; !AtEnd() && HexValue(p_[pos_]) >= 0; ++pos_) {
+        v = std::min<int64_t>(v * 16 + HexValue(p_[pos_]), kMaxCodePoint + 1);
+      }
       if (pos_ == digits_at || !Eat('}')) Fail("\\u{", at, "needs hex digits and a closing }");
       if (v > kMaxCodePoint) Fail(std::string(p_.substr(at, pos_ - at)), at, "is above U+10FFFF");
       return static_cast<uint32_t>(v);

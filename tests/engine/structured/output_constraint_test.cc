@@ -3,8 +3,14 @@
 #include <chrono>
 #include <random>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "engine/text/chat_parser.h"
+#include "loader/error.h"
+
+#include "tests/support/json_schema_validator.h"
+#include "tests/support/random_schema.h"
 #include "tests/support/test_support.h"
 
 namespace dsv4 {
@@ -97,6 +103,174 @@ TEST(OutputConstraint, SchemaWalksEndAndParse) {
     tokens += w.tokens;
   }
   std::printf("mask: %.3f ms per token over %lld tokens\n", 1e3 * seconds / tokens, static_cast<long long>(tokens));
+}
+
+std::shared_ptr<const OutputConstraint> SchemaConstraint(const nlohmann::json& schema) {
+  OutputSpec spec;
+  spec.format = OutputSpec::Format::kJsonSchema;
+  spec.schema = Json::parse(schema.dump());
+  return Compiler().Compile(spec);
+}
+
+// The property the issue asks for: on generated schemas, every output a
+// random walk produces parses and validates, and a bounded schema always
+// ends (finish "stop") within the bound the constraint computes.
+TEST(OutputConstraint, RandomBoundedSchemasAlwaysEndValid) {
+  std::mt19937_64 rng(2026);
+  double seconds = 0;
+  int64_t tokens = 0;
+  for (int i = 0; i < 150; ++i) {
+    const testing::SchemaWithInstance drawn = testing::RandomSchemaWithInstance(rng);
+    SCOPED_TRACE(drawn.schema.dump());
+    const auto constraint = SchemaConstraint(drawn.schema);
+    // The grammar takes the witness instance, as written by the library.
+    MatchSet set = constraint->matcher().Start();
+    ASSERT_TRUE(constraint->matcher().Advance(set, drawn.instance.dump()) && set.accepting) << drawn.instance.dump();
+    ASSERT_TRUE(constraint->max_tokens());
+    const Walk w = RandomWalk(constraint, static_cast<uint64_t>(i), *constraint->max_tokens());
+    ASSERT_TRUE(w.ended) << w.text;
+    nlohmann::json value;
+    ASSERT_NO_THROW(value = nlohmann::json::parse(w.text)) << w.text;
+    const std::optional<std::string> violation = testing::SchemaViolation(drawn.schema, value);
+    EXPECT_FALSE(violation) << *violation << "\n" << w.text;
+    seconds += w.mask_seconds;
+    tokens += w.tokens;
+  }
+  std::printf("mask: %.3f ms per token over %lld tokens\n", 1e3 * seconds / tokens, static_cast<long long>(tokens));
+}
+
+TEST(OutputConstraint, RandomUnboundedSchemasGiveValidOutputWhenTheyEnd) {
+  std::mt19937_64 rng(7);
+  testing::RandomSchemaOptions options;
+  options.bounded = false;
+  int ended = 0;
+  for (int i = 0; i < 60; ++i) {
+    const nlohmann::json schema = testing::RandomSchema(rng, options);
+    SCOPED_TRACE(schema.dump());
+    const Walk w = RandomWalk(SchemaConstraint(schema), static_cast<uint64_t>(i), 300);
+    if (!w.ended) continue;
+    ++ended;
+    nlohmann::json value;
+    ASSERT_NO_THROW(value = nlohmann::json::parse(w.text)) << w.text;
+    const std::optional<std::string> violation = testing::SchemaViolation(schema, value);
+    EXPECT_FALSE(violation) << *violation << "\n" << w.text;
+  }
+  EXPECT_GT(ended, 10);
+}
+
+// The mask against the matcher token by token over the whole vocabulary:
+// the trie walk, the string-body tables and the cache allow exactly the
+// tokens whose bytes keep the output a valid prefix.
+void ExpectMaskIsExact(const std::shared_ptr<const OutputConstraint>& constraint, uint64_t seed, int steps) {
+  std::mt19937_64 rng(seed);
+  const VocabularyIndex& vocabulary = constraint->vocabulary();
+  const GrammarMatcher& matcher = constraint->matcher();
+  MatchSet set = matcher.Start();
+  TokenMask mask;
+  for (int step = 0; step < steps && !set.stacks.empty(); ++step) {
+    constraint->masker().Allowed(set, mask);
+    std::vector<int32_t> allowed;
+    for (int32_t id = 0; id < vocabulary.vocab_size(); ++id) {
+      const std::string& bytes = vocabulary.bytes(id);
+      bool valid = false;
+      if (id == vocabulary.eos_token()) {
+        valid = set.accepting;
+      } else if (id == vocabulary.dsml_token()) {
+        valid = !matcher.Step(set, kDsmlSymbol).dead();
+      } else if (!bytes.empty()) {
+        MatchSet copy = set;
+        valid = matcher.Advance(copy, bytes);
+      }
+      ASSERT_EQ(TokenAllowed(mask, id), valid) << "step " << step << " token " << id << " \"" << bytes << "\"";
+      if (valid && id != vocabulary.eos_token()) allowed.push_back(id);
+    }
+    if (allowed.empty()) break;
+    const int32_t token = allowed[rng() % allowed.size()];
+    if (token == vocabulary.dsml_token()) {
+      set = matcher.Step(set, kDsmlSymbol);
+    } else {
+      ASSERT_TRUE(matcher.Advance(set, vocabulary.bytes(token)));
+    }
+  }
+}
+
+TEST(OutputConstraint, MaskEqualsTokenByTokenCheck) {
+  ExpectMaskIsExact(SchemaConstraint(nlohmann::json::parse(R"({"type":"object","properties":{
+      "s":{"type":"string","minLength":2,"maxLength":6},"n":{"type":"integer","minimum":-20,"maximum":300},
+      "e":{"enum":["x","y\"z",null]},"d":{"type":"string","format":"date"}},"required":["s","n","e","d"],
+      "additionalProperties":false})")), 1, 25);
+  OutputSpec any;
+  any.format = OutputSpec::Format::kJsonObject;
+  ExpectMaskIsExact(Compiler().Compile(any), 2, 25);
+}
+
+TEST(OutputConstraint, ToolCallsFollowTheDsmlFormatAndParse) {
+  OutputSpec spec;
+  spec.tools = OutputSpec::Tools::kRequired;
+  spec.tool_list = Json::parse(R"([
+      {"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{
+          "city":{"type":"string","maxLength":10},"days":{"type":"integer","minimum":1,"maximum":7},
+          "units":{"enum":["c","f"]}},"required":["city","days"]}}},
+      {"type":"function","function":{"name":"noop","parameters":{"type":"object","properties":{}}}}])");
+  const auto constraint = Compiler().Compile(spec);
+  ExpectMaskIsExact(constraint, 3, 20);
+  for (uint64_t seed = 0; seed < 10; ++seed) {
+    const Walk w = RandomWalk(constraint, seed, 600);
+    if (!w.ended) continue;
+    const ParsedCompletion parsed = ParseCompletion(w.text + std::string(chat_tokens::kEos), ReasoningMode::kChat);
+    EXPECT_TRUE(parsed.warnings.empty()) << w.text;
+    ASSERT_FALSE(parsed.tool_calls.empty()) << w.text;
+    for (const Json& call : parsed.tool_calls) {
+      const std::string name = call["function"]["name"];
+      const Json arguments = Json::parse(call["function"]["arguments"].get<std::string>());
+      if (name == "get_weather") {
+        EXPECT_TRUE(arguments.contains("city") && arguments.contains("days")) << w.text;
+        EXPECT_GE(arguments["days"].get<int>(), 1);
+        EXPECT_LE(arguments["city"].get<std::string>().size(), 40u);
+      } else {
+        EXPECT_EQ(name, "noop");
+        EXPECT_TRUE(arguments.empty());
+      }
+    }
+  }
+}
+
+TEST(OutputConstraint, UnsupportedKeywordsAreNamed) {
+  const auto error = [](const char* schema) {
+    try {
+      SchemaConstraint(nlohmann::json::parse(schema));
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_THAT(error(R"({"type":"object","properties":{"a":{"type":"string","if":{}}}})"),
+              ::testing::HasSubstr("/properties/a/if: keyword \"if\" is not supported"));
+  EXPECT_THAT(error(R"({"type":"array","uniqueItems":true})"), ::testing::HasSubstr("uniqueItems"));
+  EXPECT_THAT(error(R"({"type":"string","minLength":5,"maxLength":2})"), ::testing::HasSubstr("maxLength"));
+  EXPECT_THAT(error(R"({"$ref":"#/$defs/missing"})"), ::testing::HasSubstr("does not resolve"));
+  EXPECT_THAT(error(R"({"type":"string","pattern":"(a)\\1"})"), ::testing::HasSubstr("pattern"));
+  EXPECT_THAT(error(R"({"type":"integer","minimum":5,"maximum":4})"), ::testing::HasSubstr("minimum"));
+  EXPECT_THAT(error(R"({"type":"string","format":"hostname"})"), ::testing::HasSubstr("format"));
+}
+
+TEST(OutputConstraint, TypicalSchemaCompilesFast) {
+  // 20 properties, nesting 3 (contracts.md §5: under 50 ms, then cached).
+  Json level3 = {{"type", "object"}, {"properties", Json::object()}};
+  for (int i = 0; i < 5; ++i) level3["properties"]["leaf" + std::to_string(i)] = {{"type", "string"}, {"maxLength", 40}};
+  Json level2 = {{"type", "object"}, {"properties", {{"inner", level3}}}};
+  for (int i = 0; i < 6; ++i) level2["properties"]["mid" + std::to_string(i)] = {{"type", "integer"}};
+  Json schema = {{"type", "object"}, {"properties", {{"nested", level2}}}};
+  for (int i = 0; i < 7; ++i) schema["properties"]["top" + std::to_string(i)] = {{"enum", {"a", "b", 3}}};
+  OutputSpec spec;
+  spec.format = OutputSpec::Format::kJsonSchema;
+  spec.schema = schema;
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto first = Compiler().Compile(spec);
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("typical schema compiled in %.2f ms\n", ms);
+  EXPECT_LT(ms, 50);
+  EXPECT_EQ(Compiler().Compile(spec), first);  // cached
 }
 
 }  // namespace
