@@ -29,6 +29,8 @@
 // a range bound ([\d-z]), and invalid UTF-8.
 // Surrogate code points (D800-DFFF) never occur in the output, so a lone
 // surrogate escape matches nothing and ranges across them skip them.
+// The expression matches the encoded body: kRaw raw UTF-8, kJson one
+// encoding per character (the escapes listed in regex_pattern.h).
 #include "engine/structured/regex_pattern.h"
 
 #include <algorithm>

@@ -328,9 +328,8 @@ TEST(ExprReference, StringBodies) {
   EXPECT_FALSE(ExprMatchesPrefix(raw, "\xc0"));
 }
 
-// On bounded languages over {a, b} where every viable prefix completes
-// within four more letters, a prefix is one exactly if such a completion
-// exists.
+// Over {a, b}, on languages where every viable prefix completes within four
+// more letters, ExprMatchesPrefix holds exactly when such a completion exists.
 TEST(ExprReference, PrefixesAgreeWithCompletions) {
   std::vector<std::string> strings = {""};
   for (size_t i = 0; strings.back().size() < 6; ++i) {
