@@ -373,6 +373,7 @@ ApiRequest ParseRequest(Endpoint endpoint, const Json& body, const RequestDefaul
     } else if (r.tools) {
       spec.tool_list = *tools;
       spec.function = function;
+      spec.parallel_calls = f.Bool("parallel_tool_calls").value_or(true);
       spec.tools = r.tool_choice == ToolChoice::kAuto       ? OutputSpec::Tools::kAuto
                    : r.tool_choice == ToolChoice::kRequired ? OutputSpec::Tools::kRequired
                                                             : OutputSpec::Tools::kNamed;

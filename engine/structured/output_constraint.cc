@@ -27,7 +27,7 @@ std::shared_ptr<const OutputConstraint> ConstraintCompiler::Compile(const Output
   const bool tools = spec.tools != OutputSpec::Tools::kNone;
   if (!spec.Constrains() && spec.tools != OutputSpec::Tools::kAuto) return nullptr;
   const std::string key = std::to_string(static_cast<int>(spec.format)) + "/" +
-                          std::to_string(static_cast<int>(spec.tools)) + "/" + spec.function + "/" +
+                          std::to_string(static_cast<int>(spec.tools)) + "/" + spec.function + "/" + (spec.parallel_calls ? "p" : "1") + "/" +
                           spec.schema.dump() + "/" + (tools ? spec.tool_list.dump() : "");
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -48,7 +48,7 @@ std::shared_ptr<const OutputConstraint> ConstraintCompiler::Compile(const Output
   }
   if (tools) {
     const std::optional<std::string> named = spec.tools == OutputSpec::Tools::kNamed ? std::optional(spec.function) : std::nullopt;
-    const Expr calls = ToolCallsExpr(grammar, spec.tool_list, named);
+    const Expr calls = ToolCallsExpr(grammar, spec.tool_list, named, spec.parallel_calls);
     // Forced calls are the whole answer; auto beside a JSON answer is one
     // of the two.
     if (spec.tools != OutputSpec::Tools::kAuto) answers.clear();

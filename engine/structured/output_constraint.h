@@ -34,6 +34,7 @@ struct OutputSpec {
   Tools tools = Tools::kNone;
   nlohmann::ordered_json tool_list;  // the request's `tools` (not kNone)
   std::string function;              // kNamed
+  bool parallel_calls = true;        // more than one invoke in a block (parallel_tool_calls)
   // The answer is nothing but the grammar's (not kAuto with kText).
   bool Constrains() const { return format != Format::kText || tools == Tools::kRequired || tools == Tools::kNamed; }
 };

@@ -65,7 +65,7 @@ Expr DsmlText(std::string_view text) {
   return Expr::Seq(std::move(parts));
 }
 
-Expr ToolCallsExpr(Grammar& grammar, const Json& tools, const std::optional<std::string>& named) {
+Expr ToolCallsExpr(Grammar& grammar, const Json& tools, const std::optional<std::string>& named, bool parallel) {
   if (!tools.is_array() || tools.empty()) throw Error("tools: a tool call needs at least one tool");
   std::vector<Expr> invokes;
   bool found = false;
@@ -85,7 +85,7 @@ Expr ToolCallsExpr(Grammar& grammar, const Json& tools, const std::optional<std:
   }
   if (named && !found) throw Error("tool_choice: function \"" + *named + "\" is not among the tools");
   const Expr invoke = Expr::Alt(std::move(invokes));
-  const Expr calls = named ? invoke : Expr::Seq({invoke, Expr::Repeat(Expr::Seq({Expr::Byte('\n'), invoke}), 0, -1)});
+  const Expr calls = named || !parallel ? invoke : Expr::Seq({invoke, Expr::Repeat(Expr::Seq({Expr::Byte('\n'), invoke}), 0, -1)});
   return Expr::Seq({DsmlText("\n\n" + std::string(dsml::kToolCallsOpen) + "\n"), calls,
                     DsmlText("\n" + std::string(dsml::kToolCallsClose))});
 }

@@ -17,9 +17,10 @@ namespace dsv4 {
 
 // tools: the request's OpenAI-format `tools`. named: exactly one invoke of
 // that function (it must be among the tools); otherwise one or more invokes
-// of any. Throws dsv4::Error naming the tool and keyword for a parameters
+// of any (exactly one without `parallel`). Throws dsv4::Error naming the tool and keyword for a parameters
 // schema the compiler does not support.
-Expr ToolCallsExpr(Grammar& grammar, const nlohmann::ordered_json& tools, const std::optional<std::string>& named);
+Expr ToolCallsExpr(Grammar& grammar, const nlohmann::ordered_json& tools, const std::optional<std::string>& named,
+                   bool parallel);
 
 // Bytes with each "｜DSML｜" as the DSML symbol.
 Expr DsmlText(std::string_view text);

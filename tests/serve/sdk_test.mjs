@@ -300,7 +300,7 @@ await check('stream_options.include_usage', async () => {
   return JSON.stringify(u);
 });
 
-await check('tools: rendered, tool_choice auto/none accepted, required refused', async () => {
+await check('tools: rendered, tool_choice auto/none accepted', async () => {
   const base = { model: MODEL_NAME, messages: user('What is the weather in Paris?'), max_tokens: 8, temperature: 0, ...NO_THINK };
   const plain = await ai.chat.completions.create(base);
   const auto = await ai.chat.completions.create({ ...base, tools: TOOLS, tool_choice: 'auto' });
@@ -313,10 +313,64 @@ await check('tools: rendered, tool_choice auto/none accepted, required refused',
     assert(!c.message.tool_calls?.length, `tool_calls with finish_reason ${c.finish_reason}`);
   }
   await ai.chat.completions.create({ ...base, tools: TOOLS, tool_choice: 'none' });
-  const e = await expectStatus(ai.chat.completions.create({ ...base, tools: TOOLS, tool_choice: 'required' }),
-                               OpenAI.BadRequestError, 400, 'tool_choice "required"');
+  const e = await expectStatus(ai.chat.completions.create({ ...base, tool_choice: 'required' }),
+                               OpenAI.BadRequestError, 400, 'tool_choice needs');
   assert(isErrorObject(e.error ? { error: e.error } : null), `error body ${JSON.stringify(e.error)}`);
   return `+${auto.usage.prompt_tokens - plain.usage.prompt_tokens} prompt tokens for the tools`;
+});
+
+// Bounded arguments, so the forced call always ends within max_tokens.
+const BOUNDED_TOOLS = [{
+  type: 'function',
+  function: {
+    name: 'get_weather',
+    parameters: { type: 'object', properties: { city: { type: 'string', maxLength: 12 },
+                                                days: { type: 'integer', minimum: 1, maximum: 7 } },
+                  required: ['city', 'days'] },
+  },
+}];
+
+await check('structured output: forced tool calls parse, streamed and not', async () => {
+  const req = { model: MODEL_NAME, messages: user('Weather?'), max_tokens: 300, temperature: 1, seed: 5, ...NO_THINK,
+                tools: BOUNDED_TOOLS, tool_choice: { type: 'function', function: { name: 'get_weather' } } };
+  const a = await ai.chat.completions.create(req);
+  const c = a.choices[0];
+  assert(c.finish_reason === 'tool_calls' && c.message.tool_calls?.length === 1, `finish ${c.finish_reason}`);
+  const args = JSON.parse(c.message.tool_calls[0].function.arguments);
+  assert(typeof args.city === 'string' && Number.isInteger(args.days) && args.days >= 1 && args.days <= 7,
+         `arguments ${c.message.tool_calls[0].function.arguments}`);
+  const required = await ai.chat.completions.create({ ...req, tool_choice: 'required', parallel_tool_calls: false,
+                                                      seed: 6, stream: true });
+  let names = '';
+  let finish = '';
+  for await (const chunk of required) {
+    for (const call of chunk.choices?.[0]?.delta?.tool_calls ?? []) names += call.function?.name ?? '';
+    finish = chunk.choices?.[0]?.finish_reason ?? finish;
+  }
+  assert(finish === 'tool_calls' && names.startsWith('get_weather'), `streamed ${finish} ${names}`);
+  return `arguments ${c.message.tool_calls[0].function.arguments}`;
+});
+
+await check('structured output: response_format json_schema and json_object', async () => {
+  const schema = { type: 'object', properties: { name: { type: 'string', maxLength: 10 },
+                                                  score: { type: 'integer', minimum: 0, maximum: 100 } },
+                   required: ['name', 'score'], additionalProperties: false };
+  const a = await ai.chat.completions.create({
+    model: MODEL_NAME, messages: user('Rate it'), max_tokens: 400, temperature: 1, seed: 3, ...NO_THINK,
+    response_format: { type: 'json_schema', json_schema: { name: 'rating', schema, strict: true } } });
+  assert(a.choices[0].finish_reason === 'stop', `finish ${a.choices[0].finish_reason}`);
+  const v = JSON.parse(a.choices[0].message.content);
+  assert(typeof v.name === 'string' && v.name.length <= 10 && Number.isInteger(v.score) && v.score >= 0 && v.score <= 100,
+         `content ${a.choices[0].message.content}`);
+  const s = await collect(await ai.chat.completions.create({
+    model: MODEL_NAME, messages: user('Rate it'), max_tokens: 400, temperature: 1, seed: 3, stream: true, ...NO_THINK,
+    response_format: { type: 'json_schema', json_schema: { name: 'rating', schema, strict: true } } }));
+  assert(s.content === a.choices[0].message.content, `stream ${s.content} vs ${a.choices[0].message.content}`);
+  await expectStatus(ai.chat.completions.create({
+    model: MODEL_NAME, messages: user('x'), max_tokens: 4,
+    response_format: { type: 'json_schema', json_schema: { name: 'bad', schema: { type: 'string', not: {} } } } }),
+                     OpenAI.BadRequestError, 400, 'keyword "not" is not supported');
+  return `content ${a.choices[0].message.content}`;
 });
 
 await check('tools: a tool-call round trip, stream equals non-stream', async () => {
