@@ -190,13 +190,7 @@ Expr JsonSchemaCompiler::Value(const Json& schema, const std::string& path) {
     if (!schema.get<bool>()) Fail(path, "the schema false allows no value");
     return AnyValue();
   }
-  if (!schema.is_object()) Fail(path, "a schema must be an object or a boolean");
-  std::vector<std::string> constraints;
-  for (const auto& [key, v] : schema.items()) {
-    if (Annotations().count(key)) continue;
-    if (!Supported().count(key)) Fail(path + "/" + key, "keyword \"" + key + "\" is not supported");
-    constraints.push_back(key);
-  }
+  const std::vector<std::string> constraints = Keywords(schema, path);
   const auto alone = [&](const std::string& key) {
     for (const std::string& other : constraints) {
       if (other != key) Fail(path + "/" + other, "keyword \"" + other + "\" beside \"" + key + "\" is not supported");
@@ -422,7 +416,21 @@ Expr JsonSchemaCompiler::String(const Json& schema, const std::string& path, Str
   return Expr::StringBody(form, min, max);
 }
 
-Expr JsonSchemaCompiler::RawString(const Json& schema, const std::string& path) { return String(schema, path, StringForm::kRaw); }
+Expr JsonSchemaCompiler::RawString(const Json& schema, const std::string& path) {
+  Keywords(schema, path);
+  return String(schema, path, StringForm::kRaw);
+}
+
+std::vector<std::string> JsonSchemaCompiler::Keywords(const Json& schema, const std::string& path) const {
+  if (!schema.is_object()) Fail(path, "a schema must be an object or a boolean");
+  std::vector<std::string> constraints;
+  for (const auto& [key, v] : schema.items()) {
+    if (Annotations().count(key)) continue;
+    if (!Supported().count(key)) Fail(path + "/" + key, "keyword \"" + key + "\" is not supported");
+    constraints.push_back(key);
+  }
+  return constraints;
+}
 
 namespace {
 

@@ -44,6 +44,8 @@ class JsonSchemaCompiler {
 
  private:
   [[noreturn]] void Fail(const std::string& path, const std::string& what) const;
+  // The constraining keywords of a schema object; unsupported ones fail.
+  std::vector<std::string> Keywords(const Json& schema, const std::string& path) const;
   Expr Typed(const Json& schema, const std::string& type, const std::string& path);
   Expr Object(const Json& schema, const std::string& path);
   Expr Array(const Json& schema, const std::string& path);

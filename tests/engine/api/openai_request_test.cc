@@ -204,5 +204,59 @@ TEST_F(OpenAiRequest, EveryBadFieldIsARequestErrorNamingIt) {
   EXPECT_EQ(Refusal(Json::array()).first, "the request body must be a JSON object");
 }
 
+TEST_F(OpenAiRequest, StructuredOutputBecomesAConstraint) {
+  static ConstraintCompiler compiler(testing::RealTokenizer(), 129280);
+  defaults_.constraints = &compiler;
+  const Json schema = Json::parse(R"({"type":"object","properties":{"b":{"type":"integer"},"a":{"type":"string"}}})");
+  Json body = Hello();
+  body["response_format"] = {{"type", "json_schema"}, {"json_schema", {{"name", "answer"}, {"schema", schema}}}};
+  body["max_tokens"] = 1000;
+  const ApiRequest r = Chat(body);
+  ASSERT_TRUE(r.generation.constraint);
+  // Rendered into a system message as received (property order kept).
+  EXPECT_NE(Prompt(r).find("## Response Format:\n\nYou MUST strictly adhere to the following schema to reply:\n{\"type\": "
+                           "\"json_schema\", \"json_schema\": {\"name\": \"answer\", \"schema\": {\"type\": \"object\", "
+                           "\"properties\": {\"b\""),
+            std::string::npos)
+      << Prompt(r);
+  EXPECT_EQ(r.generation.reasoning_budget, 500);  // thinking: half of max_tokens for the reasoning
+  body["thinking"] = {{"type", "disabled"}};
+  EXPECT_EQ(Chat(body).generation.reasoning_budget, -1);
+  body["reasoning_budget"] = 7;
+  body.erase("thinking");
+  EXPECT_EQ(Chat(body).generation.reasoning_budget, 7);
+
+  const auto refusal = [&](Json extra) {
+    Json b = Hello();
+    b.update(extra);
+    return Refusal(b);
+  };
+  const Json tools = Json::parse(R"([{"type":"function","function":{"name":"f","parameters":{"type":"object",
+      "properties":{"x":{"type":"string","not":{}}}}}}])");
+  EXPECT_EQ(refusal({{"tool_choice", "required"}}).second, "tool_choice");
+  EXPECT_EQ(refusal({{"tools", tools}, {"tool_choice", {{"type", "function"}, {"function", {{"name", "g"}}}}}}).second,
+            "tool_choice");
+  const auto bad_tool = refusal({{"tools", tools}, {"tool_choice", "required"}});
+  EXPECT_EQ(bad_tool.second, "tools");
+  EXPECT_NE(bad_tool.first.find("keyword \"not\" is not supported"), std::string::npos) << bad_tool.first;
+  // auto needs no constraint to run: an unsupported tool schema leaves the calls free.
+  Json auto_body = Hello();
+  auto_body["tools"] = tools;
+  EXPECT_FALSE(Chat(auto_body).generation.constraint);
+  const auto bad_schema = refusal({{"response_format", {{"type", "json_schema"},
+                                                        {"json_schema", {{"name", "x"}, {"schema", {{"type", "nope"}}}}}}}});
+  EXPECT_EQ(bad_schema.second, "response_format");
+  EXPECT_NE(bad_schema.first.find("unknown type \"nope\""), std::string::npos) << bad_schema.first;
+  EXPECT_EQ(refusal({{"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "a b"}}}}}}).second,
+            "response_format");
+  EXPECT_EQ(refusal({{"response_format", {{"type", "xml"}}}}).second, "response_format");
+  EXPECT_TRUE(Chat([&] {
+                Json b = Hello();
+                b["response_format"] = {{"type", "json_object"}};
+                return b;
+              }())
+                  .generation.constraint);
+}
+
 }  // namespace
 }  // namespace dsv4::api
