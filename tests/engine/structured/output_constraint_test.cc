@@ -235,6 +235,33 @@ TEST(OutputConstraint, ToolCallsFollowTheDsmlFormatAndParse) {
   }
 }
 
+// tool_choice auto: free text, the DSML token only where a block may open,
+// then the block is constrained.
+TEST(OutputConstraint, AutoToolsAreFreeUntilABlockOpens) {
+  OutputSpec spec;
+  spec.tools = OutputSpec::Tools::kAuto;
+  spec.tool_list = Json::parse(R"([{"type":"function","function":{"name":"f","parameters":{"type":"object",
+      "properties":{"n":{"type":"integer","minimum":1,"maximum":3}},"required":["n"]}}}])");
+  const auto constraint = Compiler().Compile(spec);
+  const Tokenizer& tokenizer = testing::RealTokenizer();
+  const int32_t dsml = *tokenizer.TokenId(chat_tokens::kDsml);
+  ConstraintState state(constraint);
+  TokenMask mask;
+  state.Allowed(mask);
+  EXPECT_FALSE(TokenAllowed(mask, dsml));
+  EXPECT_TRUE(TokenAllowed(mask, *tokenizer.TokenId(chat_tokens::kEos)));  // no call at all is fine
+  for (const int32_t token : tokenizer.Encode("Let me check.\n\n<")) state.Accept(token);
+  state.Allowed(mask);
+  EXPECT_TRUE(TokenAllowed(mask, dsml));
+  state.Accept(dsml);
+  state.Allowed(mask);
+  // Now only the block's continuation: "tool_calls>\n".
+  for (int32_t id = 0; id < 129280; ++id) {
+    if (TokenAllowed(mask, id)) EXPECT_TRUE(std::string("tool_calls>\n").starts_with(tokenizer.TokenBytes(id))) << id;
+  }
+  EXPECT_THROW(state.Accept(*tokenizer.TokenId(chat_tokens::kEos)), Error);
+}
+
 TEST(OutputConstraint, UnsupportedKeywordsAreNamed) {
   const auto error = [](const char* schema) {
     try {
