@@ -100,6 +100,8 @@ int RunRun(int argc, char** argv) {
     throw Error("give -p TEXT or --prompt-ids IDS (or --load-session to continue a saved sequence)");
   }
   const ReasoningMode mode = ParseReasoningMode(args["mode"].as<std::string>());
+  const std::optional<OutputSpec> output = OutputSpecFromArgs(args);  // a bad schema file fails before the load
+  if (output && !args.count("prompt")) throw Error("--json and --json-schema need text output (-p)");
 
   LoadedModel loaded = LoadModel(args);
   const ModelConfig& config = loaded.model().config();
@@ -108,7 +110,6 @@ int RunRun(int argc, char** argv) {
   request.reasoning_budget = ReasoningBudgetFromArgs(args);
   std::optional<Tokenizer> tokenizer;
   std::vector<int32_t> prompt;
-  const std::optional<OutputSpec> output = OutputSpecFromArgs(args);
   std::optional<ConstraintCompiler> constraints;
   if (args.count("prompt")) {
     tokenizer = LoadTokenizer(args, config);
@@ -125,8 +126,6 @@ int RunRun(int argc, char** argv) {
     request.reasoning = IsThinking(mode);
     // As in the API: a constrained answer gets half of max tokens unless told.
     if (output && request.reasoning && request.reasoning_budget < 0) request.reasoning_budget = request.sampling.max_tokens / 2;
-  } else if (output) {
-    throw Error("--json and --json-schema need text output (-p)");
   } else if (args.count("prompt-ids")) {
     prompt = ParseIds(args["prompt-ids"].as<std::string>(), "--prompt-ids");
   }

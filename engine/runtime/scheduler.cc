@@ -213,10 +213,7 @@ void Scheduler::SampleNext(Sequence& s, const float* logits) {
       sampled.token = *think_end_;  // the budget is spent: end the reasoning as if sampled
     } else if (s.constraint) {
       if (s.in_reasoning) {
-        // The reasoning is free, but the answer must come.
-        s.allowed.assign((model_.config().vocab_size + 63) / 64, ~uint64_t{0});
-        const int64_t eos = model_.config().eos_token_id;
-        s.allowed[eos >> 6] &= ~(uint64_t{1} << (eos & 63));
+        s.constraint->AllowedInReasoning(s.allowed);
       } else {
         s.constraint->Allowed(s.allowed);
       }

@@ -1,6 +1,9 @@
 #include "engine/structured/grammar_matcher.h"
 
 #include <algorithm>
+#include <optional>
+
+#include "engine/text/utf8.h"
 
 namespace dsv4 {
 namespace {
@@ -21,20 +24,6 @@ int HexValue(int b) {
   return -1;
 }
 
-// The first byte of a character that is not ASCII: the continuation bytes
-// it needs and the range of the first of them (well-formed UTF-8 only).
-bool LeadByte(int b, int32_t& state) {
-  if (b >= 0xC2 && b <= 0xDF) state = Utf8State(1, 0x80, 0xBF);
-  else if (b == 0xE0) state = Utf8State(2, 0xA0, 0xBF);
-  else if ((b >= 0xE1 && b <= 0xEC) || b == 0xEE || b == 0xEF) state = Utf8State(2, 0x80, 0xBF);
-  else if (b == 0xED) state = Utf8State(2, 0x80, 0x9F);
-  else if (b == 0xF0) state = Utf8State(3, 0x90, 0xBF);
-  else if (b >= 0xF1 && b <= 0xF3) state = Utf8State(3, 0x80, 0xBF);
-  else if (b == 0xF4) state = Utf8State(3, 0x80, 0x8F);
-  else return false;
-  return true;
-}
-
 }  // namespace
 
 bool StringBodyStep(const GrammarRule& rule, MatchFrame& f, int symbol) {
@@ -45,7 +34,9 @@ bool StringBodyStep(const GrammarRule& rule, MatchFrame& f, int symbol) {
     if (rule.max >= 0 && f.count >= rule.max) return false;
     int32_t next = kBoundary;
     if (b >= 0x80) {
-      if (!LeadByte(b, next)) return false;
+      const std::optional<Utf8Lead> lead = Utf8LeadByte(static_cast<unsigned char>(b));
+      if (!lead) return false;
+      next = Utf8State(lead->length - 1, lead->low, lead->high);
     } else if (rule.form == StringForm::kJson) {
       if (b == '"' || b < 0x20) return false;
       if (b == '\\') next = kEscape << 24;

@@ -9,6 +9,14 @@ namespace {
 
 constexpr std::string_view kBlockLead = "\n\n<";  // what precedes ｜DSML｜tool_calls
 
+// Every token of the vocabulary but `banned` (when it has one).
+void AllBut(const VocabularyIndex& vocabulary, const std::optional<int32_t>& banned, TokenMask& out) {
+  const int64_t n = vocabulary.vocab_size();
+  out.assign((n + 63) / 64, ~uint64_t{0});
+  if (n % 64) out.back() = (uint64_t{1} << (n % 64)) - 1;
+  if (banned) out[*banned >> 6] &= ~(uint64_t{1} << (*banned & 63));
+}
+
 }  // namespace
 
 OutputConstraint::OutputConstraint(const VocabularyIndex& vocabulary, Grammar grammar, bool free_until_dsml)
@@ -82,10 +90,11 @@ void ConstraintState::Allowed(TokenMask& out) const {
     return;
   }
   // Free text: anything but a block opened where the format cannot parse it.
-  out.assign((vocabulary.vocab_size() + 63) / 64, ~uint64_t{0});
-  if (vocabulary.vocab_size() % 64) out.back() = (uint64_t{1} << (vocabulary.vocab_size() % 64)) - 1;
-  const std::optional<int32_t>& dsml = vocabulary.dsml_token();
-  if (dsml && !tail_.ends_with(kBlockLead)) out[*dsml >> 6] &= ~(uint64_t{1} << (*dsml & 63));
+  AllBut(vocabulary, tail_.ends_with(kBlockLead) ? std::optional<int32_t>() : vocabulary.dsml_token(), out);
+}
+
+void ConstraintState::AllowedInReasoning(TokenMask& out) const {
+  AllBut(constraint_->vocabulary(), constraint_->vocabulary().eos_token(), out);
 }
 
 void ConstraintState::Accept(int32_t token) {

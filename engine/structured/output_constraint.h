@@ -84,8 +84,11 @@ class ConstraintCompiler {
 class ConstraintState {
  public:
   explicit ConstraintState(std::shared_ptr<const OutputConstraint> constraint);
-  // The tokens that may come next (vocabulary-wide, overwritten).
+  // The tokens that may come next in the answer (vocabulary-wide, overwritten).
   void Allowed(TokenMask& out) const;
+  // Before the answer, in the reasoning: anything but the end of sequence
+  // (the answer must come).
+  void AllowedInReasoning(TokenMask& out) const;
   // A generated token; throws dsv4::Error if Allowed did not allow it.
   void Accept(int32_t token);
 

@@ -40,6 +40,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/text/utf8.h"
 #include "loader/error.h"
 
 namespace dsv4 {
@@ -100,11 +101,8 @@ const CharSet kSurrogates = {{0xD800, 0xDFFF}};
 const CharSet kJsonEscaped = {{0x00, 0x1F}, {'"', '"'}, {'\\', '\\'}};
 
 std::string Utf8(uint32_t c) {
-  static constexpr uint8_t kLead[] = {0, 0x00, 0xC0, 0xE0, 0xF0};
-  const size_t length = c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
-  std::string out(length, '\0');
-  for (size_t k = length - 1; k > 0; --k, c >>= 6) out[k] = static_cast<char>(0x80 | (c & 0x3F));
-  out[0] = static_cast<char>(kLead[length] | c);
+  std::string out;
+  AppendUtf8(c, out);
   return out;
 }
 
@@ -229,6 +227,7 @@ class Parser {
         dot_(EncodeSet(Complement(kLineTerminators), form)) {}
 
   Expr Parse() {
+    if (const std::optional<size_t> bad = FindInvalidUtf8(p_)) BadUtf8(*bad);
     std::vector<Expr> options;
     do {
       options.push_back(TopAlternative());
@@ -474,19 +473,12 @@ class Parser {
     return v;
   }
 
+  // The pattern was checked to be well-formed UTF-8 as a whole (Parse).
   uint32_t DecodeChar() {
-    const size_t at = pos_;
-    const auto lead = static_cast<uint8_t>(p_[at]);
-    const size_t length = lead < 0x80 ? 1 : lead < 0xC0 ? 0 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : lead < 0xF8 ? 4 : 0;
-    if (length == 0 || at + length > p_.size()) BadUtf8(at);
+    const auto lead = static_cast<uint8_t>(p_[pos_]);
+    const int length = lead < 0x80 ? 1 : Utf8LeadByte(lead)->length;
     uint32_t c = length == 1 ? lead : lead & (0x7F >> length);
-    for (size_t k = 1; k < length; ++k) {
-      const auto b = static_cast<uint8_t>(p_[at + k]);
-      if ((b & 0xC0) != 0x80) BadUtf8(at);
-      c = c << 6 | (b & 0x3F);
-    }
-    // Overlong forms, values past U+10FFFF and surrogates are not UTF-8.
-    if (Utf8(c).size() != length || c > kMaxCodePoint || (c >= 0xD800 && c <= 0xDFFF)) BadUtf8(at);
+    for (int k = 1; k < length; ++k) c = c << 6 | (static_cast<uint8_t>(p_[pos_ + k]) & 0x3F);
     pos_ += length;
     return c;
   }

@@ -22,6 +22,17 @@ void AppendUtf8(char32_t c, std::string& out) {
     out += static_cast<char>(0x80 | (c & 0x3F));
   }
 }
+std::optional<Utf8Lead> Utf8LeadByte(unsigned char lead) {
+  if (lead >= 0xC2 && lead <= 0xDF) return Utf8Lead{2, 0x80, 0xBF};
+  if (lead == 0xE0) return Utf8Lead{3, 0xA0, 0xBF};  // no overlongs
+  if (lead == 0xED) return Utf8Lead{3, 0x80, 0x9F};  // no surrogates
+  if (lead >= 0xE1 && lead <= 0xEF) return Utf8Lead{3, 0x80, 0xBF};
+  if (lead == 0xF0) return Utf8Lead{4, 0x90, 0xBF};  // no overlongs
+  if (lead == 0xF4) return Utf8Lead{4, 0x80, 0x8F};  // nothing past U+10FFFF
+  if (lead >= 0xF1 && lead <= 0xF3) return Utf8Lead{4, 0x80, 0xBF};
+  return std::nullopt;
+}
+
 namespace {
 
 enum class Scan { kComplete, kTruncated, kInvalid };
@@ -35,22 +46,13 @@ Scan ScanSequence(const unsigned char* text, size_t size, size_t& length) {
     length = 1;
     return Scan::kComplete;
   }
-  size_t needed;
-  unsigned char low = 0x80, high = 0xBF;  // allowed range of the second byte
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    needed = 2;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    needed = 3;
-    if (lead == 0xE0) low = 0xA0;   // no overlongs
-    if (lead == 0xED) high = 0x9F;  // no surrogates
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    needed = 4;
-    if (lead == 0xF0) low = 0x90;   // no overlongs
-    if (lead == 0xF4) high = 0x8F;  // nothing past U+10FFFF
-  } else {
+  const std::optional<Utf8Lead> l = Utf8LeadByte(lead);
+  if (!l) {
     length = 1;
     return Scan::kInvalid;
   }
+  const size_t needed = l->length;
+  const unsigned char low = l->low, high = l->high;  // allowed range of the second byte
   for (size_t i = 1; i < needed; ++i) {
     if (i == size) {
       length = i;

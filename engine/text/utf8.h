@@ -13,6 +13,15 @@ namespace dsv4 {
 // Appends the UTF-8 encoding of code point c (< 0x110000).
 void AppendUtf8(char32_t c, std::string& out);
 
+// What a byte of 0x80 or more starts in well-formed UTF-8 (Unicode Table
+// 3-7): the sequence's length (2 to 4) and the range of its second byte (the
+// later ones are 80..BF); nothing for a byte that cannot lead.
+struct Utf8Lead {
+  int length;
+  unsigned char low, high;
+};
+std::optional<Utf8Lead> Utf8LeadByte(unsigned char lead);
+
 // Offset of the first byte of `text` that is not part of well-formed UTF-8
 // (overlongs, surrogates and code points past U+10FFFF are ill-formed), or
 // std::nullopt when all of it is.
