@@ -15,7 +15,7 @@ namespace {
 using Json = nlohmann::ordered_json;
 using Wide = unsigned __int128;
 
-constexpr int kMaxDigits = 20;  // digits of a number's integer part, and of its fraction
+constexpr int kMaxDigits = 20;  // significant digits of a number (contracts.md §5)
 
 const std::set<std::string>& Annotations() {
   static const std::set<std::string> words = {"title", "description", "default", "examples", "$schema", "$id",
@@ -86,16 +86,26 @@ Expr SameLength(const std::string& lo, const std::string& hi) {
   return Expr::Alt(std::move(options));
 }
 
+// A fraction that keeps a whole part of `whole_digits` within kMaxDigits.
+Expr OptionalFraction(int whole_digits, const Expr& digit) {
+  if (whole_digits >= kMaxDigits) return Expr::Empty();
+  return Expr::Optional(Expr::Seq({Expr::Byte('.'), Expr::Repeat(digit, 1, kMaxDigits - whole_digits)}));
+}
+
 // Whole numbers in [lo, hi] (hi unset: up to kMaxDigits digits) written
-// without leading zeros.
-Expr UnsignedRange(Wide lo, std::optional<Wide> hi) {
+// without leading zeros; with `fraction`, each may have a fractional part,
+// at most kMaxDigits digits in all.
+Expr UnsignedRange(Wide lo, std::optional<Wide> hi, bool fraction = false) {
   const Wide top = hi ? *hi : Pow10(kMaxDigits) - 1;
   if (lo > top) return Expr::Never();
   std::vector<Expr> options;
   for (int length = 1; length <= kMaxDigits + 1; ++length) {
     const Wide first = length == 1 ? 0 : Pow10(length - 1), last = Pow10(length) - 1;
     const Wide a = std::max(lo, first), b = std::min(top, last);
-    if (a <= b) options.push_back(SameLength(Decimal(a), Decimal(b)));
+    if (a <= b) {
+      options.push_back(Expr::Seq({SameLength(Decimal(a), Decimal(b)),
+                                   fraction ? OptionalFraction(length, Expr::Symbols('0', '9')) : Expr::Empty()}));
+    }
     if (last >= top) break;
   }
   return Expr::Alt(std::move(options));
@@ -481,13 +491,11 @@ Expr JsonSchemaCompiler::Integer(const Json& schema, const std::string& path) {
 }
 
 Expr JsonSchemaCompiler::Number(const Json& schema, const std::string& path) {
-  const Expr fraction = Expr::Seq({Expr::Byte('.'), Digits(1, kMaxDigits)});
   if (!schema.contains("minimum") && !schema.contains("maximum") && !schema.contains("exclusiveMinimum") &&
       !schema.contains("exclusiveMaximum")) {
     const Expr exponent = Expr::Seq({Expr::Alt({Expr::Byte('e'), Expr::Byte('E')}),
                                      Expr::Optional(Expr::Alt({Expr::Byte('+'), Expr::Byte('-')})), Digits(1, 2)});
-    return Expr::Seq({Expr::Optional(Expr::Byte('-')), UnsignedRange(0, std::nullopt), Expr::Optional(fraction),
-                      Expr::Optional(exponent)});
+    return Expr::Seq({Expr::Optional(Expr::Byte('-')), UnsignedRange(0, std::nullopt, true), Expr::Optional(exponent)});
   }
   // Bounds on a number: whole-number bounds, inclusive; no exponent.
   for (const char* key : {"exclusiveMinimum", "exclusiveMaximum"}) {
@@ -500,12 +508,13 @@ Expr JsonSchemaCompiler::Number(const Json& schema, const std::string& path) {
   }
   const Bounds b = IntegerBounds(schema, [&](const std::string& key, const std::string& what) { Fail(path + "/" + key, what); });
   if (b.lo && b.hi && *b.lo > *b.hi) Fail(path + "/minimum", "is above maximum");
-  const Expr zero_fraction = Expr::Optional(Expr::Seq({Expr::Byte('.'), Expr::Repeat(Expr::Byte('0'), 1, kMaxDigits)}));
   // Magnitudes in [a, b]: a whole part in [a, b-1] with any fraction, or b with a zero one.
   const auto magnitudes = [&](Wide a, std::optional<Wide> top) {
-    if (!top) return Expr::Seq({UnsignedRange(a, std::nullopt), Expr::Optional(fraction)});
-    std::vector<Expr> options = {Expr::Seq({Expr::Literal(Decimal(*top)), zero_fraction})};
-    if (*top > a) options.push_back(Expr::Seq({UnsignedRange(a, *top - 1), Expr::Optional(fraction)}));
+    if (!top) return UnsignedRange(a, std::nullopt, true);
+    const std::string last = Decimal(*top);
+    std::vector<Expr> options = {
+        Expr::Seq({Expr::Literal(last), OptionalFraction(static_cast<int>(last.size()), Expr::Byte('0'))})};
+    if (*top > a) options.push_back(UnsignedRange(a, *top - 1, true));
     return Expr::Alt(std::move(options));
   };
   std::vector<Expr> options;

@@ -1,10 +1,11 @@
 // JSON Schema (the subset of docs/structured-output.md) as grammar
 // expressions. Whitespace between JSON tokens is at most one newline and 16
-// spaces, numbers at most 20 digits before and after the point and a 2-digit
-// exponent (within a double's range, so every parser reads them), so a
-// schema whose strings and arrays are bounded bounds the whole answer. Properties come in the schema's order; optional ones may be
-// left out; an object without additionalProperties gets only its listed
-// properties (valid either way).
+// spaces; numbers have at most 20 significant digits (whole part and
+// fraction together) and a 2-digit exponent (within a double's range, so
+// every parser reads them); so a schema whose strings and arrays are
+// bounded bounds the whole answer. Properties come in the schema's order;
+// optional ones may be left out; an object without additionalProperties
+// gets only its listed properties (valid either way).
 #pragma once
 
 #include <map>

@@ -262,6 +262,29 @@ TEST(OutputConstraint, AutoToolsAreFreeUntilABlockOpens) {
   EXPECT_THROW(state.Accept(*tokenizer.TokenId(chat_tokens::kEos)), Error);
 }
 
+// contracts.md §5: at most 20 significant digits; counted as 20 digits in
+// all, whole part and fraction together (a leading 0 included), in ranged
+// numbers too.
+TEST(OutputConstraint, NumbersKeepTwentySignificantDigits) {
+  const auto accepts = [](const char* schema, const std::string& text) {
+    const auto constraint = SchemaConstraint(nlohmann::json::parse(schema));
+    MatchSet set = constraint->matcher().Start();
+    return constraint->matcher().Advance(set, text) && set.accepting;
+  };
+  const char* any = R"({"type":"number"})";
+  EXPECT_TRUE(accepts(any, "12345678901234567890"));
+  EXPECT_FALSE(accepts(any, "123456789012345678901"));
+  EXPECT_TRUE(accepts(any, "-1234567890.1234567890e-12"));
+  EXPECT_FALSE(accepts(any, "1234567890.12345678901"));
+  EXPECT_TRUE(accepts(any, "0.1234567890123456789"));
+  EXPECT_FALSE(accepts(any, "0.12345678901234567890"));
+  const char* unit = R"({"type":"number","minimum":0,"maximum":1})";
+  EXPECT_TRUE(accepts(unit, "0.1234567890123456789"));
+  EXPECT_FALSE(accepts(unit, "0.12345678901234567890"));
+  EXPECT_TRUE(accepts(unit, "1.0000000000000000000"));
+  EXPECT_FALSE(accepts(unit, "1.01"));
+}
+
 TEST(OutputConstraint, UnsupportedKeywordsAreNamed) {
   const auto error = [](const char* schema) {
     try {
