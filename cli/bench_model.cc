@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -21,10 +22,13 @@
 
 #include "cli/arguments.h"
 #include "engine/model/paged_experts.h"
+#include "engine/runtime/memory_plan.h"
 #include "engine/runtime/sampler.h"
 #include "engine/runtime/scheduler.h"
 #include "engine/runtime/sequence_runner.h"
 #include "loader/error.h"
+#include "loader/memory_limits.h"
+#include "loader/model_summary.h"
 #include "loader/process_memory.h"
 #include "simd/roofline.h"
 #include "simd/threads.h"
@@ -295,7 +299,9 @@ struct Report {
   std::string dir;
   int threads = 0;
   int64_t mem_budget = -1;
+  bool mem_budget_auto = true;
   bool direct_io = false;
+  double predicted_decode_tok_s = 0;  // the memory plan's roofline (dsv4 plan)
   double read_gbps = 0;      // DRAM, measured
   double disk_gbps = 0;      // sequential reads the way the cache reads, measured (paging only)
   int64_t cold_cached_bytes = 0;  // page cache of the shards left when the cold load began
@@ -355,7 +361,8 @@ void PrintJson(const Report& r) {
   Json out;
   out["model"] = r.dir;
   out["threads"] = r.threads;
-  out["mem_budget_bytes"] = r.mem_budget >= 0 ? Json(r.mem_budget) : Json(nullptr);
+  out["mem_budget_bytes"] = r.mem_budget;
+  out["mem_budget_auto"] = r.mem_budget_auto;
   out["paging"] = r.store.paging;
   out["direct_io"] = r.direct_io;
   out["dense_weight_bytes"] = r.store.dense_bytes;
@@ -371,6 +378,9 @@ void PrintJson(const Report& r) {
   out["achieved_GBps"] = Round(r.AchievedGbps(warm), 3);
   out["read_GBps_measured"] = Round(r.read_gbps, 3);
   out["roof_fraction"] = Round(r.AchievedGbps(warm) / r.read_gbps, 4);
+  out["predicted_decode_tok_s"] = Round(r.predicted_decode_tok_s, 3);
+  out["measured_over_predicted"] =
+      Round(r.predicted_decode_tok_s > 0 ? warm.decode.TokensPerSecond() / r.predicted_decode_tok_s : 0, 4);
   out["peak_rss_bytes"] = r.peak_rss;
   out["generated_ids"] = warm.generated;
   out["expert_cache"] = CacheJson(r, warm.decode.cache);
@@ -433,9 +443,12 @@ void PrintMarkdown(const Report& r) {
   } else {
     std::printf("resident\n");
   }
-  std::printf("- resident weights %.3f GB", r.store.resident_bytes / gb);
-  if (r.mem_budget >= 0) std::printf(" (budget %.3f GB)", r.mem_budget / gb);
-  std::printf(", peak RSS %.3f GB\n", r.peak_rss / gb);
+  std::printf("- resident weights %.3f GB (budget %.3f GB, %s), peak RSS %.3f GB\n", r.store.resident_bytes / gb,
+              r.mem_budget / gb, r.mem_budget_auto ? "auto" : "--mem-budget", r.peak_rss / gb);
+  std::printf("- decode predicted by the memory plan (bytes over measured kernel and disk rates) %.2f tok/s; warm "
+              "measured/predicted %.2f\n",
+              r.predicted_decode_tok_s,
+              r.predicted_decode_tok_s > 0 ? r.Warm().decode.TokensPerSecond() / r.predicted_decode_tok_s : 0.0);
   std::printf("- cold start: load %.2f s (page cache of the shards dropped first, %.1f MB left), time to first token %.2f s\n\n",
               r.load_seconds, r.cold_cached_bytes / 1e6, r.TimeToFirstToken());
   const auto rows = Rows(r);
@@ -470,8 +483,8 @@ int RunModelBench(int argc, char** argv) {
       ("parallel", "Also decode this many sequences at once (64-token prompts), e.g. 1,4,16",
        cxxopts::value<std::string>())
       ("threads", "Worker threads (default: physical cores)", cxxopts::value<int>())
-      ("mem-budget", "Resident weight bytes (dense + expert cache), e.g. 800M; default: all in RAM",
-       cxxopts::value<std::string>())
+      ("mem-budget", "Resident weight bytes (dense + expert cache), e.g. 800M; auto: the memory plan (dsv4 plan)",
+       cxxopts::value<std::string>()->default_value("auto"))
       ("chunk", "Prefill rows per forward pass", cxxopts::value<int64_t>()->default_value("512"))
       ("numerics", "default | smooth", cxxopts::value<std::string>()->default_value("default"))
       ("mlock", "Lock the resident weights in RAM")
@@ -497,8 +510,8 @@ int RunModelBench(int argc, char** argv) {
     threads = args["threads"].as<int>();
     if (threads < 1) throw Error("--threads must be >= 1");
   }
+  const std::string budget_text = args["mem-budget"].as<std::string>();
   WeightStoreOptions store_options;
-  if (args.count("mem-budget")) store_options.mem_budget = ParseBytes(args["mem-budget"].as<std::string>(), "--mem-budget");
   store_options.lock_memory = args.count("mlock") > 0;
   store_options.direct_io = args.count("buffered-io") == 0;
   const Numerics numerics = ParseNumerics(args["numerics"].as<std::string>());
@@ -512,15 +525,32 @@ int RunModelBench(int argc, char** argv) {
                 std::to_string(config.max_position_embeddings) + ")");
   }
 
+  const std::vector<int64_t> parallel = args.count("parallel") ? ParseDepths(args["parallel"].as<std::string>())
+                                                               : std::vector<int64_t>{};
+  // The memory plan covers the longest run and the most sequences; the
+  // probes below stay inside it too.
+  auto checkpoint = std::make_unique<Checkpoint>(dir);
+  MemoryPlanRequest plan_request;
+  plan_request.model = dir;
+  plan_request.mem_budget = budget_text == "auto" ? -1 : ParseBytes(budget_text, "--mem-budget");
+  plan_request.parallel = parallel.empty() ? 1 : *std::max_element(parallel.begin(), parallel.end());
+  plan_request.context_tokens = longest + gen_tokens;
+  plan_request.chunk = chunk;
+  const MemoryPlan plan = PlanMemory(ReadMemoryLimits(), WeightStore::Measure(*checkpoint), config,
+                                     SequenceState::Size(config, numerics), plan_request);
+  std::fprintf(stderr, "bench: %s\n", plan.Summary().c_str());
+  store_options.mem_budget = plan.weight_budget;
+
   Report report;
   report.dir = dir;
   report.threads = threads;
-  report.mem_budget = store_options.mem_budget;
+  report.mem_budget = plan.weight_budget;
+  report.mem_budget_auto = plan.automatic;
   SetThreadCount(threads);
   // Probed before and after the runs; the better figure is the machine's (a
   // busy neighbour can only make a probe slower).
   auto probe_dram = [&] {
-    const double gbps = MeasureReadBandwidth(ReadProbeBytes(), 16);
+    const double gbps = MeasureReadBandwidth(plan.ProbeBytes(ReadProbeBytes()), 16);
     std::fprintf(stderr, "bench: DRAM read %.2f GB/s with %d threads\n", gbps, threads);
     report.read_gbps = std::max(report.read_gbps, gbps);
   };
@@ -532,43 +562,54 @@ int RunModelBench(int argc, char** argv) {
   // in the model's peak.
   ResetPeakRss();
   std::fprintf(stderr, "bench: cold load of %s\n", dir.c_str());
-  const Clock::time_point load_start = Clock::now();
-  StoredModel stored = LoadStoredModel(dir, numerics, store_options);
-  report.load_seconds = SecondsSince(load_start);
-  report.store = stored.store->stats();
-  report.direct_io = stored.store->expert_cache() && stored.store->expert_cache()->direct_io();
-  report.dense_bytes_per_token = DenseBytesPerToken(*stored.checkpoint);
-  std::fprintf(stderr, "bench: loaded in %.2f s: %.3f GB resident (%s)\n", report.load_seconds,
-               report.store.resident_bytes / 1e9, report.store.paging ? "paging experts" : "all in RAM");
+  {  // The model lives for the runs only: the probes after them stay within the plan.
+    const Clock::time_point load_start = Clock::now();
+    StoredModel stored = LoadStoredModel(std::move(checkpoint), numerics, store_options);
+    report.load_seconds = SecondsSince(load_start);
+    report.store = stored.store->stats();
+    report.direct_io = stored.store->expert_cache() && stored.store->expert_cache()->direct_io();
+    report.dense_bytes_per_token = DenseBytesPerToken(*stored.checkpoint);
+    std::fprintf(stderr, "bench: loaded in %.2f s: %.3f GB resident (%s)\n", report.load_seconds,
+                 report.store.resident_bytes / 1e9, report.store.paging ? "paging experts" : "all in RAM");
 
-  Bench bench(stored, chunk);
-  const std::vector<int32_t> prompt = SyntheticTokens(prompt_tokens, config.vocab_size, 0);
-  report.runs.push_back(bench.Measure("cold", prompt, gen_tokens));
-  if (report.store.paging) {
-    // Measured after the cold run so that it cannot warm anything that run reads.
-    const std::string shard = *stored.checkpoint->Get(ExpertTensorNames(config, 0, 0)[0]).file;
-    report.disk_gbps = MeasureFileReadBandwidth(shard, int64_t{512} << 20, report.store.slot_bytes,
-                                                store_options.direct_io);
-    std::fprintf(stderr, "bench: disk read %.3f GB/s (%s)\n", report.disk_gbps, shard.c_str());
-  }
-  report.runs.push_back(bench.Measure("warm", prompt, gen_tokens));
-  if (report.runs[0].generated != report.runs[1].generated) {
-    throw Error("the cold and warm runs generated different tokens: the forward pass is not deterministic");
-  }
-  for (size_t i = 0; i < depths.size(); ++i) {
-    const std::vector<int32_t> context = SyntheticTokens(depths[i], config.vocab_size, 1 + i);
-    report.runs.push_back(bench.Measure("depth " + std::to_string(depths[i]), context, gen_tokens));
-  }
-  if (args.count("parallel")) {
-    report.fma_gflops = MeasureFmaPeak(5);
-    std::fprintf(stderr, "bench: FMA peak %.1f GFLOP/s\n", report.fma_gflops);
-    for (const int64_t n : ParseDepths(args["parallel"].as<std::string>())) {
-      report.parallel.push_back(bench.MeasureParallel(n, std::min<int64_t>(prompt_tokens, 64), gen_tokens,
-                                                      report.read_gbps, report.fma_gflops));
+    Bench bench(stored, chunk);
+    const std::vector<int32_t> prompt = SyntheticTokens(prompt_tokens, config.vocab_size, 0);
+    report.runs.push_back(bench.Measure("cold", prompt, gen_tokens));
+    if (report.store.paging) {
+      // Measured after the cold run so that it cannot warm anything that run reads.
+      const std::string shard = *stored.checkpoint->Get(ExpertTensorNames(config, 0, 0)[0]).file;
+      report.disk_gbps = MeasureFileReadBandwidth(shard, int64_t{512} << 20, report.store.slot_bytes,
+                                                  store_options.direct_io);
+      std::fprintf(stderr, "bench: disk read %.3f GB/s (%s)\n", report.disk_gbps, shard.c_str());
     }
+    report.runs.push_back(bench.Measure("warm", prompt, gen_tokens));
+    if (report.runs[0].generated != report.runs[1].generated) {
+      throw Error("the cold and warm runs generated different tokens: the forward pass is not deterministic");
+    }
+    for (size_t i = 0; i < depths.size(); ++i) {
+      const std::vector<int32_t> context = SyntheticTokens(depths[i], config.vocab_size, 1 + i);
+      report.runs.push_back(bench.Measure("depth " + std::to_string(depths[i]), context, gen_tokens));
+    }
+    if (!parallel.empty()) {
+      report.fma_gflops = MeasureFmaPeak(5);
+      std::fprintf(stderr, "bench: FMA peak %.1f GFLOP/s\n", report.fma_gflops);
+      for (const int64_t n : parallel) {
+        report.parallel.push_back(bench.MeasureParallel(n, std::min<int64_t>(prompt_tokens, 64), gen_tokens,
+                                                        report.read_gbps, report.fma_gflops));
+      }
+    }
+    report.peak_rss = ProcessStatusBytes("VmHWM");
   }
-  report.peak_rss = ProcessStatusBytes("VmHWM");
   probe_dram();
+  DecodeReadRates rates;
+  rates.ram_gbps = report.read_gbps;
+  rates.disk_gbps = report.disk_gbps;
+  const DecodeKernelRates kernels = MeasureDecodeKernelRates(plan.ProbeBytes(int64_t{512} << 20));
+  rates.fp4_gbps = kernels.fp4_gbps;
+  rates.fp8_gbps = kernels.fp8_gbps;
+  rates.bf16_gbps = kernels.bf16_gbps;
+  report.predicted_decode_tok_s =
+      PredictDecodeTokS(DecodeStepBytes(plan, config, SummarizeConfig(config, dir).decode, 1), 1, rates);
 
   if (args.count("json")) {
     PrintJson(report);

@@ -17,6 +17,7 @@
 #include "engine/runtime/scheduler.h"
 #include "engine/structured/output_constraint.h"
 #include "engine/text/chat_format.h"
+#include "engine/text/python_json.h"
 #include "engine/text/tokenizer.h"
 #include "loader/error.h"
 
@@ -72,6 +73,10 @@ std::optional<OutputSpec> OutputSpecFromArgs(const cxxopts::ParseResult& args) {
     } catch (const nlohmann::json::exception& e) {
       throw Error("--json-schema: " + path + " is not valid JSON: " + e.what());
     }
+    // The schema compiler recurses once per level (python_json.h).
+    if (JsonDepth(spec.schema) > kMaxJsonDepth) {
+      throw Error("--json-schema: " + path + " nests JSON more than " + std::to_string(kMaxJsonDepth) + " levels deep");
+    }
     spec.format = OutputSpec::Format::kJsonSchema;
   }
   return spec;
@@ -99,6 +104,13 @@ int RunRun(int argc, char** argv) {
   if (!args.count("prompt") && !args.count("prompt-ids") && !args.count("load-session")) {
     throw Error("give -p TEXT or --prompt-ids IDS (or --load-session to continue a saved sequence)");
   }
+  std::vector<int32_t> prompt;
+  if (args.count("prompt-ids")) {
+    prompt = ParseIds(args["prompt-ids"].as<std::string>(), "--prompt-ids");
+    if (prompt.empty() && !args.count("load-session")) {
+      throw Error("--prompt-ids: no token ids (an empty prompt has nothing to continue; give ids or --load-session)");
+    }
+  }
   const ReasoningMode mode = ParseReasoningMode(args["mode"].as<std::string>());
   const std::optional<OutputSpec> output = OutputSpecFromArgs(args);  // a bad schema file fails before the load
   if (output && !args.count("prompt")) throw Error("--json and --json-schema need text output (-p)");
@@ -109,7 +121,6 @@ int RunRun(int argc, char** argv) {
   request.sampling = SamplingFromArgs(args, config.vocab_size);
   request.reasoning_budget = ReasoningBudgetFromArgs(args);
   std::optional<Tokenizer> tokenizer;
-  std::vector<int32_t> prompt;
   std::optional<ConstraintCompiler> constraints;
   if (args.count("prompt")) {
     tokenizer = LoadTokenizer(args, config);
@@ -126,18 +137,13 @@ int RunRun(int argc, char** argv) {
     request.reasoning = IsThinking(mode);
     // As in the API: a constrained answer gets half of max tokens unless told.
     if (output && request.reasoning && request.reasoning_budget < 0) request.reasoning_budget = request.sampling.max_tokens / 2;
-  } else if (args.count("prompt-ids")) {
-    prompt = ParseIds(args["prompt-ids"].as<std::string>(), "--prompt-ids");
   }
   if (!request.sampling.stop.empty() && !tokenizer) throw Error("--stop needs text output (-p)");
   request.prompt = std::move(prompt);
   SessionStart session(args, loaded, request);
   const uint64_t seed = *request.sampling.seed;
 
-  SchedulerOptions scheduler_options;
-  scheduler_options.step_tokens = loaded.chunk > 0 ? loaded.chunk : std::numeric_limits<int64_t>::max();
-  scheduler_options.kv = loaded.kv;
-  Scheduler scheduler(loaded.model(), tokenizer ? &*tokenizer : nullptr, scheduler_options);
+  Scheduler scheduler(loaded.model(), tokenizer ? &*tokenizer : nullptr, PlannedSchedulerOptions(loaded));
   OutputPrinter printer(tokenizer.has_value(), request.reasoning);
   GenerationUpdate last;
   std::optional<std::chrono::steady_clock::time_point> first_token;

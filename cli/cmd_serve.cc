@@ -71,13 +71,23 @@ int RunServe(int argc, char** argv) {
   Server server(server_options);
   const int bound = server.Start();
   std::fprintf(stderr, "dsv4 serve: listening on http://%s:%d\n", server_options.host.c_str(), bound);
-  std::thread([&server, stop_signals] {
+  // The thread that waits for a signal is joined before `server` is destroyed
+  // (on every path out, errors too): a detached one could still be inside
+  // Stop() while the server goes away. Waking it with SIGTERM is harmless then.
+  std::thread stopper([&server, stop_signals] {
     int signal = 0;
     sigwait(&stop_signals, &signal);
     server.Stop();
-  }).detach();
+  });
+  struct JoinStopper {
+    std::thread& thread;
+    ~JoinStopper() {
+      pthread_kill(thread.native_handle(), SIGTERM);
+      thread.join();
+    }
+  } join_stopper{stopper};
 
-  const LoadedModel loaded = LoadModel(args);
+  const LoadedModel loaded = LoadModel(args, WorkloadFromArgs(args));
   const Model& model = loaded.model();
   const Tokenizer tokenizer = LoadTokenizer(args, model.config());
   std::fprintf(stderr, "dsv4 serve: model loaded (%s, %lld sequences at once, %lld queued at most)\n",

@@ -1,6 +1,7 @@
 // dsv4: dispatches to one subcommand; every failure becomes one line on stderr
 // and a nonzero exit status.
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -39,6 +40,9 @@ int main(int argc, char** argv) {
     std::string program = std::string("dsv4 ") + argv[1];
     argv[1] = program.data();
     dsv4::InstallMappedFileFaultHandler(program.c_str());
+    // Past a file-size limit (ulimit -f), a write fails with EFBIG, which every
+    // writer reports like a full disk, instead of the signal killing the process.
+    std::signal(SIGXFSZ, SIG_IGN);
     try {
       return c.run(argc - 1, argv + 1);
     } catch (const std::exception& e) {

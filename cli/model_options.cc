@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 
 #include "cli/arguments.h"
 #include "engine/kv/kv_spill.h"
@@ -19,22 +20,58 @@ void AddModelOptions(cxxopts::Options& options) {
       ("numerics", "default | smooth (no KV/indexer round trips)", cxxopts::value<std::string>()->default_value("default"))
       ("chunk", "Token rows per forward call: prefill chunks (bounds activation memory; 0 = a whole prompt at once)",
        cxxopts::value<int64_t>()->default_value("512"))
-      ("threads", "Worker threads (default: physical cores)", cxxopts::value<int>())
-      ("mem-budget", "Resident weight bytes (dense + expert cache), e.g. 40G; routed experts beyond it are paged",
-       cxxopts::value<std::string>())
-      ("mlock", "Lock the resident weights in RAM (with the weight store)")
+      ("threads", "Worker threads (default: OMP_NUM_THREADS if set, else physical cores)", cxxopts::value<int>())
+      ("mem-budget", "Resident weight bytes (dense + expert cache), e.g. 40G, routed experts beyond it paged; auto: "
+       "planned from the memory this process may use (dsv4 plan shows it)",
+       cxxopts::value<std::string>()->default_value("auto"))
+      ("ctx-size", "Tokens per sequence, prompt and output (0: the model's context)",
+       cxxopts::value<int64_t>()->default_value("0"))
+      ("mlock", "Lock the resident weights in RAM")
       ("matmul", "simd | reference: Highway kernels, or the scalar reference's summation order (docs/performance.md)",
        cxxopts::value<std::string>()->default_value("simd"))
       ("kv-dir", "Directory for the KV spill file", cxxopts::value<std::string>())
-      ("kv-ram-budget", "Compressed KV bytes kept in RAM before spilling (e.g. 2G)", cxxopts::value<std::string>())
+      ("kv-ram-budget", "Compressed KV bytes per sequence kept in RAM before spilling to --kv-dir (e.g. 2G); auto: "
+       "a share of the memory plan's KV pool", cxxopts::value<std::string>()->default_value("auto"))
       ("save-session", "Save the sequence state at the end to FILE", cxxopts::value<std::string>())
       ("load-session", "Continue the sequence saved in FILE", cxxopts::value<std::string>())
       ("session-dir", "Resume from the longest saved prompt prefix in DIR and save there", cxxopts::value<std::string>());
 }
 
-LoadedModel LoadModel(const cxxopts::ParseResult& args) {
+namespace {
+
+// A byte count, or -1 for "auto".
+int64_t AutoOrBytes(const cxxopts::ParseResult& args, const std::string& option) {
+  const std::string text = args[option].as<std::string>();
+  return text == "auto" ? -1 : ParseBytes(text, "--" + option);
+}
+
+}  // namespace
+
+MemoryPlan PlanFromArgs(const cxxopts::ParseResult& args, const Checkpoint& checkpoint, const Workload& workload) {
+  if (args.count("kv-ram-budget") && !args.count("kv-dir")) {
+    throw Error("--kv-ram-budget needs --kv-dir (where spilled rows go)");
+  }
+  const Numerics numerics = ParseNumerics(args["numerics"].as<std::string>());
+  MemoryPlanRequest request;
+  request.model = checkpoint.dir();
+  request.mem_budget = AutoOrBytes(args, "mem-budget");
+  request.kv_ram_budget = AutoOrBytes(args, "kv-ram-budget");
+  request.kv_spill = args.count("kv-dir") > 0;
+  request.parallel = workload.parallel;
+  request.context_tokens = args["ctx-size"].as<int64_t>();
+  if (request.context_tokens < 0) throw Error("--ctx-size must be >= 0");
+  request.chunk = args["chunk"].as<int64_t>();
+  request.prefix_cache_bytes = workload.prefix_cache_bytes;
+  const ModelConfig& config = checkpoint.config();
+  KvOptions kv;
+  kv.spill_dir = request.kv_spill ? args["kv-dir"].as<std::string>() : "";
+  return PlanMemory(ReadMemoryLimits(), WeightStore::Measure(checkpoint), config,
+                    SequenceState::Size(config, numerics, kv), request);
+}
+
+LoadedModel LoadModel(const cxxopts::ParseResult& args, const Workload& workload) {
   if (!args.count("model")) throw Error("-m/--model DIR is required");
-  // One pinned team of --threads, physical cores by default (simd/threads.h).
+  // One pinned team of --threads (default: OMP_NUM_THREADS, else physical cores; simd/threads.h).
   int threads = 0;
   if (args.count("threads")) {
     threads = args["threads"].as<int>();
@@ -49,40 +86,39 @@ LoadedModel LoadModel(const cxxopts::ParseResult& args) {
   LoadedModel loaded;
   loaded.chunk = args["chunk"].as<int64_t>();
   if (loaded.chunk < 0) throw Error("--chunk must be >= 0");
-  if (args.count("kv-ram-budget")) {
-    if (!args.count("kv-dir")) throw Error("--kv-ram-budget needs --kv-dir (where spilled rows go)");
-    loaded.kv.ram_budget = ParseBytes(args["kv-ram-budget"].as<std::string>(), "--kv-ram-budget");
+  if (args.count("kv-dir")) {
     loaded.kv.spill_dir = args["kv-dir"].as<std::string>();
-  } else if (args.count("kv-dir")) {
-    loaded.kv.spill_dir = args["kv-dir"].as<std::string>();
-    loaded.kv.ram_budget = 0;  // a spill directory alone: keep only partial pages in RAM
+    KvSpill::CheckDirectory(loaded.kv.spill_dir);
   }
-  if (!loaded.kv.spill_dir.empty()) KvSpill::CheckDirectory(loaded.kv.spill_dir);
   if (args.count("load-session") && args.count("session-dir")) {
     throw Error("--load-session and --session-dir exclude each other");
   }
   const Numerics numerics = ParseNumerics(args["numerics"].as<std::string>());
   const auto start = std::chrono::steady_clock::now();
   const std::string dir = args["model"].as<std::string>();
-  if (args.count("mem-budget") || args.count("mlock")) {
-    WeightStoreOptions store_options;
-    if (args.count("mem-budget")) {
-      store_options.mem_budget = ParseBytes(args["mem-budget"].as<std::string>(), "--mem-budget");
-    }
-    store_options.lock_memory = args.count("mlock") > 0;
-    loaded.stored = LoadStoredModel(dir, numerics, store_options);
-    const WeightStoreStats& stats = loaded.stored.store->stats();
-    std::fprintf(stderr, "weight store: %.3f GB resident, %s\n", stats.resident_bytes / 1e9,
-                 stats.paging ? "routed experts paged" : "all in RAM");
-  } else {
-    loaded.stored.checkpoint = std::make_unique<Checkpoint>(dir);
-    loaded.stored.model = std::make_unique<Model>(*loaded.stored.checkpoint, numerics);
-  }
+  auto checkpoint = std::make_unique<Checkpoint>(dir);
+  loaded.plan = PlanFromArgs(args, *checkpoint, workload);
+  if (!loaded.kv.spill_dir.empty()) loaded.kv.ram_budget = loaded.plan.kv_ram_per_sequence;
+  std::fprintf(stderr, "%s\n", loaded.plan.Summary().c_str());
+  WeightStoreOptions store_options;
+  store_options.mem_budget = loaded.plan.weight_budget;
+  store_options.lock_memory = args.count("mlock") > 0;
+  loaded.stored = LoadStoredModel(std::move(checkpoint), numerics, store_options);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::fprintf(stderr, "loaded %s: %lld layers, vocab %lld, numerics %s (%.2f s)\n", dir.c_str(),
                static_cast<long long>(loaded.checkpoint().config().num_hidden_layers),
                static_cast<long long>(loaded.checkpoint().config().vocab_size), NumericsName(numerics), seconds);
   return loaded;
+}
+
+SchedulerOptions PlannedSchedulerOptions(const LoadedModel& loaded) {
+  SchedulerOptions options;
+  options.step_tokens = loaded.chunk > 0 ? loaded.chunk : std::numeric_limits<int64_t>::max();
+  options.kv = loaded.kv;
+  options.context_tokens = loaded.plan.context_tokens;
+  options.kv_ram_pool = loaded.plan.kv_ram_pool;
+  if (!loaded.kv.spill_dir.empty()) options.kv_disk_pool = KvSpill::FreeBytes(loaded.kv.spill_dir);
+  return options;
 }
 
 SessionSequence::SessionSequence(const cxxopts::ParseResult& args, const LoadedModel& loaded,

@@ -12,6 +12,8 @@
 #include "engine/model/model.h"
 #include "engine/model/paged_experts.h"
 #include "engine/runtime/generation.h"
+#include "engine/runtime/memory_plan.h"
+#include "engine/runtime/scheduler.h"
 #include "engine/runtime/sequence_runner.h"
 #include "engine/text/tokenizer.h"
 #include "loader/checkpoint.h"
@@ -20,18 +22,35 @@ namespace dsv4::cli {
 
 void AddModelOptions(cxxopts::Options& options);
 
-// The model named by -m, with --threads applied; logs to stderr. Its
-// weights are the checkpoint's memory map, or a WeightStore (resident dense
-// weights, routed experts paged under --mem-budget) when --mem-budget or
-// --mlock is given.
+// What a command runs beside the weights, for the memory plan: sequences at
+// once and the prefix cache (the scheduler options, where it has them).
+struct Workload {
+  int64_t parallel = 1;
+  int64_t prefix_cache_bytes = 0;
+};
+
+// The memory plan (engine/runtime/memory_plan.h) of the checkpoint for the
+// model options (--mem-budget, --kv-ram-budget, --kv-dir, --ctx-size,
+// --chunk) and `workload`, on this machine.
+MemoryPlan PlanFromArgs(const cxxopts::ParseResult& args, const Checkpoint& checkpoint, const Workload& workload);
+
+// The model named by -m, with --threads applied; logs to stderr, the memory
+// plan in one line. Its weights live in a WeightStore under the plan's
+// budget: all resident, or routed experts paged.
 struct LoadedModel {
   StoredModel stored;
   int64_t chunk = 0;
   KvOptions kv;
+  MemoryPlan plan;
   const Checkpoint& checkpoint() const { return *stored.checkpoint; }
   const Model& model() const { return *stored.model; }
 };
-LoadedModel LoadModel(const cxxopts::ParseResult& args);
+LoadedModel LoadModel(const cxxopts::ParseResult& args, const Workload& workload = {});
+
+// The scheduler options the plan sets: rows per step, KV placement, the
+// context and the pools admission counts against (one sequence, no prefix
+// cache; SchedulerOptionsFromArgs adds those).
+SchedulerOptions PlannedSchedulerOptions(const LoadedModel& loaded);
 
 // A sequence ready to take `prompt`: restored from --load-session, or from
 // the longest matching prefix in --session-dir (then the prompt is cut to

@@ -68,22 +68,28 @@ int64_t ReasoningBudgetFromArgs(const cxxopts::ParseResult& args) {
   return budget;
 }
 
-void AddSchedulerOptions(cxxopts::Options& options, int64_t default_parallel) {
+void AddSchedulerOptions(cxxopts::Options& options, int64_t default_parallel, const std::string& default_prefix_cache) {
   options.add_options("Scheduling")
       ("parallel", "Sequences generating at once", cxxopts::value<int64_t>()->default_value(
                                                         std::to_string(default_parallel)))
       ("prefix-cache", "RAM for cached prompt-prefix states (0 = no prefix reuse), e.g. 2G",
-       cxxopts::value<std::string>()->default_value("2G"));
+       cxxopts::value<std::string>()->default_value(default_prefix_cache));
 }
 
 SchedulerOptions SchedulerOptionsFromArgs(const cxxopts::ParseResult& args, const LoadedModel& loaded) {
-  SchedulerOptions options;
-  options.max_sequences = args["parallel"].as<int64_t>();
-  if (options.max_sequences < 1) throw Error("--parallel must be >= 1");
-  options.step_tokens = loaded.chunk > 0 ? loaded.chunk : std::numeric_limits<int64_t>::max();
-  options.prefix_cache_bytes = ParseBytes(args["prefix-cache"].as<std::string>(), "--prefix-cache");
-  options.kv = loaded.kv;
+  const Workload workload = WorkloadFromArgs(args);
+  SchedulerOptions options = PlannedSchedulerOptions(loaded);
+  options.max_sequences = workload.parallel;
+  options.prefix_cache_bytes = workload.prefix_cache_bytes;
   return options;
+}
+
+Workload WorkloadFromArgs(const cxxopts::ParseResult& args) {
+  Workload workload;
+  workload.parallel = args["parallel"].as<int64_t>();
+  if (workload.parallel < 1) throw Error("--parallel must be >= 1");
+  workload.prefix_cache_bytes = ParseBytes(args["prefix-cache"].as<std::string>(), "--prefix-cache");
+  return workload;
 }
 
 }  // namespace dsv4::cli

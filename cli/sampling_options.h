@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include <cxxopts.hpp>
 
@@ -24,7 +25,10 @@ SamplingParams SamplingFromArgs(const cxxopts::ParseResult& args, int64_t vocab)
 int64_t ReasoningBudgetFromArgs(const cxxopts::ParseResult& args);
 
 // --parallel and --prefix-cache.
-void AddSchedulerOptions(cxxopts::Options& options, int64_t default_parallel);
+void AddSchedulerOptions(cxxopts::Options& options, int64_t default_parallel,
+                         const std::string& default_prefix_cache = "2G");
 SchedulerOptions SchedulerOptionsFromArgs(const cxxopts::ParseResult& args, const LoadedModel& loaded);
+// --parallel and --prefix-cache, for the memory plan (LoadModel).
+Workload WorkloadFromArgs(const cxxopts::ParseResult& args);
 
 }  // namespace dsv4::cli

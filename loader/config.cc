@@ -11,6 +11,11 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
+// A value in an error message: a list or object by its kind only (dump()
+// recurses once per level, and a config nested 100,000 deep would overflow
+// the stack).
+std::string Shown(const Json& v) { return v.is_array() ? "a list" : v.is_object() ? "an object" : v.dump(); }
+
 class FieldReader {
  public:
   FieldReader(const Json& json, const std::string& source) : json_(json), source_(source) {}
@@ -67,14 +72,14 @@ class FieldReader {
                std::fabs(v.get<double>()) < 9e15) {
       value = static_cast<int64_t>(v.get<double>());
     } else {
-      Fail(field, "must be an integer, got " + v.dump());
+      Fail(field, "must be an integer, got " + Shown(v));
     }
     if (value < min_value) Fail(field, "must be >= " + std::to_string(min_value) + ", got " + v.dump());
     if (value > max_value) Fail(field, "must be <= " + std::to_string(max_value) + ", got " + v.dump());
     return value;
   }
   double CheckedReal(const Json& v, const std::string& field, bool positive) const {
-    if (!v.is_number()) Fail(field, "must be a number, got " + v.dump());
+    if (!v.is_number()) Fail(field, "must be a number, got " + Shown(v));
     double value = v.get<double>();
     if (!std::isfinite(value) || (positive && value <= 0)) {
       Fail(field, std::string("must be a finite") + (positive ? " positive" : "") + " number, got " + v.dump());
@@ -198,6 +203,12 @@ ModelConfig ModelConfig::FromJson(const Json& json, const std::string& source) {
   require(c.hidden_size % 32 == 0, "hidden_size", "must be a multiple of 32 (FP4 scale groups)");
   require(c.moe_intermediate_size % 32 == 0, "moe_intermediate_size",
           "must be a multiple of 32 (FP4 scale groups)");
+  // The tensor schema lists ~6 tensors per routed expert per block; bounded here so that
+  // a small config.json cannot make it (and Checkpoint, inspect) take ~100 GB.
+  constexpr int64_t kMaxRoutedExpertsInAllBlocks = int64_t{1} << 18;  // 23x DeepSeek-V4-Flash's 11,264
+  require(c.NumBlocks() * c.n_routed_experts <= kMaxRoutedExpertsInAllBlocks, "n_routed_experts",
+          "times num_hidden_layers + num_nextn_predict_layers must be <= " +
+              std::to_string(kMaxRoutedExpertsInAllBlocks) + " (the tensor list would not fit in memory)");
   require(c.num_hash_layers <= c.num_hidden_layers, "num_hash_layers", "must not exceed num_hidden_layers");
   require(c.bos_token_id < c.vocab_size, "bos_token_id", "must be < vocab_size");
   require(c.eos_token_id < c.vocab_size, "eos_token_id", "must be < vocab_size");

@@ -78,7 +78,8 @@ void SafetensorsFile::ParseHeader() {
   std::vector<std::pair<size_t, size_t>> ranges;
   for (auto& [name, entry] : header.items()) {
     if (name == "__metadata__") continue;
-    auto fail = [&](const std::string& why) { throw Error(path_ + ": tensor " + name + ": " + why); };
+    const std::string& tensor = name;  // a lambda cannot capture a structured binding before clang 16
+    auto fail = [&](const std::string& why) { throw Error(path_ + ": tensor " + tensor + ": " + why); };
     if (!entry.is_object()) fail("header entry is not an object");
     auto dtype_it = entry.find("dtype");
     auto shape_it = entry.find("shape");
@@ -97,7 +98,10 @@ void SafetensorsFile::ParseHeader() {
     for (const auto& d : *shape_it) {
       if (!d.is_number_unsigned()) fail("shape has a non-integer or negative dimension");
       uint64_t dim = d.get<uint64_t>();
-      if (dim != 0 && elements > (uint64_t{1} << 50) / dim) fail("shape is absurdly large");
+      // Each dimension too: after a 0, a huge one would not grow `elements` but turn negative as int64.
+      if (dim > (uint64_t{1} << 50) || (dim != 0 && elements > (uint64_t{1} << 50) / dim)) {
+        fail("shape is absurdly large");
+      }
       elements *= dim;
       view.shape.push_back(static_cast<int64_t>(dim));
     }

@@ -7,11 +7,11 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <unordered_set>
 
 #include "loader/error.h"
+#include "loader/memory_limits.h"
 
 namespace dsv4 {
 namespace {
@@ -26,18 +26,6 @@ std::map<const std::string*, int> ShardIndex(const Checkpoint& checkpoint) {
   std::map<const std::string*, int> index;
   for (size_t f = 0; f < checkpoint.shards().size(); ++f) index[&checkpoint.shards()[f]->path()] = static_cast<int>(f);
   return index;
-}
-
-// MemAvailable of /proc/meminfo in bytes, or -1 if unknown.
-int64_t AvailableMemory() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  int64_t kib = 0;
-  std::string unit;
-  while (in >> key >> kib >> unit) {
-    if (key == "MemAvailable:") return kib * 1024;
-  }
-  return -1;
 }
 
 std::string Bytes(int64_t bytes) {
@@ -84,6 +72,42 @@ int64_t WeightStore::OverlayBytes(const std::vector<Overlay>& overlays) {
   return bytes;
 }
 
+WeightStore::Layout WeightStore::LayOut(const Checkpoint& checkpoint) {
+  const ModelConfig& config = checkpoint.config();
+  const std::map<const std::string*, int> index = ShardIndex(checkpoint);
+  Layout layout;
+  std::unordered_set<std::string> expert_names;
+  for (int64_t block = 0; block < config.NumBlocks(); ++block) {
+    for (int64_t e = 0; e < config.n_routed_experts; ++e) {
+      std::vector<FileExtent> parts;
+      for (const std::string& name : ExpertTensorNames(config, block, e)) {
+        const TensorView& v = checkpoint.Get(name);
+        layout.sizes.expert_bytes += static_cast<int64_t>(v.bytes);
+        expert_names.insert(name);
+        parts.push_back({index.at(v.file), v.file_offset, v.bytes});
+      }
+      layout.expert_items.push_back(std::move(parts));
+    }
+  }
+  const std::vector<TensorSpec>& schema = checkpoint.schema();
+  std::vector<bool> dense(schema.size()), dense_and_experts(schema.size());
+  for (size_t i = 0; i < schema.size(); ++i) {
+    const TensorSpec& spec = schema[i];
+    if (spec.name == "embed.weight" || spec.block >= config.num_hidden_layers) continue;  // stays mapped
+    dense[i] = expert_names.count(spec.name) == 0;
+    dense_and_experts[i] = true;
+  }
+  layout.dense = PlanOverlays(checkpoint, dense);
+  layout.all = PlanOverlays(checkpoint, dense_and_experts);
+  layout.sizes.dense_bytes = OverlayBytes(layout.dense);
+  layout.sizes.all_bytes = OverlayBytes(layout.all);
+  layout.sizes.experts = static_cast<int64_t>(layout.expert_items.size());
+  layout.sizes.slot_bytes = layout.expert_items.empty() ? 0 : ExpertCache::SlotBytes(layout.expert_items);
+  return layout;
+}
+
+WeightSizes WeightStore::Measure(const Checkpoint& checkpoint) { return LayOut(checkpoint).sizes; }
+
 WeightStore::WeightStore(const Checkpoint& checkpoint, const WeightStoreOptions& options) : checkpoint_(checkpoint) {
   const auto start = std::chrono::steady_clock::now();
   const ModelConfig& config = checkpoint.config();
@@ -107,27 +131,9 @@ WeightStore::WeightStore(const Checkpoint& checkpoint, const WeightStoreOptions&
   }
 
   try {
-    std::unordered_set<std::string> expert_names;
-    for (int64_t block = 0; block < config.NumBlocks(); ++block) {
-      for (int64_t e = 0; e < config.n_routed_experts; ++e) {
-        for (const std::string& name : ExpertTensorNames(config, block, e)) {
-          stats_.expert_bytes += static_cast<int64_t>(checkpoint.Get(name).bytes);
-          expert_names.insert(name);
-        }
-      }
-    }
-    const std::vector<TensorSpec>& schema = checkpoint.schema();
-    std::vector<bool> dense(schema.size()), dense_and_experts(schema.size());
-    for (size_t i = 0; i < schema.size(); ++i) {
-      const TensorSpec& spec = schema[i];
-      if (spec.name == "embed.weight" || spec.block >= config.num_hidden_layers) continue;  // stays mapped
-      const bool expert = expert_names.count(spec.name) > 0;
-      dense[i] = !expert;
-      dense_and_experts[i] = true;
-    }
-    const std::vector<Overlay> dense_plan = PlanOverlays(checkpoint, dense);
-    const std::vector<Overlay> full_plan = PlanOverlays(checkpoint, dense_and_experts);
-    stats_.dense_bytes = OverlayBytes(dense_plan);
+    const Layout layout = LayOut(checkpoint);
+    stats_.expert_bytes = layout.sizes.expert_bytes;
+    stats_.dense_bytes = layout.sizes.dense_bytes;
     const int64_t budget = options.mem_budget;
     if (budget >= 0 && stats_.dense_bytes > budget) {
       throw Error("--mem-budget " + Bytes(budget) + " is less than the dense weights of " + checkpoint.dir() +
@@ -135,40 +141,28 @@ WeightStore::WeightStore(const Checkpoint& checkpoint, const WeightStoreOptions&
     }
     if (budget < 0) {
       // Copying more than the RAM there is would end in the OOM killer.
-      const int64_t available = AvailableMemory();
-      if (available >= 0 && OverlayBytes(full_plan) > available) {
-        throw Error(checkpoint.dir() + ": keeping every weight in RAM takes " + Bytes(OverlayBytes(full_plan)) +
+      const int64_t available = ReadMemoryLimits().available;
+      if (available >= 0 && layout.sizes.all_bytes > available) {
+        throw Error(checkpoint.dir() + ": keeping every weight in RAM takes " + Bytes(layout.sizes.all_bytes) +
                     " but " + Bytes(available) + " is available; give --mem-budget BYTES to page the routed experts");
       }
     }
-    if (budget < 0 || OverlayBytes(full_plan) <= budget) {
-      Apply(full_plan, options.lock_memory);
-      stats_.resident_bytes = OverlayBytes(full_plan);
+    if (budget < 0 || layout.sizes.all_bytes <= budget) {
+      Apply(layout.all, options.lock_memory);
+      stats_.resident_bytes = layout.sizes.all_bytes;
     } else {
-      const std::map<const std::string*, int> index = ShardIndex(checkpoint);
-      std::vector<std::vector<FileExtent>> items;
-      for (int64_t block = 0; block < config.NumBlocks(); ++block) {
-        for (int64_t e = 0; e < config.n_routed_experts; ++e) {
-          std::vector<FileExtent> parts;
-          for (const std::string& name : ExpertTensorNames(config, block, e)) {
-            const TensorView& v = checkpoint.Get(name);
-            parts.push_back({index.at(v.file), v.file_offset, v.bytes});
-          }
-          items.push_back(std::move(parts));
-        }
-      }
-      const int64_t slot_bytes = ExpertCache::SlotBytes(items);
-      const int64_t slots = std::min<int64_t>((budget - stats_.dense_bytes) / slot_bytes, items.size());
+      const int64_t slot_bytes = layout.sizes.slot_bytes;
+      const int64_t slots = std::min<int64_t>((budget - stats_.dense_bytes) / slot_bytes, layout.sizes.experts);
       if (slots < 2) {
         throw Error("--mem-budget " + Bytes(budget) + " leaves room for " + std::to_string(slots) +
                     " routed experts of " + Bytes(slot_bytes) + " beside the dense weights (" +
                     Bytes(stats_.dense_bytes) + "); at least 2 are needed: give at least " +
                     Bytes(stats_.dense_bytes + 2 * slot_bytes));
       }
-      Apply(dense_plan, options.lock_memory);
+      Apply(layout.dense, options.lock_memory);
       std::vector<std::string> paths;
       for (const auto& shard : shards) paths.push_back(shard->path());
-      cache_ = std::make_unique<ExpertCache>(paths, items, slots, options.direct_io, options.lock_memory);
+      cache_ = std::make_unique<ExpertCache>(paths, layout.expert_items, slots, options.direct_io, options.lock_memory);
       stats_.paging = true;
       stats_.cache_slots = slots;
       stats_.slot_bytes = slot_bytes;

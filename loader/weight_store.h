@@ -31,6 +31,18 @@ struct WeightStoreOptions {
   bool direct_io = true;     // reads (load, expert misses) bypass the page cache where the filesystem allows
 };
 
+// What a checkpoint's weights take in the store, before any is loaded: what
+// a memory plan weighs (engine/runtime/memory_plan.h).
+struct WeightSizes {
+  int64_t dense_bytes = 0;   // resident dense weights (whole pages)
+  int64_t all_bytes = 0;     // dense weights and every routed expert (whole pages)
+  int64_t expert_bytes = 0;  // every routed expert of every block, as stored
+  int64_t slot_bytes = 0;    // one slot of the expert cache
+  int64_t experts = 0;       // routed experts of all main blocks
+  // The least budget that pages: the dense weights and two cache slots.
+  int64_t MinimumBudget() const { return dense_bytes + 2 * slot_bytes; }
+};
+
 struct WeightStoreStats {
   int64_t dense_bytes = 0;     // resident dense weights (whole pages)
   int64_t expert_bytes = 0;    // every routed expert of every block, as stored
@@ -48,6 +60,8 @@ class WeightStore {
   // leaves room for fewer than 2 experts, if there is no budget and the
   // weights exceed the available RAM, or if a shard cannot be read.
   WeightStore(const Checkpoint& checkpoint, const WeightStoreOptions& options);
+  // The sizes the constructor would work with; reads nothing but headers.
+  static WeightSizes Measure(const Checkpoint& checkpoint);
   // Puts the file mappings back, so the checkpoint stays usable.
   ~WeightStore();
   WeightStore(const WeightStore&) = delete;
@@ -66,6 +80,13 @@ class WeightStore {
     int file;
     uint64_t begin, end;
   };
+  // What is resident in either case, and the cache items when paging.
+  struct Layout {
+    std::vector<Overlay> dense, all;
+    std::vector<std::vector<FileExtent>> expert_items;
+    WeightSizes sizes;
+  };
+  static Layout LayOut(const Checkpoint& checkpoint);
   static std::vector<Overlay> PlanOverlays(const Checkpoint& checkpoint, const std::vector<bool>& resident);
   static int64_t OverlayBytes(const std::vector<Overlay>& overlays);
   void Apply(const std::vector<Overlay>& overlays, bool lock_memory);

@@ -318,8 +318,10 @@ int KernelWorkload::copies() const { return static_cast<int>(buffers_->matrices.
 int64_t KernelWorkload::weight_bytes() const { return buffers_->matrices[0].Bytes(); }
 double KernelWorkload::flops() const { return 2.0 * case_.m * case_.n * case_.k; }
 
-KernelMeasurement MeasureKernel(const KernelCase& kernel_case, int windows, double window_seconds) {
-  KernelWorkload work(kernel_case, std::max<int64_t>(4 * LastLevelCacheBytes(), int64_t{64} << 20));
+KernelMeasurement MeasureKernel(const KernelCase& kernel_case, int windows, double window_seconds,
+                                int64_t workload_bytes) {
+  KernelWorkload work(kernel_case, workload_bytes > 0 ? workload_bytes
+                                                      : std::max<int64_t>(4 * LastLevelCacheBytes(), int64_t{64} << 20));
   for (int i = 0; i < work.copies(); ++i) work.Run();  // page faults, thread start-up
   double best = std::numeric_limits<double>::infinity();
   for (int w = 0; w < windows; ++w) {
@@ -339,6 +341,18 @@ KernelMeasurement MeasureKernel(const KernelCase& kernel_case, int windows, doub
   result.gbps = work.weight_bytes() / best / 1e9;
   result.gflops = work.flops() / best / 1e9;
   return result;
+}
+
+DecodeKernelRates MeasureDecodeKernelRates(int64_t workload_bytes) {
+  using F = WeightFormat;
+  const auto gbps = [&](F format, int64_t n, int64_t k) {
+    return MeasureKernel({"decode", KernelKind::kMatVec, format, 1, n, k}, 3, 0.1, workload_bytes).gbps;
+  };
+  DecodeKernelRates rates;
+  rates.fp4_gbps = gbps(F::kE2M1Grouped, 2048, 4096);  // a routed expert's w1/w3
+  rates.fp8_gbps = gbps(F::kE4M3Blocked, 4096, 8192);  // attention's wo_b
+  rates.bf16_gbps = gbps(F::kBF16, 4096, 4096);        // a slice of the head
+  return rates;
 }
 
 double RoofFraction(const KernelMeasurement& measurement, const Roofline& roofline) {

@@ -118,7 +118,19 @@ struct KernelMeasurement {
 // gbps / read_gbps for matvec, gflops / fma_gflops for GEMM.
 double RoofFraction(const KernelMeasurement& measurement, const Roofline& roofline);
 
-// Times Run() in windows of at least `window_seconds` each and keeps the best.
-KernelMeasurement MeasureKernel(const KernelCase& kernel_case, int windows, double window_seconds);
+// Times Run() in windows of at least `window_seconds` each and keeps the best,
+// over weights of at least `workload_bytes` (0: 4 x the last-level cache).
+KernelMeasurement MeasureKernel(const KernelCase& kernel_case, int windows, double window_seconds,
+                                int64_t workload_bytes = 0);
+
+// GB/s of weights the decode matvecs reach on this machine, one per format a
+// decoded token reads: FP4 routed experts, FP8 dense weights, the BF16 head.
+// What the memory plan's prediction divides bytes by (a kernel slower than
+// DRAM bounds decode below the read bandwidth).
+struct DecodeKernelRates {
+  double fp4_gbps = 0, fp8_gbps = 0, bf16_gbps = 0;
+};
+// Quick: three windows of 0.1 s per format over `workload_bytes` each.
+DecodeKernelRates MeasureDecodeKernelRates(int64_t workload_bytes);
 
 }  // namespace dsv4

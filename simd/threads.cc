@@ -70,7 +70,12 @@ int PhysicalCores() {
 }
 
 void SetThreadCount(int threads) {
-  if (threads <= 0) threads = PhysicalCores();
+  if (threads <= 0) {
+    // OMP_NUM_THREADS, when set, is the user's default, as in every OpenMP program.
+    const char* env = std::getenv("OMP_NUM_THREADS");
+    threads = env != nullptr ? std::atoi(env) : 0;
+    if (threads <= 0) threads = PhysicalCores();
+  }
   omp_set_num_threads(threads);
   if (std::getenv("OMP_PROC_BIND") != nullptr || std::getenv("OMP_PLACES") != nullptr) return;
   const std::vector<int> cpus = CpusSpreadOverCores();

@@ -7,6 +7,8 @@
 #include <tuple>
 #include <limits>
 
+#include "engine/text/python_json.h"
+
 namespace dsv4::api {
 namespace {
 
@@ -203,7 +205,7 @@ Json NormalizedMessages(const Json& messages) {
       for (size_t j = 0; j < content->size(); ++j) {
         const Json& part = (*content)[j];
         const std::string part_where = where + ".content[" + std::to_string(j) + "]";
-        if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
+        if (!part.is_object() || !part.contains("type") || part["type"] != "text" || !part.contains("text") ||
             !part["text"].is_string()) {
           throw RequestError(part_where + ": only {\"type\": \"text\", \"text\": ...} parts are supported",
                              "messages");
@@ -336,6 +338,10 @@ std::optional<Endpoint> EndpointForUrl(std::string_view url) {
 ApiRequest ParseRequest(Endpoint endpoint, const Json& body, const RequestDefaults& defaults,
                         const Tokenizer& tokenizer) {
   if (!body.is_object()) throw RequestError("the request body must be a JSON object");
+  // Everything below copies or writes parts of the body recursively (python_json.h).
+  if (JsonDepth(body) > kMaxJsonDepth) {
+    throw RequestError("the request body nests JSON more than " + std::to_string(kMaxJsonDepth) + " levels deep");
+  }
   const Fields f(body, "");
   RefuseUnsupported(f);
   ApiRequest r;

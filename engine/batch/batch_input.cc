@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -120,6 +121,52 @@ bool InputLines::Next(int64_t& line, std::string& text) {
   }
   if (in_.bad()) throw Error(path_ + ": reading the batch input failed (" + std::strerror(errno) + ")");
   return false;
+}
+
+BatchLine ReadBatchLine(const std::string& input_path, const InputScan& scan, int64_t line, const std::string& text) {
+  BatchLine result;
+  const auto line_error = [&](std::string code, std::string message) {
+    result.kind = BatchLine::Kind::kLineError;
+    result.code = std::move(code);
+    result.message = std::move(message);
+    return result;
+  };
+  nlohmann::ordered_json value;
+  try {
+    value = nlohmann::ordered_json::parse(text);
+  } catch (const nlohmann::ordered_json::exception& e) {
+    return line_error("invalid_json", std::string("not valid JSON: ") + e.what());
+  }
+  if (!value.is_object()) return line_error("invalid_request", "not a JSON object");
+  const auto id = value.find("custom_id");
+  if (id == value.end() || !id->is_string()) return line_error("missing_custom_id", "custom_id must be a string");
+  result.custom_id = id->get<std::string>();
+  const auto first_use = scan.first_line_of_id.find(result.custom_id);
+  if (first_use == scan.first_line_of_id.end()) {
+    throw Error(input_path + ": the file changed while the batch was reading it (line " + std::to_string(line + 1) +
+                " is new); run again on a file that stays as it is");
+  }
+  if (first_use->second != line) {
+    return line_error("duplicate_custom_id",
+                      "custom_id \"" + result.custom_id + "\" repeats line " + std::to_string(first_use->second + 1));
+  }
+  const auto refuse = [&](std::string message, std::string param) {
+    result.kind = BatchLine::Kind::kRefused;
+    result.message = std::move(message);
+    result.param = std::move(param);
+    return result;
+  };
+  const auto method = value.find("method");
+  if (method != value.end() && *method != "POST") return refuse("method must be POST", "method");
+  const auto url = value.find("url");
+  const std::optional<api::Endpoint> endpoint =
+      url != value.end() && url->is_string() ? api::EndpointForUrl(url->get<std::string>()) : std::nullopt;
+  if (!endpoint) return refuse("url must be /v1/chat/completions or /v1/completions", "url");
+  const auto body = value.find("body");
+  if (body == value.end() || !body->is_object()) return refuse("body must be a JSON object", "body");
+  result.endpoint = *endpoint;
+  result.body = std::move(*body);
+  return result;
 }
 
 }  // namespace dsv4

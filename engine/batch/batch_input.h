@@ -14,6 +14,10 @@
 #include <string_view>
 #include <unordered_map>
 
+#include <nlohmann/json.hpp>
+
+#include "engine/api/openai_request.h"
+
 namespace dsv4 {
 
 // A shard of the input: line k (0-based, counting every physical line, blank
@@ -64,5 +68,25 @@ class InputLines {
   std::ifstream in_;
   int64_t next_line_ = 0;
 };
+
+// One input line, checked as far as it can be without the model and the API
+// defaults: a line error (nothing to key its answer by but the line), or a
+// request keyed by its custom_id, refused as the API refuses it or ready for
+// api::ParseRequest.
+struct BatchLine {
+  enum class Kind { kLineError, kRefused, kRequest };
+  Kind kind = Kind::kRequest;
+  std::string code;       // kLineError: invalid_json, invalid_request, missing_custom_id, duplicate_custom_id
+  std::string message;    // kLineError, kRefused
+  std::string param;      // kRefused: the field at fault (method, url, body)
+  std::string custom_id;  // kRefused, kRequest
+  api::Endpoint endpoint = api::Endpoint::kChatCompletions;  // kRequest
+  nlohmann::ordered_json body;                               // kRequest
+};
+
+// Reads line `line` (0-based, not blank) of the input `scan` was taken of. A
+// custom_id the scan did not see means the file changed since: dsv4::Error
+// naming `input_path`.
+BatchLine ReadBatchLine(const std::string& input_path, const InputScan& scan, int64_t line, const std::string& text);
 
 }  // namespace dsv4

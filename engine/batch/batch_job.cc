@@ -144,46 +144,17 @@ class BatchJob {
       ++summary_.resumed;
       return;
     }
-    Json value;
-    try {
-      value = Json::parse(text);
-    } catch (const Json::exception& e) {
-      return LineError(line, "invalid_json", std::string("not valid JSON: ") + e.what());
-    }
-    if (!value.is_object()) return LineError(line, "invalid_request", "not a JSON object");
-    const auto id = value.find("custom_id");
-    if (id == value.end() || !id->is_string()) {
-      return LineError(line, "missing_custom_id", "custom_id must be a string");
-    }
-    const std::string custom_id = id->get<std::string>();
-    const auto first_use = scan_.first_line_of_id.find(custom_id);
-    if (first_use == scan_.first_line_of_id.end()) {
-      throw Error(options_.input + ": the file changed while the batch was reading it (line " +
-                  std::to_string(line + 1) + " is new); run again on a file that stays as it is");
-    }
-    const int64_t first = first_use->second;
-    if (first != line) {
-      return LineError(line, "duplicate_custom_id",
-                       "custom_id \"" + custom_id + "\" repeats line " + std::to_string(first + 1));
-    }
-    if (output_.DoneId(custom_id)) {
+    const BatchLine read = ReadBatchLine(options_.input, scan_, line, text);
+    if (read.kind == BatchLine::Kind::kLineError) return LineError(line, read.code, read.message);
+    if (output_.DoneId(read.custom_id)) {
       ++summary_.resumed;
       return;
     }
-    const auto method = value.find("method");
-    if (method != value.end() && *method != "POST") return RequestError(line, custom_id, "method must be POST", "method");
-    const auto url = value.find("url");
-    const std::optional<api::Endpoint> endpoint =
-        url != value.end() && url->is_string() ? api::EndpointForUrl(url->get<std::string>()) : std::nullopt;
-    if (!endpoint) return RequestError(line, custom_id, "url must be /v1/chat/completions or /v1/completions", "url");
-    const auto body = value.find("body");
-    if (body == value.end() || !body->is_object()) {
-      return RequestError(line, custom_id, "body must be a JSON object", "body");
-    }
+    if (read.kind == BatchLine::Kind::kRefused) return RequestError(line, read.custom_id, read.message, read.param);
     try {
-      window_.push_back({line, custom_id, api::ParseRequest(*endpoint, *body, defaults_, tokenizer_)});
+      window_.push_back({line, read.custom_id, api::ParseRequest(read.endpoint, read.body, defaults_, tokenizer_)});
     } catch (const api::RequestError& e) {
-      RequestError(line, custom_id, e.what(), e.param());
+      RequestError(line, read.custom_id, e.what(), e.param());
     }
   }
 

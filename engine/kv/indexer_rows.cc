@@ -31,7 +31,11 @@ void IndexerRows::ReadEncoded(int64_t begin, int64_t count, uint8_t* out) const 
   const int64_t scale_bytes = row_bytes - code_bytes;
   for (int64_t i = 0; i < count; ++i) {
     std::memcpy(out + i * row_bytes, data_.data() + (begin + i) * code_bytes, code_bytes);
-    std::memcpy(out + i * row_bytes + code_bytes, scales_.data() + (begin + i) * scale_bytes, scale_bytes);
+    // Plain f32 rows (smooth numerics) have no scales, and memcpy from the
+    // empty vector's null data() is undefined even for 0 bytes.
+    if (scale_bytes > 0) {
+      std::memcpy(out + i * row_bytes + code_bytes, scales_.data() + (begin + i) * scale_bytes, scale_bytes);
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 #include "engine/kv/kv_spill.h"
 
 #include <fcntl.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -29,6 +30,12 @@ int CreateSpillFile(const std::string& dir) {
 }  // namespace
 
 void KvSpill::CheckDirectory(const std::string& dir) { ::close(CreateSpillFile(dir)); }
+
+int64_t KvSpill::FreeBytes(const std::string& dir) {
+  struct statvfs fs {};
+  if (::statvfs(dir.c_str(), &fs) != 0) throw Error("--kv-dir " + dir + ": " + std::strerror(errno));
+  return static_cast<int64_t>(fs.f_bavail) * static_cast<int64_t>(fs.f_frsize);
+}
 
 KvSpill::KvSpill(std::string dir, int64_t ram_budget) : dir_(std::move(dir)), ram_budget_(ram_budget) {}
 

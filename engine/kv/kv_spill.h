@@ -20,6 +20,8 @@ class KvSpill {
   // `dir` (created if missing): checked when the option is given, not at the
   // first spill, hours later.
   static void CheckDirectory(const std::string& dir);
+  // Bytes free to an unprivileged writer on the filesystem of `dir`.
+  static int64_t FreeBytes(const std::string& dir);
   ~KvSpill();
   KvSpill(const KvSpill&) = delete;
   KvSpill& operator=(const KvSpill&) = delete;

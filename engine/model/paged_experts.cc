@@ -39,8 +39,13 @@ void PagedExperts::Prefetch(int64_t block, const std::vector<int32_t>& experts) 
 }
 
 StoredModel LoadStoredModel(const std::string& dir, Numerics numerics, const WeightStoreOptions& options) {
+  return LoadStoredModel(std::make_unique<Checkpoint>(dir), numerics, options);
+}
+
+StoredModel LoadStoredModel(std::unique_ptr<Checkpoint> checkpoint, Numerics numerics,
+                            const WeightStoreOptions& options) {
   StoredModel stored;
-  stored.checkpoint = std::make_unique<Checkpoint>(dir);
+  stored.checkpoint = std::move(checkpoint);
   stored.store = std::make_unique<WeightStore>(*stored.checkpoint, options);
   stored.experts = std::make_unique<PagedExperts>(*stored.checkpoint, *stored.store);
   stored.model = std::make_unique<Model>(*stored.checkpoint, numerics, stored.experts.get());

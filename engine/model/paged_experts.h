@@ -46,5 +46,8 @@ struct StoredModel {
 };
 
 StoredModel LoadStoredModel(const std::string& dir, Numerics numerics, const WeightStoreOptions& options);
+// The same for a checkpoint already opened (to plan its memory first).
+StoredModel LoadStoredModel(std::unique_ptr<Checkpoint> checkpoint, Numerics numerics,
+                            const WeightStoreOptions& options);
 
 }  // namespace dsv4

@@ -1,6 +1,7 @@
 #include "engine/model/sequence_state.h"
 
 #include <algorithm>
+#include <bit>
 #include <limits>
 
 #include "loader/error.h"
@@ -13,17 +14,77 @@ void CompressorState::Reset(int64_t ratio, int64_t dim, bool overlap) {
   score.assign(coff * ratio * coff * dim, -std::numeric_limits<float>::infinity());
 }
 
+namespace {
+
+// The codecs of a state's rows. Default numerics round-trip them (exactly
+// stored as codes + scales, main rows unless kv.compact is off); smooth
+// numerics keep plain f32 rows.
+KvCodec MainCodec(const ModelConfig& config, Numerics numerics, const KvOptions& kv) {
+  using Q = KvCodec::Quantization;
+  return KvCodec(numerics == Numerics::kDefault ? Q::kFp8Nope : Q::kNone, kv.compact, config.head_dim,
+                 config.qk_rope_head_dim);
+}
+
+// Indexer rows stay FP4 codes whatever kv.compact says: the exact score
+// kernel (simd/indexer_scores.h) reads them in that form.
+KvCodec IndexerCodec(const ModelConfig& config, Numerics numerics) {
+  using Q = KvCodec::Quantization;
+  return KvCodec(numerics == Numerics::kDefault ? Q::kFp4 : Q::kNone, /*compact=*/true, config.index_head_dim,
+                 config.qk_rope_head_dim);
+}
+
+// Floats of a compressor's buffers (kv and score), as CompressorState::Reset sizes them.
+int64_t CompressorFloats(int64_t ratio, int64_t dim, bool overlap) {
+  const int64_t coff = overlap ? 2 : 1;
+  return 2 * coff * ratio * coff * dim;
+}
+
+}  // namespace
+
+int64_t KvSize::Rows::Bytes(int64_t tokens) const {
+  const int64_t rows = tokens / ratio;
+  if (rows == 0) return 0;
+  if (paged) return (rows + KvRowStore::kRowsPerPage - 1) / KvRowStore::kRowsPerPage * KvRowStore::kRowsPerPage * row_bytes;
+  return static_cast<int64_t>(std::bit_ceil(static_cast<uint64_t>(rows))) * row_bytes;
+}
+
+int64_t KvSize::RamBytes(int64_t tokens) const {
+  int64_t bytes = fixed_bytes;
+  for (const Rows& r : ram_rows) bytes += r.Bytes(tokens);
+  return bytes;
+}
+
+int64_t KvSize::SpillableBytes(int64_t tokens) const {
+  int64_t bytes = 0;
+  for (const Rows& r : spillable_rows) bytes += r.Bytes(tokens);
+  return bytes;
+}
+
+KvSize SequenceState::Size(const ModelConfig& config, Numerics numerics, const KvOptions& kv) {
+  const int64_t main_row = MainCodec(config, numerics, kv).bytes_per_row();
+  const int64_t indexer_row = IndexerCodec(config, numerics).bytes_per_row();
+  KvSize size;
+  for (int64_t L = 0; L < config.NumBlocks(); ++L) {
+    size.fixed_bytes += config.sliding_window * config.head_dim * static_cast<int64_t>(sizeof(float));
+    const int64_t ratio = config.CompressRatio(L);
+    if (ratio == 0) continue;
+    size.fixed_bytes += CompressorFloats(ratio, config.head_dim, ratio == 4) * static_cast<int64_t>(sizeof(float));
+    size.spillable_rows.push_back({ratio, main_row, /*paged=*/true});
+    size.spillable_bytes_per_token += static_cast<double>(main_row) / ratio;
+    if (ratio == 4) {
+      size.fixed_bytes += CompressorFloats(4, config.index_head_dim, true) * static_cast<int64_t>(sizeof(float));
+      size.ram_rows.push_back({4, indexer_row, /*paged=*/false});
+      size.ram_bytes_per_token += static_cast<double>(indexer_row) / ratio;
+    }
+  }
+  return size;
+}
+
 SequenceState::SequenceState(const ModelConfig& config, Numerics numerics, const KvOptions& kv)
     : config_(&config), numerics_(numerics) {
   if (!kv.spill_dir.empty() && kv.ram_budget >= 0) spill_ = std::make_unique<KvSpill>(kv.spill_dir, kv.ram_budget);
-  const bool round_trips = numerics == Numerics::kDefault;
-  using Q = KvCodec::Quantization;
-  const KvCodec main_codec(round_trips ? Q::kFp8Nope : Q::kNone, kv.compact, config.head_dim,
-                           config.qk_rope_head_dim);
-  // Indexer rows stay FP4 codes whatever kv.compact says: the exact score
-  // kernel (simd/indexer_scores.h) reads them in that form.
-  const KvCodec index_codec(round_trips ? Q::kFp4 : Q::kNone, /*compact=*/true, config.index_head_dim,
-                            config.qk_rope_head_dim);
+  const KvCodec main_codec = MainCodec(config, numerics, kv);
+  const KvCodec index_codec = IndexerCodec(config, numerics);
   layers_.resize(config.NumBlocks());
   for (int64_t L = 0; L < config.NumBlocks(); ++L) {
     LayerState& s = layers_[L];

@@ -28,6 +28,28 @@ struct KvOptions {
 
 // The not-yet-pooled window(s) of a gated-pooling compressor (§4.7):
 // [coff*ratio][coff*dim] projections and scores (scores include `ape`).
+// What one sequence's state takes in memory, by the codecs it stores rows
+// with: what the memory plan reserves and the scheduler admits against.
+struct KvSize {
+  // The rows one layer's store holds: one per `ratio` tokens, in pages of
+  // KvRowStore::kRowsPerPage rows where `paged`, else in a vector whose
+  // capacity doubles (IndexerRows).
+  struct Rows {
+    int64_t ratio = 0;
+    int64_t row_bytes = 0;
+    bool paged = false;
+    int64_t Bytes(int64_t tokens) const;
+  };
+  int64_t fixed_bytes = 0;            // window rings and compressor buffers
+  std::vector<Rows> ram_rows;         // indexer rows: scanned every step, never spilled
+  std::vector<Rows> spillable_rows;   // main compressed rows: may spill to --kv-dir
+  double ram_bytes_per_token = 0;     // the long-run averages of both
+  double spillable_bytes_per_token = 0;
+  int64_t RamBytes(int64_t tokens) const;        // the fixed part and the indexer rows
+  int64_t SpillableBytes(int64_t tokens) const;  // compressed rows, whole pages
+  int64_t TotalBytes(int64_t tokens) const { return RamBytes(tokens) + SpillableBytes(tokens); }
+};
+
 struct CompressorState {
   std::vector<float> kv;
   std::vector<float> score;
@@ -49,6 +71,8 @@ class SequenceState {
   // Default numerics store compressed rows in the exact compact encoding
   // (main rows unless kv.compact is off); smooth numerics keep plain f32 rows.
   SequenceState(const ModelConfig& config, Numerics numerics, const KvOptions& kv = {});
+  // What a state of this config, numerics and options takes.
+  static KvSize Size(const ModelConfig& config, Numerics numerics, const KvOptions& kv = {});
   SequenceState(const SequenceState&) = delete;
   SequenceState& operator=(const SequenceState&) = delete;
 

@@ -1,12 +1,16 @@
 #include "engine/model/session_file.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <utility>
+#include <vector>
 
 #include "loader/error.h"
 
@@ -50,14 +54,21 @@ class Hasher {
   int fill_ = 0;
 };
 
+// Writes the session to `temp` through a buffer, reporting failures (a full
+// disk, a file-size limit) against `target`, the file the caller asked for.
 class Writer {
  public:
-  explicit Writer(const std::string& path) : path_(path), out_(path, std::ios::binary) {
-    if (!out_) throw Error(path + ": cannot create session file");
+  Writer(const std::string& temp, const std::string& target) : target_(target) {
+    fd_ = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd_ < 0) Fail("cannot create " + temp);
+    buffer_.reserve(kBufferBytes);
+  }
+  ~Writer() {
+    if (fd_ >= 0) ::close(fd_);
   }
   void Bytes(const void* data, size_t size) {
     hasher_.Update(data, size);
-    out_.write(static_cast<const char*>(data), size);
+    Append(data, size);
   }
   template <typename T>
   void Value(T v) { Bytes(&v, sizeof v); }
@@ -66,16 +77,52 @@ class Writer {
     Value<uint64_t>(v.size());
     Bytes(v.data(), v.size() * sizeof(T));
   }
+  // The checksum, then everything on disk (fsync): the rename that follows
+  // must never publish a file whose bytes a crash could still lose.
   void Finish() {
     const uint64_t checksum = hasher_.Digest();
-    out_.write(reinterpret_cast<const char*>(&checksum), sizeof checksum);
-    out_.flush();
-    if (!out_) throw Error(path_ + ": writing the session failed (disk full?)");
+    Append(&checksum, sizeof checksum);
+    Flush();
+    if (::fsync(fd_) != 0) Fail("writing failed");
+    const int fd = std::exchange(fd_, -1);
+    if (::close(fd) != 0) Fail("writing failed");
   }
 
  private:
-  std::string path_;
-  std::ofstream out_;
+  static constexpr size_t kBufferBytes = size_t{1} << 20;
+
+  [[noreturn]] void Fail(const std::string& what) const {
+    throw Error(target_ + ": cannot save the session: " + what + " (" + std::strerror(errno) + ")");
+  }
+  void Append(const void* data, size_t size) {
+    const char* bytes = static_cast<const char*>(data);
+    if (buffer_.size() + size > kBufferBytes) Flush();
+    if (size >= kBufferBytes) {
+      WriteAll(bytes, size);
+    } else {
+      buffer_.insert(buffer_.end(), bytes, bytes + size);
+    }
+  }
+  void Flush() {
+    WriteAll(buffer_.data(), buffer_.size());
+    buffer_.clear();
+  }
+  void WriteAll(const char* data, size_t size) {
+    while (size > 0) {
+      const ssize_t n = ::write(fd_, data, size);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        if (n == 0) errno = ENOSPC;
+        Fail("writing failed");
+      }
+      data += n;
+      size -= static_cast<size_t>(n);
+    }
+  }
+
+  std::string target_;
+  int fd_ = -1;
+  std::vector<char> buffer_;
   Hasher hasher_;
 };
 
@@ -216,7 +263,7 @@ void SaveSession(const std::string& path, const SequenceState& state, const Sess
   static std::atomic<uint64_t> counter{0};
   const std::string temp = path + "." + std::to_string(getpid()) + "." + std::to_string(counter++) + ".partial";
   try {
-    Writer w(temp);
+    Writer w(temp, path);
     w.Bytes(kMagic, 8);
     w.Value<uint32_t>(kVersion);
     w.Value<uint32_t>(static_cast<uint32_t>(state.numerics()));

@@ -5,7 +5,7 @@
 #include <bit>
 #include <cmath>
 #include <limits>
-#include <ranges>
+#include <numeric>
 #include <string>
 
 #include "loader/error.h"
@@ -53,6 +53,7 @@ struct Scratch {
   std::vector<float> adjusted;
   std::vector<float> weights;  // softmax numerators
   std::vector<int32_t> ids;
+  std::vector<int32_t> all_ids;  // 0, 1, ..., vocab - 1: the candidates when there is no top_k
   std::vector<double> block_mass;
 };
 
@@ -287,7 +288,11 @@ int32_t Sampler::Draw(const float* adjusted) {
       std::sort(best.begin(), best.end());  // MassCutoff's candidates ascend
       keep = MassCutoff(w.data(), best, target, scratch.ids);
     } else {
-      keep = MassCutoff(w.data(), std::views::iota(int32_t{0}, static_cast<int32_t>(vocab_)), target, scratch.ids);
+      if (scratch.all_ids.size() != static_cast<size_t>(vocab_)) {
+        scratch.all_ids.resize(vocab_);
+        std::iota(scratch.all_ids.begin(), scratch.all_ids.end(), 0);
+      }
+      keep = MassCutoff(w.data(), scratch.all_ids, target, scratch.ids);
     }
   }
   if (params_.min_p > 0) {

@@ -7,6 +7,7 @@
 #include <exception>
 #include <utility>
 
+#include "engine/runtime/memory_plan.h"
 #include "engine/runtime/stop_matcher.h"
 #include "engine/text/chat_format.h"
 #include "engine/text/streaming_decoder.h"
@@ -53,13 +54,20 @@ struct Scheduler::Sequence {
   // with it).
   bool closing = false;
   GenerationUpdate deferred;  // with return_state: the finish, sent once closing is done
+  KvReservation kv;           // what admission counted for it
 
   bool generating() const { return finish == FinishReason::kNone; }
   bool decoding() const { return static_cast<int64_t>(tokens.size()) > prompt_size; }
 };
 
 Scheduler::Scheduler(const Model& model, const Tokenizer* tokenizer, const SchedulerOptions& options)
-    : model_(model), tokenizer_(tokenizer), options_(options) {
+    : model_(model),
+      tokenizer_(tokenizer),
+      options_(options),
+      context_tokens_(options.context_tokens > 0
+                          ? std::min(options.context_tokens, model.config().max_position_embeddings)
+                          : model.config().max_position_embeddings),
+      kv_size_(SequenceState::Size(model.config(), model.numerics(), options.kv)) {
   if (options_.max_sequences < 1) throw Error("the scheduler needs at least one sequence slot");
   if (options_.step_tokens < 1) throw Error("the scheduler needs at least one token per step");
   if (tokenizer_) think_end_ = tokenizer_->TokenId(chat_tokens::kThinkEnd);
@@ -72,9 +80,9 @@ int64_t Scheduler::Submit(GenerationRequest request, UpdateCallback on_update) {
   const ModelConfig& c = model_.config();
   const int64_t n = static_cast<int64_t>(request.prompt.size());
   if (n == 0) throw Error("the prompt is empty");
-  if (n >= c.max_position_embeddings) {
-    throw Error("the prompt has " + std::to_string(n) + " tokens; the model's context is " +
-                std::to_string(c.max_position_embeddings) + " (max_position_embeddings)");
+  if (n >= context_tokens_) {
+    throw Error("the prompt has " + std::to_string(n) + " tokens; the context is " + std::to_string(context_tokens_) +
+                (context_tokens_ < c.max_position_embeddings ? " (--ctx-size)" : " (max_position_embeddings)"));
   }
   for (int64_t i = 0; i < n; ++i) {
     if (request.prompt[i] < 0 || request.prompt[i] >= c.vocab_size) {
@@ -92,7 +100,24 @@ int64_t Scheduler::Submit(GenerationRequest request, UpdateCallback on_update) {
   if (request.reasoning && request.reasoning_budget >= 0 && !think_end_) {
     throw Error("a reasoning budget needs the model's tokenizer (for </think>)");
   }
+  const int64_t tokens = std::min(context_tokens_, n + request.sampling.max_tokens);
+  const KvReservation kv = Reserve(tokens);
+  const std::string need = " for " + std::to_string(tokens) + " tokens (prompt " + std::to_string(n) +
+                           " + max_tokens " + std::to_string(request.sampling.max_tokens) + ")";
+  if (options_.kv_ram_pool >= 0 && kv.ram > options_.kv_ram_pool) {
+    const bool spilling_helps = options_.kv.spill_dir.empty() && kv_size_.RamBytes(tokens) <= options_.kv_ram_pool;
+    throw Error("the request needs " + FormatBytes(kv.ram) + " of KV in RAM" + need + ", more than the " +
+                FormatBytes(options_.kv_ram_pool) + " the memory plan leaves for KV: " +
+                (spilling_helps ? "give --kv-dir DIR to spill compressed rows to disk, or lower max_tokens"
+                                : "lower max_tokens, or give a smaller --mem-budget to page more experts"));
+  }
+  if (options_.kv_disk_pool >= 0 && kv.disk > options_.kv_disk_pool) {
+    throw Error("the request needs " + FormatBytes(kv.disk) + " of spilled KV" + need + ", more than the " +
+                FormatBytes(options_.kv_disk_pool) + " free in --kv-dir " + options_.kv.spill_dir +
+                ": give a --kv-dir with more room, or lower max_tokens");
+  }
   auto s = std::make_unique<Sequence>();
+  s->kv = kv;
   s->request = std::move(request);
   s->on_update = std::move(on_update);
   s->prompt_size = n;
@@ -125,8 +150,9 @@ Scheduler::Stats Scheduler::stats() const {
 }
 
 void Scheduler::Snapshot() {
-  int64_t ram = 0, spilled = 0;
+  int64_t ram = 0, spilled = 0, reserved = 0;
   for (const auto& s : active_) {
+    reserved += s->kv.ram;
     if (!s->state) continue;
     ram += s->state->ram_bytes();
     spilled += s->state->kv_spilled_bytes();
@@ -136,6 +162,7 @@ void Scheduler::Snapshot() {
   stats_.queued = static_cast<int64_t>(queue_.size());
   stats_.kv_ram_bytes = ram;
   stats_.kv_spilled_bytes = spilled;
+  stats_.kv_reserved_bytes = reserved;
   stats_.prefix_cache_bytes = cache_ ? cache_->bytes() : 0;
   stats_.prefix_cache_entries = cache_ ? cache_->entries() : 0;
 }
@@ -168,7 +195,7 @@ void Scheduler::Finish(Sequence& s, FinishReason reason, const std::string& erro
   update.error = error;
   const bool keep = (cache_ || s.request.return_state) && s.state && s.state->failure().empty() &&
                     (reason == FinishReason::kStop || reason == FinishReason::kLength) &&
-                    static_cast<int64_t>(s.tokens.size()) < model_.config().max_position_embeddings;
+                    static_cast<int64_t>(s.tokens.size()) < context_tokens_;
   if (keep && s.request.return_state) {
     s.deferred = std::move(update);
   } else {
@@ -263,7 +290,7 @@ FinishReason Scheduler::AcceptToken(Sequence& s, const Sampled& sampled, Generat
     }
   }
   if (s.usage.completion_tokens >= s.request.sampling.max_tokens ||
-      static_cast<int64_t>(s.tokens.size()) >= c.max_position_embeddings) {
+      static_cast<int64_t>(s.tokens.size()) >= context_tokens_) {
     return FinishReason::kLength;
   }
   return FinishReason::kNone;
@@ -313,6 +340,29 @@ bool Scheduler::AwaitsSharedPrefix(const Sequence& queued) const {
   return false;
 }
 
+Scheduler::KvReservation Scheduler::Reserve(int64_t tokens) const {
+  KvReservation r;
+  const int64_t rows = kv_size_.SpillableBytes(tokens);
+  r.ram = kv_size_.RamBytes(tokens);
+  if (!options_.kv.spill_dir.empty() && options_.kv.ram_budget >= 0) {
+    r.ram += std::min(rows, options_.kv.ram_budget);
+    r.disk = std::max<int64_t>(0, rows - options_.kv.ram_budget);
+  } else {
+    r.ram += rows;
+  }
+  return r;
+}
+
+bool Scheduler::Fits(const KvReservation& r) const {
+  KvReservation used;
+  for (const auto& s : active_) {
+    used.ram += s->kv.ram;
+    used.disk += s->kv.disk;
+  }
+  return (options_.kv_ram_pool < 0 || used.ram + r.ram <= options_.kv_ram_pool) &&
+         (options_.kv_disk_pool < 0 || used.disk + r.disk <= options_.kv_disk_pool);
+}
+
 void Scheduler::Admit() {
   // Looking past a few waiting prompts is enough: a batch submits prompts in
   // an order that puts sharing ones next to each other.
@@ -327,6 +377,9 @@ void Scheduler::Admit() {
         ++ready;
       }
       if (ready == queue_.end() || ready - queue_.begin() >= static_cast<ptrdiff_t>(kAdmissionLookahead)) return;
+      // One that does not fit beside the running ones waits for them to
+      // finish (Submit refused any that cannot fit alone).
+      if (!Fits((*ready)->kv)) return;
       s = std::move(*ready);
       queue_.erase(ready);
     }

@@ -35,6 +35,14 @@ struct SchedulerOptions {
   int64_t step_tokens = 512;        // rows per forward call (decode rows first, then prefill)
   int64_t prefix_cache_bytes = 0;   // RAM for cached prefix states; 0 = no prefix reuse
   KvOptions kv;                     // where each sequence's compressed KV rows live
+  int64_t context_tokens = 0;       // prompt + output per sequence (--ctx-size); 0: the model's context
+  // Admission by memory (engine/runtime/memory_plan.h): a request is
+  // admitted only when the KV of its prompt + max_tokens fits beside what
+  // the running ones reserved: the part that stays in RAM (and compressed
+  // rows beyond kv.ram_budget unless they spill) against kv_ram_pool, the
+  // spilled part against kv_disk_pool. < 0: no limit.
+  int64_t kv_ram_pool = -1;
+  int64_t kv_disk_pool = -1;
 };
 
 class Scheduler {
@@ -45,7 +53,9 @@ class Scheduler {
 
   // Queues a request; `on_update` receives its updates. Returns its id.
   // Throws dsv4::Error for an invalid request (empty prompt, sampling out of
-  // range, stop strings without a tokenizer, prompt beyond the context).
+  // range, stop strings without a tokenizer, prompt beyond the context) and
+  // for one whose KV could never fit the pools, naming the flag that would
+  // let it run. One that fits only beside fewer others waits.
   int64_t Submit(GenerationRequest request, UpdateCallback on_update);
   // Ends a queued or running request (a kCancelled update follows from the
   // next Step) and frees its state. False if it is unknown or already done.
@@ -58,6 +68,8 @@ class Scheduler {
   void Run();
 
   bool Idle() const;
+  // Tokens a sequence may hold, prompt and output.
+  int64_t context_tokens() const { return context_tokens_; }
   // The prefix cache (null when disabled).
   const PrefixCache* prefix_cache() const { return cache_.get(); }
 
@@ -74,6 +86,7 @@ class Scheduler {
     int64_t queued = 0;           // submitted, waiting for a slot
     int64_t kv_ram_bytes = 0;     // the active sequences' state in RAM
     int64_t kv_spilled_bytes = 0; // and in the spill files
+    int64_t kv_reserved_bytes = 0; // RAM the active sequences reserved (admission)
     int64_t prefix_cache_bytes = 0;
     int64_t prefix_cache_entries = 0;
   };
@@ -84,6 +97,12 @@ class Scheduler {
   struct Sequence;
 
   void Admit();
+  // RAM and spill bytes the KV of a request of `tokens` tokens may take.
+  struct KvReservation {
+    int64_t ram = 0, disk = 0;
+  };
+  KvReservation Reserve(int64_t tokens) const;
+  bool Fits(const KvReservation& r) const;  // beside the active sequences' reservations
   // A queued prompt that shares a prefix with one still being prefilled
   // waits for that prefix's checkpoint instead of computing the same rows
   // beside it.
@@ -112,6 +131,8 @@ class Scheduler {
   const Model& model_;
   const Tokenizer* tokenizer_;
   SchedulerOptions options_;
+  int64_t context_tokens_;
+  KvSize kv_size_;
   std::optional<int32_t> think_end_;
   std::unique_ptr<PrefixCache> cache_;
 

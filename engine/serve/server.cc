@@ -1,5 +1,6 @@
 #include "engine/serve/server.h"
 
+#include <algorithm>
 #include <httplib.h>
 
 #include <chrono>
@@ -124,7 +125,9 @@ void Server::Run(const Model& model, const Tokenizer& tokenizer, const ExpertCac
   tokenizer_ = &tokenizer;
   expert_cache_ = expert_cache;
   options_.scheduler = scheduler;
-  options_.defaults.context_tokens = model.config().max_position_embeddings;
+  options_.defaults.context_tokens =
+      scheduler.context_tokens > 0 ? std::min(scheduler.context_tokens, model.config().max_position_embeddings)
+                                   : model.config().max_position_embeddings;
   constraints_ = std::make_unique<ConstraintCompiler>(tokenizer, model.config().vocab_size);
   options_.defaults.constraints = constraints_.get();
   scheduler_ = std::make_unique<Scheduler>(model, &tokenizer, options_.scheduler);

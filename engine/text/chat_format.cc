@@ -380,6 +380,10 @@ std::string_view ReasoningModeName(ReasoningMode mode) {
 
 std::string RenderChat(const Json& messages, ReasoningMode mode) {
   if (!messages.is_array()) throw Error("messages must be a JSON array of message objects");
+  // Rendering copies and writes the messages recursively (python_json.h).
+  if (JsonDepth(messages) > kMaxJsonDepth) {
+    throw Error("messages nest JSON more than " + std::to_string(kMaxJsonDepth) + " levels deep");
+  }
   for (size_t i = 0; i < messages.size(); ++i) {
     if (!messages[i].is_object()) Fail(i, "must be a JSON object");
     const Json* role = Get(messages[i], "role");
@@ -415,7 +419,7 @@ Json SingleTurnConversation(std::string_view user, std::optional<std::string_vie
 void AttachToSystem(Json& messages, const Json* tools, const Json* response_format) {
   if (!tools && !response_format) return;
   auto system = std::find_if(messages.begin(), messages.end(),
-                             [](const Json& m) { return m.is_object() && m.value("role", "") == "system"; });
+                             [](const Json& m) { return m.is_object() && m.contains("role") && m["role"] == "system"; });
   if (system == messages.end()) {
     messages.insert(messages.begin(), Json{{"role", "system"}, {"content", ""}});
     system = messages.begin();

@@ -158,7 +158,8 @@ class CompletionParser {
         if (is_string != "true" && is_string != "false") {
           Warn("parameter \"" + p.name + "\" of \"" + name + "\" has string=\"" + is_string + "\"; read as a string");
         }
-        if (!p.is_string && !Json::accept(p.value)) {
+        // nlohmann's parser ends its input at a NUL byte, so "3\0x" would pass.
+        if (!p.is_string && (p.value.find('\0') != std::string::npos || !Json::accept(p.value))) {
           Warn("parameter \"" + p.name + "\" of \"" + name + "\" is marked string=\"false\" but is not JSON: " +
                Quote(p.value) + "; kept as a string");
           p.is_string = true;

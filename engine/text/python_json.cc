@@ -1,9 +1,12 @@
 #include "engine/text/python_json.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <utility>
+#include <vector>
 
 #include "loader/error.h"
 
@@ -44,7 +47,22 @@ void AppendInteger(Int value, std::string& out) {
   out.append(buffer, result.ptr);
 }
 
+void AppendPythonJsonAt(const nlohmann::ordered_json& value, size_t depth, std::string& out);
+
 }  // namespace
+
+size_t JsonDepth(const nlohmann::ordered_json& value) {
+  size_t deepest = 0;
+  std::vector<std::pair<const nlohmann::ordered_json*, size_t>> pending = {{&value, 0}};
+  while (!pending.empty()) {
+    const auto [node, depth] = pending.back();
+    pending.pop_back();
+    if (!node->is_structured()) continue;
+    deepest = std::max(deepest, depth + 1);
+    for (const auto& child : *node) pending.emplace_back(&child, depth + 1);
+  }
+  return deepest;
+}
 
 std::string PythonFloatRepr(double value) {
   if (std::isnan(value)) return "NaN";
@@ -82,8 +100,15 @@ std::string PythonFloatRepr(double value) {
   return out.append(exponent_text);
 }
 
-void AppendPythonJson(const nlohmann::ordered_json& value, std::string& out) {
+void AppendPythonJson(const nlohmann::ordered_json& value, std::string& out) { AppendPythonJsonAt(value, 0, out); }
+
+namespace {
+
+void AppendPythonJsonAt(const nlohmann::ordered_json& value, size_t depth, std::string& out) {
   using Type = nlohmann::ordered_json::value_t;
+  if (value.is_structured() && depth >= kMaxJsonDepth) {
+    throw Error("JSON nested more than " + std::to_string(kMaxJsonDepth) + " levels deep");
+  }
   switch (value.type()) {
     case Type::null: out += "null"; return;
     case Type::boolean: out += value.get<bool>() ? "true" : "false"; return;
@@ -97,7 +122,7 @@ void AppendPythonJson(const nlohmann::ordered_json& value, std::string& out) {
       for (const auto& element : value) {
         if (!first) out += ", ";
         first = false;
-        AppendPythonJson(element, out);
+        AppendPythonJsonAt(element, depth + 1, out);
       }
       out.push_back(']');
       return;
@@ -110,7 +135,7 @@ void AppendPythonJson(const nlohmann::ordered_json& value, std::string& out) {
         first = false;
         AppendPythonString(key, out);
         out += ": ";
-        AppendPythonJson(element, out);
+        AppendPythonJsonAt(element, depth + 1, out);
       }
       out.push_back('}');
       return;
@@ -120,6 +145,8 @@ void AppendPythonJson(const nlohmann::ordered_json& value, std::string& out) {
   }
   throw Error("JSON value of a type Python's json module cannot write (binary or discarded)");
 }
+
+}  // namespace
 
 std::string PythonJsonDumps(const nlohmann::ordered_json& value) {
   std::string out;

@@ -3,6 +3,10 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include <cstdio>
+#include <vector>
+
+#include "engine/text/unicode_general_category.h"
 #include "loader/error.h"
 
 namespace dsv4 {
@@ -12,6 +16,49 @@ namespace {
 // for UTF-8 text; written as class items so it also fits inside [...].
 constexpr std::string_view kWhiteSpaceItems =
     "\\t-\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}";
+
+constexpr char32_t kLastCodePoint = 0x10FFFF, kFirstSurrogate = 0xD800, kLastSurrogate = 0xDFFF;
+
+// `ranges`, or their complement when `negate`, as PCRE2 class items
+// ("\x{41}-\x{5A}..."). Surrogates are left out: they are not characters in UTF-8.
+std::string ClassItems(std::span<const CodePointRange> ranges, bool negate) {
+  std::vector<CodePointRange> items;
+  auto add = [&](char32_t first, char32_t last) {
+    if (first <= kLastSurrogate && last >= kFirstSurrogate) {
+      if (first < kFirstSurrogate) items.push_back({first, kFirstSurrogate - 1});
+      if (last > kLastSurrogate) items.push_back({kLastSurrogate + 1, last});
+    } else {
+      items.push_back({first, last});
+    }
+  };
+  if (negate) {
+    char32_t next = 0;
+    for (const CodePointRange& r : ranges) {
+      if (r.first > next) add(next, r.first - 1);
+      next = r.last + 1;
+    }
+    if (next <= kLastCodePoint) add(next, kLastCodePoint);
+  } else {
+    for (const CodePointRange& r : ranges) add(r.first, r.last);
+  }
+  std::string out;
+  char buffer[32];
+  for (const CodePointRange& r : items) {
+    std::snprintf(buffer, sizeof(buffer), "\\x{%X}", static_cast<unsigned>(r.first));
+    out += buffer;
+    if (r.last != r.first) {
+      std::snprintf(buffer, sizeof(buffer), "-\\x{%X}", static_cast<unsigned>(r.last));
+      out += buffer;
+    }
+  }
+  return out;
+}
+
+std::string Pcre2UnicodeVersion() {
+  char version[64] = {};
+  pcre2_config(PCRE2_CONFIG_UNICODE_VERSION, version);
+  return version;
+}
 
 std::string Pcre2Message(int code) {
   PCRE2_UCHAR buffer[256];
@@ -44,7 +91,7 @@ ThreadMatchState& MatchState() {
 
 }  // namespace
 
-std::string TranslateOnigurumaPattern(std::string_view pattern) {
+std::string TranslateOnigurumaPattern(std::string_view pattern, CategoryClasses categories) {
   std::string out;
   bool in_class = false;
   for (size_t i = 0; i < pattern.size();) {
@@ -57,6 +104,27 @@ std::string TranslateOnigurumaPattern(std::string_view pattern) {
       } else if (escaped == 'S') {
         if (in_class) throw Error("regex \"" + std::string(pattern) + "\": \\S inside a character class is not supported");
         out += "[^" + std::string(kWhiteSpaceItems) + "]";
+      } else if ((escaped == 'p' || escaped == 'P') && i + 2 < pattern.size() && pattern[i + 2] == '{') {
+        // A General_Category (\p{L}, \P{Lu}, \p{^N}) becomes, when asked, the
+        // explicit class of the tables' Unicode version; other properties (scripts)
+        // stay PCRE2's.
+        const size_t close = pattern.find('}', i + 3);
+        if (close == std::string_view::npos) throw Error("regex \"" + std::string(pattern) + "\": unterminated \\p{");
+        std::string_view name = pattern.substr(i + 3, close - i - 3);
+        bool negate = escaped == 'P';
+        if (!name.empty() && name.front() == '^') {
+          negate = !negate;
+          name.remove_prefix(1);
+        }
+        const GeneralCategory* category = FindGeneralCategory(name);
+        if (!category || categories == CategoryClasses::kPcre2) {
+          out.append(pattern, i, close + 1 - i);
+        } else {
+          const std::string items = ClassItems(category->ranges, negate);
+          out += in_class ? items : "[" + items + "]";
+        }
+        i = close + 1;
+        continue;
       } else if (escaped == 'h' || escaped == 'H' || escaped == 'w' || escaped == 'W' ||
                  (!in_class && (escaped == 'b' || escaped == 'B'))) {
         throw Error("regex \"" + std::string(pattern) + "\": \\" + escaped +
@@ -93,33 +161,73 @@ std::string TranslateOnigurumaPattern(std::string_view pattern) {
   return out;
 }
 
-SplitRegex::SplitRegex(std::string_view pattern) {
-  const std::string translated = TranslateOnigurumaPattern(pattern);
+SplitRegex::Program SplitRegex::Compile(std::string_view pattern, std::string_view translated) {
   int error_code;
   PCRE2_SIZE error_offset;
-  code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(translated.data()), translated.size(),
-                        PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &error_code, &error_offset, nullptr);
-  if (!code_) {
-    throw Error("regex \"" + std::string(pattern) + "\" does not compile: " + Pcre2Message(error_code) +
-                " at offset " + std::to_string(error_offset) + " of \"" + translated + "\"");
+  // Never \C (one code unit): it would split characters, and matching from
+  // inside a character with PCRE2_NO_UTF_CHECK is undefined behaviour.
+  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(translated.data()), translated.size(),
+                                   PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK | PCRE2_NEVER_BACKSLASH_C, &error_code,
+                                   &error_offset, nullptr);
+  if (!code) {
+    // The offset is into the translation, which may hold long class lists: name the pattern as written.
+    throw Error("regex \"" + std::string(pattern) + "\" does not compile: " + Pcre2Message(error_code));
   }
   // Without JIT support PCRE2's interpreter gives the same matches, only slower.
-  jit_ = pcre2_jit_compile(code_, PCRE2_JIT_COMPLETE) == 0;
+  return {code, pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) == 0};
 }
 
-SplitRegex::SplitRegex(SplitRegex&& other) noexcept : code_(other.code_), jit_(other.jit_) { other.code_ = nullptr; }
+SplitRegex::SplitRegex(std::string_view pattern) {
+  const std::string exact = TranslateOnigurumaPattern(pattern, CategoryClasses::kExplicit);
+  exact_ = Compile(pattern, exact);
+  const std::string native = TranslateOnigurumaPattern(pattern, CategoryClasses::kPcre2);
+  if (native != exact && Pcre2UnicodeVersion() == GeneralCategoryBaselineVersion()) {
+    try {
+      native_ = Compile(pattern, native);
+    } catch (...) {
+      pcre2_code_free(exact_.code);
+      throw;
+    }
+  }
+}
 
-SplitRegex::~SplitRegex() { pcre2_code_free(code_); }
+SplitRegex::SplitRegex(SplitRegex&& other) noexcept : exact_(other.exact_), native_(other.native_) {
+  other.exact_ = other.native_ = {};
+}
+
+SplitRegex::~SplitRegex() {
+  pcre2_code_free(exact_.code);
+  pcre2_code_free(native_.code);
+}
+
+bool SplitRegex::HasCategoryChanges(std::string_view text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    if (lead < 0xC0) continue;  // ASCII, or a continuation byte
+    const auto next = [&](size_t k) { return static_cast<char32_t>(text[i + k] & 0x3F); };
+    const char32_t c = lead < 0xE0   ? (lead & 0x1F) << 6 | next(1)
+                       : lead < 0xF0 ? (lead & 0x0F) << 12 | next(1) << 6 | next(2)
+                                     : (lead & 0x07) << 18 | next(1) << 12 | next(2) << 6 | next(3);
+    if (ChangedSinceBaseline(c)) return true;
+  }
+  return false;
+}
 
 bool SplitRegex::Find(std::string_view subject, size_t start, size_t& match_begin, size_t& match_end) const {
+  return FindWith(HasCategoryChanges(subject) || !native_.code ? exact_ : native_, subject, start, match_begin,
+                  match_end);
+}
+
+bool SplitRegex::FindWith(const Program& program, std::string_view subject, size_t start, size_t& match_begin,
+                          size_t& match_end) {
   ThreadMatchState& state = MatchState();
   const auto* text = reinterpret_cast<PCRE2_SPTR>(subject.data());
   // The caller validated the UTF-8 once; checking it again on every call
   // would make splitting quadratic.
-  const int rc = jit_ ? pcre2_jit_match(code_, text, subject.size(), start, PCRE2_NO_UTF_CHECK, state.match_data,
-                                        state.context)
-                      : pcre2_match(code_, text, subject.size(), start, PCRE2_NO_UTF_CHECK, state.match_data,
-                                    state.context);
+  const int rc = program.jit ? pcre2_jit_match(program.code, text, subject.size(), start, PCRE2_NO_UTF_CHECK,
+                                               state.match_data, state.context)
+                             : pcre2_match(program.code, text, subject.size(), start, PCRE2_NO_UTF_CHECK,
+                                           state.match_data, state.context);
   if (rc == PCRE2_ERROR_NOMATCH) return false;
   if (rc < 0) throw Error("pre-tokenizer regex failed: " + Pcre2Message(rc));
   const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(state.match_data);

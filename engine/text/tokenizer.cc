@@ -117,12 +117,19 @@ struct Tokenizer::Data {
   std::vector<SplitRegex> splits;
   std::unique_ptr<BpeModel> bpe;
 
-  void PreTokenize(std::string_view text, size_t stage, std::vector<int32_t>& ids) const {
+  void PreTokenize(std::string_view text, std::vector<int32_t>& ids) const {
+    PreTokenizeStage(text, 0, SplitRegex::HasCategoryChanges(text), ids);
+  }
+
+  void PreTokenizeStage(std::string_view text, size_t stage, bool has_category_changes,
+                        std::vector<int32_t>& ids) const {
     if (stage == splits.size()) {
       bpe->EncodePiece(text, ids);
       return;
     }
-    splits[stage].ForEachPiece(text, [&](std::string_view piece) { PreTokenize(piece, stage + 1, ids); });
+    splits[stage].ForEachPiece(text, has_category_changes, [&](std::string_view piece) {
+      PreTokenizeStage(piece, stage + 1, has_category_changes, ids);
+    });
   }
 };
 
@@ -159,10 +166,17 @@ class Fields {
   const std::string& source_;
 };
 
+// object["type"] == name; false, not an exception, when "type" is absent or
+// not a string (nlohmann's value("type", "") throws on a non-string).
+bool HasType(const json& object, std::string_view name) {
+  const auto it = object.find("type");
+  return it != object.end() && it->is_string() && it->get_ref<const std::string&>() == name;
+}
+
 void CheckNormalizer(const json& rest, const Fields& f) {
   if (!rest.contains("normalizer") || rest["normalizer"].is_null()) return;
   const json& normalizer = rest["normalizer"];
-  const bool empty_sequence = normalizer.is_object() && normalizer.value("type", "") == "Sequence" &&
+  const bool empty_sequence = normalizer.is_object() && HasType(normalizer, "Sequence") &&
                               normalizer.contains("normalizers") && normalizer["normalizers"].is_array() &&
                               normalizer["normalizers"].empty();
   f.Require(empty_sequence, "normalizer", "is not supported (only none or an empty Sequence)");
@@ -174,7 +188,7 @@ std::vector<SplitRegex> ReadPreTokenizer(const json& rest, const Fields& f) {
   const json& pre = f.Get(rest, "", "pre_tokenizer");
   std::vector<json> steps;
   std::string base = "pre_tokenizer";
-  if (pre.is_object() && pre.value("type", "") == "Sequence") {
+  if (pre.is_object() && HasType(pre, "Sequence")) {
     const json& list = f.Get(pre, base, "pretokenizers");
     f.Require(list.is_array(), base + ".pretokenizers", "must be an array");
     steps.assign(list.begin(), list.end());
@@ -209,7 +223,7 @@ std::vector<SplitRegex> ReadPreTokenizer(const json& rest, const Fields& f) {
       f.Fail(path + ".type", "\"" + type + "\" is not supported (only Split and ByteLevel)");
     }
   }
-  f.Require(!steps.empty() && steps.back().value("type", "") == "ByteLevel", base, "must end with ByteLevel");
+  f.Require(!steps.empty() && HasType(steps.back(), "ByteLevel"), base, "must end with ByteLevel");
   return splits;
 }
 
@@ -247,11 +261,11 @@ Tokenizer Tokenizer::FromJson(std::string_view json_text, const std::string& sou
   CheckNormalizer(rest, f);
   data->splits = ReadPreTokenizer(rest, f);
   const json& decoder = f.Get(rest, "", "decoder");
-  f.Require(decoder.is_object() && decoder.value("type", "") == "ByteLevel", "decoder", "must be ByteLevel");
+  f.Require(decoder.is_object() && HasType(decoder, "ByteLevel"), "decoder", "must be ByteLevel");
 
   const json& model = f.Get(rest, "", "model");
   f.Require(model.is_object(), "model", "must be an object");
-  f.Require(model.value("type", "BPE") == "BPE", "model.type", "must be BPE");
+  f.Require(!model.contains("type") || HasType(model, "BPE"), "model.type", "must be BPE");
   f.Require(file.has_vocab, "model.vocab", "is missing");
   f.Require(file.has_merges, "model.merges", "is missing");
   f.Require(!model.contains("dropout") || model["dropout"].is_null() ||
@@ -279,6 +293,13 @@ Tokenizer Tokenizer::FromJson(std::string_view json_text, const std::string& sou
               "must be a non-negative integer");
     vocab_size = std::max(vocab_size, id.get<int64_t>() + 1);
   }
+  // Tables are indexed by id, so a few bytes of file must not reach a huge id
+  // (2^31 would take ~140 GB): ids may leave unused gaps, at most as many
+  // unused ids as the file defines tokens.
+  const int64_t defined = static_cast<int64_t>(file.vocab.size() + added.size());
+  f.Require(vocab_size <= 2 * defined, "model.vocab",
+            "and added_tokens reach id " + std::to_string(vocab_size - 1) + " but define only " +
+                std::to_string(defined) + " tokens (at most as many unused ids as tokens)");
   data->token_text.resize(vocab_size);
   data->token_bytes.resize(vocab_size);
   data->id_used.resize(vocab_size);
@@ -379,7 +400,7 @@ void Tokenizer::EncodeAppend(std::string_view text, std::vector<int32_t>& ids) c
   d.raw_added.Split(
       text,
       [&](std::string_view gap) {
-        d.normalized_added.Split(gap, [&](std::string_view piece) { d.PreTokenize(piece, 0, ids); }, push_token);
+        d.normalized_added.Split(gap, [&](std::string_view piece) { d.PreTokenize(piece, ids); }, push_token);
       },
       push_token);
 }

@@ -221,7 +221,7 @@ TEST_F(BatchCli, MergeNamesWhatIsMissingOrRepeated) {
 }
 
 TEST_F(BatchCli, KilledAtRandomMomentsAndResumedLosesAndRepeatsNothing) {
-  const std::string input = Write("in.jsonl", Jsonl(MixedRequests(24)));
+  const std::string input = Write("in.jsonl", Jsonl(MixedRequests(testing::SizeUnlessSanitized(24, 12))));
   const auto start = std::chrono::steady_clock::now();
   ASSERT_EQ(Batch(input, dir_.File("whole.jsonl"), "--parallel 2").exit_code, 0);
   const double whole_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
@@ -234,7 +234,7 @@ TEST_F(BatchCli, KilledAtRandomMomentsAndResumedLosesAndRepeatsNothing) {
   std::mt19937 random(7);
   std::uniform_real_distribution<double> moment(0.05, 1.0);
   int kills = 0;
-  for (int attempt = 0; attempt < 12; ++attempt) {
+  for (int attempt = 0; attempt < testing::SizeUnlessSanitized(12, 6); ++attempt) {
     const pid_t pid = fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
@@ -259,6 +259,31 @@ TEST_F(BatchCli, KilledAtRandomMomentsAndResumedLosesAndRepeatsNothing) {
   const auto resumed = Batch(input, output, "--parallel 3");
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
   EXPECT_GT(kills, 0);
+  ExpectSameAnswers(whole, Records(output));
+}
+
+// A full disk (here a file-size limit) stops the batch with a clear error; the
+// output keeps only whole records, and a run with space again finishes it with
+// nothing lost or repeated.
+TEST_F(BatchCli, AFullDiskStopsWithAClearErrorAndTheResumeLosesNothing) {
+  const std::string input = Write("in.jsonl", Jsonl(MixedRequests(8)));
+  ASSERT_EQ(Batch(input, dir_.File("whole.jsonl"), "--parallel 2").exit_code, 0);
+  const auto whole = Records(dir_.File("whole.jsonl"));
+  const int64_t limit = static_cast<int64_t>(testing::ReadFile(dir_.File("whole.jsonl")).size() / 3);
+
+  const std::string output = dir_.File("full.jsonl");
+  const auto full = testing::RunCliWithFileSizeLimit(
+      limit, "batch -m " + ShellQuote(testing::TextModelDir()) + " --input " + ShellQuote(input) + " --output " +
+                 ShellQuote(output) + " --parallel 2");
+  EXPECT_EQ(full.exit_code, 1) << full.err;
+  EXPECT_NE(full.err.find(output + ": cannot append a record (File too large)"), std::string::npos) << full.err;
+  const std::string written = testing::ReadFile(output);
+  ASSERT_FALSE(written.empty());
+  EXPECT_EQ(written.back(), '\n') << "a torn record was left";
+  EXPECT_LT(Records(output).size(), whole.size());
+
+  const auto resumed = Batch(input, output, "--parallel 2");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
   ExpectSameAnswers(whole, Records(output));
 }
 

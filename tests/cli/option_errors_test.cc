@@ -31,8 +31,12 @@ TEST(OptionErrors, ByteCountsBeyondRangeAreRefused) {
   }
 }
 
-TEST(OptionErrors, AnEmptyPromptIsRefused) {
-  EXPECT_NE(Refusal("run -m " + Model() + " --prompt-ids \"\" -n 1").find("prompt"), std::string::npos);
+TEST(OptionErrors, AnEmptyPromptIsRefusedBeforeTheModelLoads) {
+  for (const char* ids : {"\"\"", "' '"}) {
+    const std::string error = Refusal("run -m " + Model() + " --prompt-ids " + ids + " -n 1");
+    EXPECT_NE(error.find("--prompt-ids: no token ids"), std::string::npos) << error;
+    EXPECT_EQ(error.find("loaded "), std::string::npos) << "refused only after the load:\n" << error;
+  }
 }
 
 TEST(OptionErrors, AKvDirectoryThatCannotHoldAFileIsRefusedAtOnce) {

@@ -51,7 +51,7 @@ TEST(StructuredCli, RunJsonSchemaAlwaysValidAndStops) {
   const Json schema = Json::parse(kSchema);
   const int64_t bound = Bound(schema);
   for (const char* mode : {"chat", "think"}) {
-    for (int seed = 0; seed < 3; ++seed) {
+    for (int seed = 0; seed < testing::SizeUnlessSanitized(3, 1); ++seed) {
       // In think mode the reasoning gets half of max_tokens.
       const int64_t max_tokens = std::string(mode) == "think" ? 2 * bound : bound;
       const testing::CommandResult r =
@@ -95,6 +95,15 @@ TEST(StructuredCli, UnsupportedSchemaIsOneClearLine) {
                                             ShellQuote(schema_file));
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE(bad.err.find("is not valid JSON"), std::string::npos) << bad.err;
+  // 100,000 levels would overflow the compiler's stack: refused first.
+  std::string deep;
+  for (int i = 0; i < 100000; ++i) deep += "{\"items\":";
+  deep += "{}" + std::string(100000, '}');
+  testing::WriteFile(schema_file, deep);
+  const testing::CommandResult nested = RunCli("run -m " + ShellQuote(testing::TextModelDir()) + " -p hi --json-schema " +
+                                               ShellQuote(schema_file));
+  EXPECT_EQ(nested.exit_code, 1);
+  EXPECT_NE(nested.err.find("nests JSON more than 512 levels deep"), std::string::npos) << nested.err;
 }
 
 TEST(StructuredCli, BatchAnswersSchemasAndForcedToolCalls) {

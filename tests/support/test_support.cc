@@ -47,18 +47,43 @@ void WriteFile(const std::string& path, const std::string& contents) {
   out << contents;
 }
 
-CommandResult RunCli(const std::string& args, const std::string& input) {
+namespace {
+
+// Runs `command` (which reads `stdin`, writes `stdout` and `stderr` in a temp
+// folder, given as arguments to `make_command`) through bash.
+CommandResult RunShell(const std::function<std::string(const std::string& in, const std::string& out,
+                                                       const std::string& err)>& make_command,
+                       const std::string& input) {
   TempDir dir;
   const std::string in_path = dir.File("stdin"), out_path = dir.File("stdout"), err_path = dir.File("stderr");
   WriteFile(in_path, input);
-  const std::string command = std::string("'") + DSV4_CLI_BINARY + "' " + args + " <'" + in_path + "' >'" +
-                              out_path + "' 2>'" + err_path + "'";
+  const std::string command = "bash -c " + ShellQuote(make_command(in_path, out_path, err_path));
   const int status = std::system(command.c_str());
   CommandResult result;
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   result.out = ReadFile(out_path);
   result.err = ReadFile(err_path);
   return result;
+}
+
+}  // namespace
+
+CommandResult RunCli(const std::string& args, const std::string& input) {
+  return RunShell(
+      [&](const std::string& in, const std::string& out, const std::string& err) {
+        return std::string("'") + DSV4_CLI_BINARY + "' " + args + " <'" + in + "' >'" + out + "' 2>'" + err + "'";
+      },
+      input);
+}
+
+CommandResult RunCliWithFileSizeLimit(int64_t bytes, const std::string& args) {
+  return RunShell(
+      [&](const std::string& in, const std::string& out, const std::string& err) {
+        // A process killed by a signal exits 128 + signal number through bash too.
+        return "set -o pipefail; prlimit --fsize=" + std::to_string(bytes) + " '" + DSV4_CLI_BINARY + "' " + args +
+               " <'" + in + "' 2>&1 >'" + out + "' | cat >'" + err + "'";
+      },
+      "");
 }
 
 std::string ShellQuote(const std::string& text) {

@@ -35,6 +35,20 @@ struct CommandResult {
 // optionally feeding `input` on stdin.
 CommandResult RunCli(const std::string& args, const std::string& input = "");
 
+// Sanitized builds (ASan + UBSan, TSan) run every test several times slower.
+// Tests whose size is there for a long run's sake (lengths, repetitions) take
+// `sanitized` there instead of `full`: the same code paths, fewer rounds.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
+constexpr int64_t SizeUnlessSanitized(int64_t full, int64_t sanitized) { return kSanitized ? sanitized : full; }
+
+// RunCli with every file dsv4 writes capped at `bytes` (prlimit --fsize), as a
+// full disk would stop it; stderr goes through a pipe, so it is never cut.
+CommandResult RunCliWithFileSizeLimit(int64_t bytes, const std::string& args);
+
 // `text` as one shell word.
 std::string ShellQuote(const std::string& text);
 

@@ -155,9 +155,7 @@ TEST_F(PagedExpertsTest, BufferedReadsGiveTheSameLogits) {
 // thread's stack and heap growth; about 1 MiB is measured. Leaking the
 // mapped experts instead would add up to ~55 MB.
 TEST_F(PagedExpertsTest, PeakRssStaysWithinTheBudget) {
-#ifdef __SANITIZE_ADDRESS__
-  GTEST_SKIP() << "AddressSanitizer's shadow memory and quarantine count in RSS";
-#endif
+  if (testing::kSanitized) GTEST_SKIP() << "a sanitizer's shadow memory counts in RSS";
   constexpr int64_t kOverhead = int64_t{8} << 20;
   const int64_t budget = BudgetFor(3);
   if (!ResetPeakRss()) GTEST_SKIP() << "/proc/self/clear_refs is not writable here";

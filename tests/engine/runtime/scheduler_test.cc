@@ -218,6 +218,100 @@ TEST_F(SchedulerTest, CancelEndsOnlyThatRequestAndFreesItsSlot) {
   EXPECT_EQ(out[c].tokens.size(), 5u);
 }
 
+// Admission by memory: a request whose KV can never fit the pool is refused
+// at once, naming the flag that lets it run; one that fits only alone waits
+// for the running one and then gives the tokens it gives with no limit.
+TEST_F(SchedulerTest, AdmissionCountsKvAgainstThePools) {
+  const KvSize size = SequenceState::Size(model_.config(), model_.numerics());
+  const int64_t one = size.TotalBytes(8 + 6);  // prompt 8 + max_tokens 6
+  SchedulerOptions tight;
+  tight.max_sequences = 4;
+  tight.kv_ram_pool = one + one / 2;  // one such request at a time
+  const std::vector<GenerationRequest> requests = {Request(testing::TokenIds(8, 1), 1, 0.0, 6),
+                                                   Request(testing::TokenIds(8, 2), 2, 0.8, 6),
+                                                   Request(testing::TokenIds(8, 3), 3, 0.0, 6)};
+  SchedulerOptions roomy;
+  roomy.max_sequences = 4;
+  ExpectSameOutcomes(RunAll(requests, roomy), RunAll(requests, tight));
+
+  Scheduler scheduler(model_, nullptr, tight);
+  scheduler.Submit(Request(testing::TokenIds(8, 1), 1, 0.0, 6), nullptr);
+  scheduler.Submit(Request(testing::TokenIds(8, 2), 2, 0.0, 6), nullptr);
+  scheduler.Step();
+  EXPECT_EQ(scheduler.stats().active, 1);
+  EXPECT_EQ(scheduler.stats().queued, 1);
+  EXPECT_EQ(scheduler.stats().kv_reserved_bytes, one);
+  scheduler.Run();
+
+  // Too long for the pool: refused before any work, pointing at --kv-dir.
+  const std::string error = testing::ErrorOf([&] { scheduler.Submit(Request(testing::TokenIds(8, 4), 4, 0.0, 4000), nullptr); });
+  EXPECT_NE(error.find("of KV in RAM for 4008 tokens (prompt 8 + max_tokens 4000)"), std::string::npos) << error;
+  EXPECT_NE(error.find("--kv-dir"), std::string::npos) << error;
+  EXPECT_TRUE(scheduler.Idle());
+}
+
+// Sixteen requests under a pool that holds four: never more than four run,
+// and the KV the states really hold stays within the pool at every step.
+TEST_F(SchedulerTest, SixteenSequencesStayWithinTheKvPool) {
+  const KvSize size = SequenceState::Size(model_.config(), model_.numerics());
+  const int64_t prompt = testing::SizeUnlessSanitized(600, 200);
+  const int64_t one = size.TotalBytes(prompt + 20);
+  SchedulerOptions options;
+  options.max_sequences = 16;
+  options.kv_ram_pool = 4 * one + one / 2;
+  Scheduler scheduler(model_, nullptr, options);
+  for (int i = 0; i < 16; ++i) scheduler.Submit(Request(testing::TokenIds(prompt, i), i, 0.0, 20), nullptr);
+  int64_t most_active = 0, most_ram = 0;
+  while (scheduler.Step()) {
+    const Scheduler::Stats stats = scheduler.stats();
+    most_active = std::max(most_active, stats.active);
+    most_ram = std::max(most_ram, stats.kv_ram_bytes);
+    EXPECT_LE(stats.kv_ram_bytes, stats.kv_reserved_bytes);
+  }
+  EXPECT_EQ(most_active, 4);
+  EXPECT_LE(most_ram, options.kv_ram_pool);
+  EXPECT_TRUE(scheduler.Idle());
+}
+
+TEST_F(SchedulerTest, SpilledRowsCountAgainstTheDiskPool) {
+  testing::TempDir dir;
+  SchedulerOptions options;
+  options.kv.spill_dir = dir.path();
+  options.kv.ram_budget = 0;
+  const KvSize size = SequenceState::Size(model_.config(), model_.numerics(), options.kv);
+  options.kv_ram_pool = size.RamBytes(1000);   // the rows that never spill fit ...
+  options.kv_disk_pool = size.SpillableBytes(100);  // ... the spilled ones only for short requests
+  Scheduler scheduler(model_, nullptr, options);
+  const std::string error = testing::ErrorOf([&] { scheduler.Submit(Request(testing::TokenIds(8, 1), 1, 0.0, 500), nullptr); });
+  EXPECT_NE(error.find("of spilled KV"), std::string::npos) << error;
+  EXPECT_NE(error.find("free in --kv-dir"), std::string::npos) << error;
+  Outcome out;
+  scheduler.Submit(Request(testing::TokenIds(8, 1), 1, 0.0, 20), [&](const GenerationUpdate& u) {
+    for (const Sampled& s : u.tokens) out.tokens.push_back(s.token);
+    if (u.finish != FinishReason::kNone) out.error = u.error;
+  });
+  scheduler.Run();
+  EXPECT_EQ(out.error, "");
+  EXPECT_FALSE(out.tokens.empty());
+}
+
+TEST_F(SchedulerTest, TheContextSizeBoundsPromptAndOutput) {
+  SchedulerOptions options;
+  options.context_tokens = 12;
+  Scheduler scheduler(model_, nullptr, options);
+  EXPECT_NE(testing::ErrorOf([&] { scheduler.Submit(Request(testing::TokenIds(12, 1), 1, 0.0, 4), nullptr); })
+                .find("the context is 12 (--ctx-size)"),
+            std::string::npos);
+  Outcome out;
+  scheduler.Submit(Request(testing::TokenIds(8, 1), 1, 0.0, 50), [&](const GenerationUpdate& u) {
+    for (const Sampled& s : u.tokens) out.tokens.push_back(s.token);
+    if (u.finish != FinishReason::kNone) out.finish = u.finish;
+  });
+  scheduler.Run();
+  EXPECT_EQ(out.finish, FinishReason::kLength);
+  EXPECT_EQ(out.tokens.size(), 4u);  // 8 + 4 = the context
+}
+
 // Routed experts that fail on demand, like a read error from a paged shard.
 class FailingExperts : public ExpertSource {
  public:

@@ -136,15 +136,15 @@ TEST(Tokenizer, WhiteSpaceCodePointsMatchTheHuggingFaceLibrary) {
 }
 
 TEST(Tokenizer, OnigurumaWhiteSpaceBecomesAnExplicitClass) {
-  const std::string translated = TranslateOnigurumaPattern(R"(\s+(?!\S)|[^\s\p{L}]|a\-b\\s)");
+  const std::string translated = TranslateOnigurumaPattern(R"(\s+(?!\S)|[^\s\p{L}]|a\-b\\s)", CategoryClasses::kPcre2);
   EXPECT_EQ(translated.find("\\s"), translated.find("\\\\s") + 1);  // only the escaped backslash remains
   EXPECT_NE(translated.find("[^\\t-\\r\\x{20}\\x{85}"), std::string::npos);
   EXPECT_NE(translated.find("[^\\t-\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}"
                             "\\x{205F}\\x{3000}\\p{L}]"),
             std::string::npos);
-  EXPECT_THROW(TranslateOnigurumaPattern(R"(\w+)"), Error);
-  EXPECT_THROW(TranslateOnigurumaPattern(R"([\S])"), Error);
-  EXPECT_THROW(TranslateOnigurumaPattern(R"([a[b]])"), Error);
+  EXPECT_THROW(TranslateOnigurumaPattern(R"(\w+)", CategoryClasses::kPcre2), Error);
+  EXPECT_THROW(TranslateOnigurumaPattern(R"([\S])", CategoryClasses::kPcre2), Error);
+  EXPECT_THROW(TranslateOnigurumaPattern(R"([a[b]])", CategoryClasses::kPcre2), Error);
   // U+0085 is white space to Oniguruma; U+180E and U+200B are not.
   SplitRegex space(R"(\s+)");
   size_t begin, end;

@@ -1,0 +1,166 @@
+// The memory plan's choices on made-up machines: every weight resident when
+// it fits beside the KV reserve and working memory, routed experts paged
+// through what is left when not, a clear error naming the minimum when not
+// even that fits; an explicit budget wins; the KV pool and the roofline.
+#include "engine/runtime/memory_plan.h"
+
+#include <gtest/gtest.h>
+
+#include "engine/model/numerics.h"
+#include "tests/support/golden.h"
+#include "tests/support/test_support.h"
+
+namespace dsv4 {
+namespace {
+
+constexpr int64_t kMiB = int64_t{1} << 20;
+constexpr int64_t kGiB = int64_t{1} << 30;
+
+class MemoryPlanTest : public ::testing::Test {
+ protected:
+  MemoryPlanTest() {
+    weights_.dense_bytes = 2 * kGiB;
+    weights_.experts = 1000;
+    weights_.slot_bytes = 30 * kMiB;
+    weights_.expert_bytes = weights_.experts * weights_.slot_bytes;
+    weights_.all_bytes = weights_.dense_bytes + weights_.expert_bytes;
+    kv_ = SequenceState::Size(config_, Numerics::kDefault);
+    request_.model = "M";
+  }
+  MemoryLimits Machine(int64_t available) const {
+    MemoryLimits limits;
+    limits.available = available;
+    limits.available_source = "MemAvailable";
+    return limits;
+  }
+  MemoryPlan Plan(int64_t available) const { return PlanMemory(Machine(available), weights_, config_, kv_, request_); }
+  // What the plan sets aside besides the weights.
+  int64_t Overhead() const {
+    const MemoryPlan p = Plan(1000 * kGiB);
+    return p.kv_reserve_bytes + p.working_bytes;
+  }
+
+  testing::Golden golden_;
+  Checkpoint checkpoint_{golden_.checkpoint_dir()};
+  const ModelConfig& config_ = checkpoint_.config();
+  WeightSizes weights_;
+  KvSize kv_;
+  MemoryPlanRequest request_;
+};
+
+TEST_F(MemoryPlanTest, EveryWeightResidentWhenItFits) {
+  const MemoryPlan p = Plan(weights_.all_bytes + Overhead());
+  EXPECT_FALSE(p.paging);
+  EXPECT_EQ(p.weight_budget, weights_.all_bytes);
+  EXPECT_EQ(p.resident_weight_bytes, weights_.all_bytes);
+  EXPECT_EQ(p.kv_ram_pool, p.kv_reserve_bytes);
+  EXPECT_NE(p.Summary().find("every weight resident"), std::string::npos) << p.Summary();
+  EXPECT_NE(p.Summary().find("they fit in"), std::string::npos) << p.Summary();
+}
+
+TEST_F(MemoryPlanTest, ExpertsPagedThroughWhatIsLeft) {
+  const MemoryPlan p = Plan(weights_.all_bytes + Overhead() - 1);
+  EXPECT_TRUE(p.paging);
+  EXPECT_EQ(p.weight_budget, weights_.all_bytes - 1);
+  EXPECT_EQ(p.expert_slots, weights_.experts - 1);
+  EXPECT_LE(p.resident_weight_bytes, p.weight_budget);
+  EXPECT_GE(p.kv_ram_pool, p.kv_reserve_bytes);
+  EXPECT_NE(p.Summary().find("routed experts paged through a cache of 999 of 1000 experts"), std::string::npos)
+      << p.Summary();
+  const MemoryPlan small = Plan(weights_.MinimumBudget() + Overhead());
+  EXPECT_EQ(small.expert_slots, 2);
+}
+
+TEST_F(MemoryPlanTest, TooLittleMemoryNamesTheMinimum) {
+  const std::string error = testing::ErrorOf([&] { Plan(weights_.MinimumBudget() + Overhead() - 1); });
+  EXPECT_NE(error.find("M: "), std::string::npos) << error;
+  EXPECT_NE(error.find("is too little"), std::string::npos) << error;
+  EXPECT_NE(error.find("--mem-budget of at least " + FormatBytes(weights_.MinimumBudget())), std::string::npos)
+      << error;
+}
+
+TEST_F(MemoryPlanTest, AnExplicitBudgetWins) {
+  request_.mem_budget = 3 * kGiB;
+  const MemoryPlan p = Plan(1000 * kGiB);
+  EXPECT_FALSE(p.automatic);
+  EXPECT_TRUE(p.paging);
+  EXPECT_EQ(p.weight_budget, 3 * kGiB);
+  EXPECT_EQ(p.expert_slots, kGiB / weights_.slot_bytes);
+  // One that overcommits is honoured; the KV pool is the reserve and the line says so.
+  const MemoryPlan over = Plan(3 * kGiB + 100 * kMiB);
+  EXPECT_EQ(over.kv_ram_pool, over.kv_reserve_bytes);
+  EXPECT_NE(over.Summary().find("less than the reserve"), std::string::npos) << over.Summary();
+  request_.mem_budget = kGiB;
+  const std::string error = testing::ErrorOf([&] { Plan(1000 * kGiB); });
+  EXPECT_NE(error.find("less than the dense weights of M"), std::string::npos) << error;
+  EXPECT_NE(error.find("give at least"), std::string::npos) << error;
+}
+
+TEST_F(MemoryPlanTest, TheReserveGrowsWithSequencesAndContextUpTo64k) {
+  request_.context_tokens = 1000;
+  const int64_t one = Plan(1000 * kGiB).kv_reserve_bytes;
+  EXPECT_EQ(one, kv_.TotalBytes(1000));
+  request_.parallel = 4;
+  EXPECT_EQ(Plan(1000 * kGiB).kv_reserve_bytes, 4 * one);
+  request_.context_tokens = 0;  // the model's context
+  EXPECT_EQ(Plan(1000 * kGiB).kv_reserve_bytes,
+            4 * kv_.TotalBytes(std::min<int64_t>(kKvReserveTokens, config_.max_position_embeddings)));
+}
+
+TEST_F(MemoryPlanTest, SpillingSequencesShareThePool) {
+  request_.kv_spill = true;
+  request_.parallel = 2;
+  const MemoryPlan p = Plan(weights_.all_bytes + Overhead() + 100 * kMiB);
+  EXPECT_GE(p.kv_ram_per_sequence, 0);
+  EXPECT_LE(p.kv_ram_per_sequence, p.kv_ram_pool / 2);
+  request_.kv_ram_budget = 5 * kMiB;
+  EXPECT_EQ(Plan(1000 * kGiB).kv_ram_per_sequence, 5 * kMiB);
+  request_.kv_spill = false;
+  EXPECT_EQ(Plan(1000 * kGiB).kv_ram_per_sequence, -1);
+}
+
+TEST_F(MemoryPlanTest, ContextFittingInvertsTheKvSize) {
+  request_.context_tokens = 0;
+  const MemoryPlan p = Plan(1000 * kGiB);
+  for (const int64_t bytes : {kv_.fixed_bytes, kv_.TotalBytes(100), kv_.TotalBytes(5000) + 1}) {
+    const int64_t t = p.ContextFitting(bytes);
+    EXPECT_LE(kv_.TotalBytes(t), bytes);
+    EXPECT_GT(kv_.TotalBytes(t + 1), bytes);
+  }
+  EXPECT_EQ(p.ContextFitting(kv_.fixed_bytes - 1), 0);
+  EXPECT_EQ(p.ContextFitting(int64_t{1} << 50), p.context_tokens);
+}
+
+TEST_F(MemoryPlanTest, TheRooflineCountsDistinctExpertsAndMisses) {
+  DecodeRead read;
+  read.dense = 1000;
+  read.head = 500;
+  read.embedding_row = 10;
+  read.routed_experts = 6000;
+  const MemoryPlan resident = Plan(1000 * kGiB);
+  const DecodeStepRead one = DecodeStepBytes(resident, config_, read, 1);
+  EXPECT_DOUBLE_EQ(one.disk_bytes, 0);
+  EXPECT_NEAR(one.ram_bytes(), 1000 + 500 + 10 + 6000 + kv_.fixed_bytes, 1e-6);
+  EXPECT_DOUBLE_EQ(one.expert_bytes, 6000);
+  DecodeReadRates rates;
+  rates.ram_gbps = 10;
+  rates.disk_gbps = 1;
+  EXPECT_NEAR(PredictDecodeTokS(one, 1, rates), 10e9 / one.ram_bytes(), 1e-6);
+  // A kernel slower than the RAM bounds its part; a faster one does not help.
+  DecodeReadRates slow_fp4 = rates;
+  slow_fp4.fp4_gbps = 5;
+  slow_fp4.fp8_gbps = 20;
+  EXPECT_NEAR(1 / PredictDecodeTokS(one, 1, slow_fp4), (one.ram_bytes() - 6000) / 10e9 + 6000 / 5e9, 1e-12);
+  // Many sequences share the dense weights and, in part, the experts.
+  const DecodeStepRead many = DecodeStepBytes(resident, config_, read, 16);
+  EXPECT_LT(many.ram_bytes(), 16 * one.ram_bytes());
+  EXPECT_GT(PredictDecodeTokS(many, 16, rates), PredictDecodeTokS(one, 1, rates));
+  // Paging moves the share of experts the cache misses to the disk.
+  const MemoryPlan paged = Plan(weights_.dense_bytes + weights_.expert_bytes / 4 + Overhead());
+  const DecodeStepRead miss = DecodeStepBytes(paged, config_, read, 1);
+  EXPECT_NEAR(miss.disk_bytes / 6000.0, 1 - static_cast<double>(paged.expert_slots) / weights_.experts, 1e-9);
+  EXPECT_LT(PredictDecodeTokS(miss, 1, rates), PredictDecodeTokS(one, 1, rates));
+}
+
+}  // namespace
+}  // namespace dsv4
