@@ -13,7 +13,9 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -191,6 +193,31 @@ struct ParallelRun {
   double TokensPerSecond() const { return seconds > 0 ? rows / seconds : 0; }
 };
 
+// Speculative decoding of one sequence at k = 1 (docs/speculative.md): plain
+// greedy decode, the same with an oracle draft (the plain run's own
+// continuation: every draft accepted), and with the MTP block's drafts.
+// Seconds and steps count the decode-only steps.
+struct SpeculativeRun {
+  struct Decode {
+    int64_t steps = 0, tokens = 0;
+    double seconds = 0, mtp_seconds = 0;
+    int64_t drafts = 0, accepted = 0;
+    double TokensPerSecond() const { return seconds > 0 ? tokens / seconds : 0; }
+    double SecondsPerStep() const { return steps ? seconds / steps : 0; }
+  };
+  Decode plain, oracle, mtp;
+  double VerifyCostRatio() const { return oracle.SecondsPerStep() / std::max(plain.SecondsPerStep(), 1e-12); }
+  // The MTP block's time per decode step (it runs after the forward call).
+  double MtpSecondsPerStep() const { return mtp.steps ? mtp.mtp_seconds / mtp.steps : 0; }
+  double Acceptance() const { return mtp.drafts ? static_cast<double>(mtp.accepted) / mtp.drafts : 0; }
+  // Each step verifies one draft (the verify step's measured cost plus the
+  // MTP block's) and emits 1 + acceptance tokens.
+  double PredictedTokensPerSecond(double acceptance) const {
+    const double step = oracle.SecondsPerStep() + MtpSecondsPerStep();
+    return step > 0 ? (1 + acceptance) / step : 0;
+  }
+};
+
 class Bench {
  public:
   Bench(StoredModel& stored, int64_t chunk) : stored_(stored), chunk_(chunk) {}
@@ -260,7 +287,60 @@ class Bench {
     return run;
   }
 
+  SpeculativeRun MeasureSpeculative(const std::vector<int32_t>& prompt, int64_t gen) {
+    SpeculativeRun run;
+    std::vector<int32_t> continuation;
+    run.plain = DecodeOne(prompt, gen, false, {}, &continuation);
+    std::vector<int32_t> truth = prompt;
+    truth.insert(truth.end(), continuation.begin(), continuation.end());
+    run.oracle = DecodeOne(prompt, gen, false, [truth](const std::vector<int32_t>& tokens) {
+      return tokens.size() < truth.size() ? truth[tokens.size()] : -1;
+    });
+    run.mtp = DecodeOne(prompt, gen, true, {});
+    return run;
+  }
+
  private:
+  // One greedy sequence through the scheduler, timing its decode-only steps.
+  SpeculativeRun::Decode DecodeOne(const std::vector<int32_t>& prompt, int64_t gen, bool mtp,
+                                   std::function<int32_t(const std::vector<int32_t>&)> drafter,
+                                   std::vector<int32_t>* generated = nullptr) {
+    SchedulerOptions options;
+    options.step_tokens = chunk_;
+    options.speculative = mtp;
+    Scheduler scheduler(*stored_.model, nullptr, options);
+    GenerationRequest request;
+    request.prompt = prompt;
+    request.sampling.temperature = 0;
+    request.sampling.seed = 0;
+    request.sampling.max_tokens = gen;
+    request.drafter = std::move(drafter);
+    scheduler.Submit(std::move(request), [generated](const GenerationUpdate& u) {
+      for (const Sampled& s : u.tokens) {
+        if (generated) generated->push_back(s.token);
+      }
+    });
+    SpeculativeRun::Decode d;
+    const char* name = mtp ? "mtp" : generated ? "plain" : "oracle";
+    while (!scheduler.Idle()) {
+      const Scheduler::Stats before = scheduler.stats();
+      scheduler.Step();
+      const Scheduler::Stats after = scheduler.stats();
+      if (after.steps == before.steps || after.prefill_rows != before.prefill_rows) continue;
+      ++d.steps;
+      d.seconds += after.forward_seconds - before.forward_seconds + after.mtp_seconds - before.mtp_seconds;
+      d.mtp_seconds += after.mtp_seconds - before.mtp_seconds;
+      // Tokens emitted: one per step, and one more per accepted draft.
+      d.tokens += 1 + after.accepted_drafts - before.accepted_drafts;
+      std::fprintf(stderr, "\rbench: speculative %s: %lld decode steps", name, static_cast<long long>(d.steps));
+    }
+    std::fprintf(stderr, "\n");
+    const Scheduler::Stats stats = scheduler.stats();
+    d.drafts = stats.drafts;
+    d.accepted = stats.accepted_drafts;
+    return d;
+  }
+
   ExpertCacheStats CacheStats() const {
     const ExpertCache* cache = stored_.store->expert_cache();
     return cache ? cache->stats() : ExpertCacheStats{};
@@ -312,6 +392,7 @@ struct Report {
   std::vector<Run> runs;  // cold, warm, then one per depth
   double fma_gflops = 0;  // measured FMA peak, with --parallel
   std::vector<ParallelRun> parallel;
+  std::optional<SpeculativeRun> speculative;
 
   const Run& Warm() const { return runs[1]; }
   double WeightBytesPerToken(const Run& run) const {
@@ -399,6 +480,21 @@ void PrintJson(const Report& r) {
                                  {"roof_fraction", Round(p.seconds > 0 ? p.roofline_seconds / p.seconds : 0, 4)}});
     }
   }
+  if (r.speculative) {
+    const SpeculativeRun& sp = *r.speculative;
+    Json predicted = Json::array();
+    for (double a : {0.6, 0.8, 0.9}) {
+      predicted.push_back({{"acceptance", a}, {"decode_tok_s", Round(sp.PredictedTokensPerSecond(a), 3)}});
+    }
+    out["speculative"] = {{"k", 1},
+                          {"plain_decode_tok_s", Round(sp.plain.TokensPerSecond(), 3)},
+                          {"oracle_decode_tok_s", Round(sp.oracle.TokensPerSecond(), 3)},
+                          {"verify_cost_ratio", Round(sp.VerifyCostRatio(), 4)},
+                          {"mtp_step_cost_ratio", Round(sp.MtpSecondsPerStep() / std::max(sp.plain.SecondsPerStep(), 1e-12), 4)},
+                          {"mtp_acceptance", Round(sp.Acceptance(), 4)},
+                          {"mtp_drafts", sp.mtp.drafts},
+                          {"predicted", predicted}};
+  }
   std::printf("%s\n", out.dump().c_str());
 }
 
@@ -482,6 +578,8 @@ int RunModelBench(int argc, char** argv) {
       ("depths", "Also decode after prompts of these lengths, e.g. 1k,8k,32k", cxxopts::value<std::string>())
       ("parallel", "Also decode this many sequences at once (64-token prompts), e.g. 1,4,16",
        cxxopts::value<std::string>())
+      ("speculative", "oracle: also measure speculative decoding at k = 1 (plain, an oracle draft that is always "
+       "right, and the MTP block's drafts; JSON and stderr)", cxxopts::value<std::string>())
       ("threads", "Worker threads (default: physical cores)", cxxopts::value<int>())
       ("mem-budget", "Resident weight bytes (dense + expert cache), e.g. 800M; auto: the memory plan (dsv4 plan)",
        cxxopts::value<std::string>()->default_value("auto"))
@@ -527,6 +625,10 @@ int RunModelBench(int argc, char** argv) {
 
   const std::vector<int64_t> parallel = args.count("parallel") ? ParseDepths(args["parallel"].as<std::string>())
                                                                : std::vector<int64_t>{};
+  if (args.count("speculative")) {
+    if (args["speculative"].as<std::string>() != "oracle") throw Error("--speculative takes oracle");
+    if (config.num_nextn_predict_layers == 0) throw Error("--speculative: this checkpoint has no MTP block");
+  }
   // The memory plan covers the longest run and the most sequences; the
   // probes below stay inside it too.
   auto checkpoint = std::make_unique<Checkpoint>(dir);
@@ -597,6 +699,19 @@ int RunModelBench(int argc, char** argv) {
         report.parallel.push_back(bench.MeasureParallel(n, std::min<int64_t>(prompt_tokens, 64), gen_tokens,
                                                         report.read_gbps, report.fma_gflops));
       }
+    }
+    if (args.count("speculative")) {
+      report.speculative = bench.MeasureSpeculative(prompt, gen_tokens);
+      const SpeculativeRun& sp = *report.speculative;
+      std::fprintf(stderr,
+                   "bench: speculative k=1: plain %.2f tok/s, oracle %.2f tok/s (%.2fx), verify step %.2fx a plain "
+                   "one, MTP block %.2fx, MTP acceptance %.0f %% of %lld; predicted at 60/80/90 %%: %.2f / %.2f / "
+                   "%.2f tok/s\n",
+                   sp.plain.TokensPerSecond(), sp.oracle.TokensPerSecond(),
+                   sp.oracle.TokensPerSecond() / std::max(sp.plain.TokensPerSecond(), 1e-12), sp.VerifyCostRatio(),
+                   sp.MtpSecondsPerStep() / std::max(sp.plain.SecondsPerStep(), 1e-12), 100 * sp.Acceptance(),
+                   static_cast<long long>(sp.mtp.drafts), sp.PredictedTokensPerSecond(0.6),
+                   sp.PredictedTokensPerSecond(0.8), sp.PredictedTokensPerSecond(0.9));
     }
     report.peak_rss = ProcessStatusBytes("VmHWM");
   }

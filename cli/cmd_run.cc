@@ -92,6 +92,7 @@ int RunRun(int argc, char** argv) {
   cxxopts::Options options("dsv4 run", "Generate from text or token ids");
   AddModelOptions(options);
   AddSamplingOptions(options, 64);
+  AddSpeculativeOption(options);
   options.add_options()
       ("p,prompt", "Prompt text (rendered with the official chat encoding)", cxxopts::value<std::string>())
       ("system", "System prompt (with -p)", cxxopts::value<std::string>())
@@ -115,6 +116,7 @@ int RunRun(int argc, char** argv) {
   const std::optional<OutputSpec> output = OutputSpecFromArgs(args);  // a bad schema file fails before the load
   if (output && !args.count("prompt")) throw Error("--json and --json-schema need text output (-p)");
 
+  const bool speculative = SpeculativeFromArgs(args);
   LoadedModel loaded = LoadModel(args);
   const ModelConfig& config = loaded.model().config();
   GenerationRequest request;
@@ -143,7 +145,9 @@ int RunRun(int argc, char** argv) {
   SessionStart session(args, loaded, request);
   const uint64_t seed = *request.sampling.seed;
 
-  Scheduler scheduler(loaded.model(), tokenizer ? &*tokenizer : nullptr, PlannedSchedulerOptions(loaded));
+  SchedulerOptions scheduling = PlannedSchedulerOptions(loaded);
+  scheduling.speculative = speculative;
+  Scheduler scheduler(loaded.model(), tokenizer ? &*tokenizer : nullptr, scheduling);
   OutputPrinter printer(tokenizer.has_value(), request.reasoning);
   GenerationUpdate last;
   std::optional<std::chrono::steady_clock::time_point> first_token;
@@ -170,6 +174,12 @@ int RunRun(int argc, char** argv) {
                computed / std::max(prefill, 1e-9), static_cast<long long>(u.completion_tokens), decode,
                u.completion_tokens > 1 ? (u.completion_tokens - 1) / std::max(decode, 1e-9) : 0.0,
                FinishReasonName(last.finish), static_cast<unsigned long long>(seed));
+  if (scheduling.speculative) {
+    const Scheduler::Stats stats = scheduler.stats();
+    std::fprintf(stderr, "speculative: %lld drafts verified, %lld accepted (%.0f %%); MTP block %.2f s\n",
+                 static_cast<long long>(stats.drafts), static_cast<long long>(stats.accepted_drafts),
+                 100.0 * stats.accepted_drafts / std::max<int64_t>(stats.drafts, 1), stats.mtp_seconds);
+  }
   return 0;
 }
 

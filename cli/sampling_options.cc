@@ -68,7 +68,21 @@ int64_t ReasoningBudgetFromArgs(const cxxopts::ParseResult& args) {
   return budget;
 }
 
+void AddSpeculativeOption(cxxopts::Options& options) {
+  options.add_options("Scheduling")
+      ("speculative", "mtp | off: the checkpoint's MTP block drafts each next token and the next step verifies it "
+       "beside the current one; the output is the same either way (docs/speculative.md)",
+       cxxopts::value<std::string>()->default_value("off"));
+}
+
+bool SpeculativeFromArgs(const cxxopts::ParseResult& args) {
+  const std::string mode = args["speculative"].as<std::string>();
+  if (mode != "mtp" && mode != "off") throw Error("--speculative must be mtp or off, not '" + mode + "'");
+  return mode == "mtp";
+}
+
 void AddSchedulerOptions(cxxopts::Options& options, int64_t default_parallel, const std::string& default_prefix_cache) {
+  AddSpeculativeOption(options);
   options.add_options("Scheduling")
       ("parallel", "Sequences generating at once", cxxopts::value<int64_t>()->default_value(
                                                         std::to_string(default_parallel)))
@@ -81,6 +95,7 @@ SchedulerOptions SchedulerOptionsFromArgs(const cxxopts::ParseResult& args, cons
   SchedulerOptions options = PlannedSchedulerOptions(loaded);
   options.max_sequences = workload.parallel;
   options.prefix_cache_bytes = workload.prefix_cache_bytes;
+  options.speculative = SpeculativeFromArgs(args);
   return options;
 }
 
@@ -89,6 +104,7 @@ Workload WorkloadFromArgs(const cxxopts::ParseResult& args) {
   workload.parallel = args["parallel"].as<int64_t>();
   if (workload.parallel < 1) throw Error("--parallel must be >= 1");
   workload.prefix_cache_bytes = ParseBytes(args["prefix-cache"].as<std::string>(), "--prefix-cache");
+  SpeculativeFromArgs(args);  // checked here, before the model loads
   return workload;
 }
 

@@ -24,7 +24,10 @@ SamplingParams SamplingFromArgs(const cxxopts::ParseResult& args, int64_t vocab)
 // --reasoning-budget, or -1 when not given.
 int64_t ReasoningBudgetFromArgs(const cxxopts::ParseResult& args);
 
-// --parallel and --prefix-cache.
+// --speculative mtp|off (AddSchedulerOptions includes it).
+void AddSpeculativeOption(cxxopts::Options& options);
+bool SpeculativeFromArgs(const cxxopts::ParseResult& args);
+// --parallel, --prefix-cache and --speculative.
 void AddSchedulerOptions(cxxopts::Options& options, int64_t default_parallel,
                          const std::string& default_prefix_cache = "2G");
 SchedulerOptions SchedulerOptionsFromArgs(const cxxopts::ParseResult& args, const LoadedModel& loaded);

@@ -1,6 +1,9 @@
 #include "engine/kv/indexer_rows.h"
 
 #include <cstring>
+#include <string>
+
+#include "loader/error.h"
 
 namespace dsv4 {
 
@@ -23,6 +26,15 @@ void IndexerRows::Append(const float* row) {
   std::vector<uint8_t> encoded(codec_.bytes_per_row());
   codec_.Encode(row, encoded.data());
   AppendEncoded(encoded.data(), 1);
+}
+
+void IndexerRows::Truncate(int64_t rows) {
+  if (rows < 0 || rows > rows_) throw Error("cannot keep " + std::to_string(rows) + " of " + std::to_string(rows_) + " indexer rows");
+  const int64_t row_bytes = codec_.bytes_per_row();
+  const int64_t code_bytes = codec_.compact() ? codec_.dim() / 2 : row_bytes;
+  data_.resize(rows * code_bytes);
+  scales_.resize(rows * (row_bytes - code_bytes));
+  rows_ = rows;
 }
 
 void IndexerRows::ReadEncoded(int64_t begin, int64_t count, uint8_t* out) const {

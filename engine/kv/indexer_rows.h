@@ -22,6 +22,8 @@ class IndexerRows {
   int64_t resident_bytes() const { return static_cast<int64_t>(data_.capacity() + scales_.capacity()); }
 
   void Append(const float* row);
+  // Keeps the first `rows` rows (at most size()): speculative rows rolled back.
+  void Truncate(int64_t rows);
   // The first `rows` rows as a matrix [rows][dim].
   WeightMatrix View(int64_t rows) const;
 

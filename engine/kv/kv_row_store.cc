@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cstring>
 #include <numeric>
+#include <string>
+
+#include "loader/error.h"
 
 namespace dsv4 {
 
@@ -35,6 +38,40 @@ void KvRowStore::Append(const float* row) {
 
 void KvRowStore::AppendEncoded(const uint8_t* rows, int64_t count) {
   for (int64_t i = 0; i < count; ++i) AppendOne(rows + i * codec_.bytes_per_row());
+}
+
+void KvRowStore::DropLastPage() {
+  const int64_t page = static_cast<int64_t>(pages_.size()) - 1;
+  const int64_t bytes = kRowsPerPage * codec_.bytes_per_row();
+  if (spill_) {
+    spill_->Forget(this, page);
+    if (pages_.back().ram.empty()) {
+      spill_->Release(pages_.back().file_offset, bytes);
+    } else {
+      spill_->AddResident(-bytes);
+    }
+  }
+  pages_.pop_back();
+}
+
+void KvRowStore::Truncate(int64_t rows) {
+  if (rows < 0 || rows > rows_) throw Error("cannot keep " + std::to_string(rows) + " of " + std::to_string(rows_) + " KV rows");
+  const int64_t keep_pages = (rows + kRowsPerPage - 1) / kRowsPerPage;
+  while (static_cast<int64_t>(pages_.size()) > keep_pages) DropLastPage();
+  const bool was_full = rows_ >= keep_pages * kRowsPerPage;
+  if (spill_ && keep_pages > 0 && was_full && rows % kRowsPerPage != 0) {
+    const int64_t page = keep_pages - 1, bytes = kRowsPerPage * codec_.bytes_per_row();
+    spill_->Forget(this, page);
+    Page& p = pages_[page];
+    if (p.ram.empty()) {  // spilled: read it back, as it was before it filled
+      p.ram.resize(bytes);
+      spill_->Read(p.file_offset, p.ram.data(), bytes);
+      spill_->Release(p.file_offset, bytes);
+      p.file_offset = -1;
+      spill_->AddResident(bytes);
+    }
+  }
+  rows_ = rows;
 }
 
 int64_t KvRowStore::EvictPage(int64_t page, KvSpill& spill) {

@@ -26,6 +26,9 @@ class KvRowStore {
   int64_t resident_bytes() const;
 
   void Append(const float* row);
+  // Keeps the first `rows` rows (at most size()): speculative rows rolled
+  // back. A page that is no longer full returns to RAM.
+  void Truncate(int64_t rows);
   // Decodes rows ids[0..n) into out[n][dim], in the given order.
   void Gather(const int32_t* ids, int64_t n, float* out) const;
   // Decodes rows [begin, end) into out[end - begin][dim].
@@ -46,6 +49,8 @@ class KvRowStore {
   // Copies the encoded bytes of rows [begin, begin + count) of one page.
   void ReadPageRows(int64_t page, int64_t first, int64_t count, uint8_t* out) const;
   void AppendOne(const uint8_t* encoded);
+  // Frees the last page, in RAM or in the spill file.
+  void DropLastPage();
 
   KvCodec codec_;
   KvSpill* spill_;

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <iterator>
 
 #include "engine/kv/kv_row_store.h"
 #include "loader/error.h"
@@ -46,6 +47,19 @@ KvSpill::~KvSpill() {
 void KvSpill::Open() { fd_ = CreateSpillFile(dir_); }
 
 void KvSpill::Enqueue(KvRowStore* store, int64_t page) { evictable_.emplace_back(store, page); }
+
+void KvSpill::Forget(const KvRowStore* store, int64_t page) {
+  for (auto it = evictable_.rbegin(); it != evictable_.rend(); ++it) {
+    if (it->first == store && it->second == page) {
+      evictable_.erase(std::next(it).base());
+      return;
+    }
+  }
+}
+
+void KvSpill::Release(int64_t offset, int64_t bytes) {
+  if (offset + bytes == file_size_) file_size_ = offset;
+}
 
 void KvSpill::Enforce() {
   while (resident_bytes_ > ram_budget_ && !evictable_.empty()) {

@@ -33,6 +33,10 @@ class KvSpill {
   void AddResident(int64_t bytes) { resident_bytes_ += bytes; }
   // A full page of `store` that may be evicted, oldest first.
   void Enqueue(KvRowStore* store, int64_t page);
+  // The page is no longer full (rows were rolled back): not evictable.
+  void Forget(const KvRowStore* store, int64_t page);
+  // A spilled page was dropped; its bytes are reused when they end the file.
+  void Release(int64_t offset, int64_t bytes);
   // Evicts pages until the resident bytes fit the budget. Throws dsv4::Error
   // if the file cannot be written (disk full); pages stay in RAM then, so
   // the sequence remains consistent.

@@ -11,7 +11,7 @@ bool CompressorStep(const CompressorWeights& w, CompressorState& state, int64_t 
   const int64_t r = w.ratio, d = w.dim;
   const int64_t width = (w.overlap ? 2 : 1) * d;  // coff * d
   const int64_t phase = position % r;
-  const int64_t slot = w.overlap ? r + phase : phase;
+  const int64_t slot = CompressorState::Slot(r, w.overlap, position);
   float* kv_slot = state.kv.data() + slot * width;
   float* score_slot = state.score.data() + slot * width;
   const float* ape = w.ape.data() + phase * width;

@@ -146,11 +146,15 @@ void Model::Forward(const std::vector<TokenRow>& rows, const std::vector<int64_t
   if (final_streams) *final_streams = std::move(streams);
 }
 
-void Model::ForwardMtp(const std::vector<TokenRow>& rows, const float* streams, float* logits) const {
+void Model::ForwardMtp(const std::vector<TokenRow>& rows, const float* streams, const std::vector<int64_t>& logit_rows,
+                       float* logits) const {
   if (config_.num_nextn_predict_layers == 0) throw Error("this checkpoint has no MTP block");
   const int64_t block = config_.num_hidden_layers;
   CheckRows(rows, block);
   const int64_t n = rows.size(), hidden = config_.hidden_size, hc = config_.hc_mult;
+  for (int64_t r : logit_rows) {
+    if (r < 0 || r >= n) throw Error("logit row " + std::to_string(r) + " is not in the batch");
+  }
   const MtpWeights& mtp = weights_.blocks[block].mtp;
   // Y[s] = e_proj(norm(embed(next token))) + h_proj(norm(stream s)).
   std::vector<float> embedded(n * hidden), projected_embedding(n * hidden);
@@ -173,9 +177,7 @@ void Model::ForwardMtp(const std::vector<TokenRow>& rows, const float* streams, 
     }
   }
   RunBlock(block, rows, mixed);
-  std::vector<int64_t> all(n);
-  for (int64_t t = 0; t < n; ++t) all[t] = t;
-  Logits(mtp.hc_head, mtp.norm, mixed.data(), all, logits);
+  Logits(mtp.hc_head, mtp.norm, mixed.data(), logit_rows, logits);
 }
 
 }  // namespace dsv4

@@ -42,8 +42,10 @@ class Model {
   // The first MTP block: row t takes the main model's final streams of some
   // position i (streams[t]) and the token at i + 1 (rows[t].token), and
   // predicts the token at i + 2. rows[t].position counts the MTP block's own
-  // positions. Writes logits[rows][vocab].
-  void ForwardMtp(const std::vector<TokenRow>& rows, const float* streams, float* logits) const;
+  // positions. Writes the logits of the rows listed in `logit_rows` to
+  // logits[i][vocab].
+  void ForwardMtp(const std::vector<TokenRow>& rows, const float* streams, const std::vector<int64_t>& logit_rows,
+                  float* logits) const;
 
  private:
   struct Block {

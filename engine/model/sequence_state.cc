@@ -169,4 +169,128 @@ int64_t SequenceState::kv_ram_bytes() const {
 
 int64_t SequenceState::kv_spilled_bytes() const { return spill_ ? spill_->spilled_bytes() : 0; }
 
+
+// What the speculative rows overwrite, saved at Mark.
+struct SequenceState::Undo {
+  // One compressor: the slots of the marked positions, and with overlap the
+  // previous window's half when one of them ends a window (ending a window
+  // copies the current half over it).
+  struct Compressor {
+    int64_t ratio = 0, width = 0;
+    bool overlap = false;
+    std::vector<float> kv, score;                    // [rows][width], in position order
+    std::vector<float> previous_kv, previous_score;  // slots 0..ratio, or empty
+    int64_t window_end = -1;                         // the marked position that ends a window
+
+    void Save(const CompressorState& state, int64_t ratio_, int64_t dim, bool overlap_, int64_t begin, int64_t rows);
+    // Undoes positions [keep, end).
+    void Restore(CompressorState& state, int64_t begin, int64_t keep, int64_t end) const;
+  };
+  struct Layer {
+    std::vector<float> window;  // [rows][head_dim]: the ring slots of the marked positions
+    Compressor main, indexer;
+  };
+  int64_t begin = 0, rows = 0;
+  std::vector<Layer> layers;  // the main layers
+};
+
+void SequenceState::Undo::Compressor::Save(const CompressorState& state, int64_t ratio_, int64_t dim, bool overlap_,
+                                           int64_t begin, int64_t rows) {
+  ratio = ratio_;
+  overlap = overlap_;
+  width = (overlap ? 2 : 1) * dim;
+  kv.resize(rows * width);
+  score.resize(rows * width);
+  window_end = -1;
+  for (int64_t i = 0; i < rows; ++i) {
+    const int64_t slot = CompressorState::Slot(ratio, overlap, begin + i) * width;
+    std::copy_n(state.kv.begin() + slot, width, kv.begin() + i * width);
+    std::copy_n(state.score.begin() + slot, width, score.begin() + i * width);
+    if ((begin + i) % ratio == ratio - 1) window_end = begin + i;
+  }
+  if (overlap && window_end >= 0) {
+    previous_kv.assign(state.kv.begin(), state.kv.begin() + ratio * width);
+    previous_score.assign(state.score.begin(), state.score.begin() + ratio * width);
+  }
+}
+
+void SequenceState::Undo::Compressor::Restore(CompressorState& state, int64_t begin, int64_t keep,
+                                              int64_t end) const {
+  for (int64_t q = keep; q < end; ++q) {
+    const int64_t slot = CompressorState::Slot(ratio, overlap, q) * width;
+    std::copy_n(kv.begin() + (q - begin) * width, width, state.kv.begin() + slot);
+    std::copy_n(score.begin() + (q - begin) * width, width, state.score.begin() + slot);
+  }
+  if (overlap && window_end >= keep && window_end < end) {
+    std::copy(previous_kv.begin(), previous_kv.end(), state.kv.begin());
+    std::copy(previous_score.begin(), previous_score.end(), state.score.begin());
+  }
+}
+
+SequenceState::~SequenceState() = default;
+
+int64_t SequenceState::mtp_length() const {
+  if (config_->num_nextn_predict_layers == 0) throw Error("this checkpoint has no MTP block");
+  return layers_[config_->num_hidden_layers].length;
+}
+
+void SequenceState::SkipMtp(int64_t length) {
+  if (length < mtp_length()) throw Error("the MTP block cannot go back to position " + std::to_string(length));
+  layers_[config_->num_hidden_layers].length = length;
+}
+
+void SequenceState::Mark(int64_t rows) {
+  const ModelConfig& c = *config_;
+  if (rows < 1 || rows > kMaxSpeculativeRows || rows > c.sliding_window) {
+    throw Error("cannot mark " + std::to_string(rows) + " speculative rows (1 to " +
+                std::to_string(std::min(kMaxSpeculativeRows, c.sliding_window)) + ")");
+  }
+  if (!failure_.empty()) throw Error(failure_);
+  auto undo = std::make_unique<Undo>();
+  undo->begin = length();
+  undo->rows = rows;
+  undo->layers.resize(c.num_hidden_layers);
+  const int64_t d = c.head_dim;
+  for (int64_t L = 0; L < c.num_hidden_layers; ++L) {
+    const LayerState& s = layers_[L];
+    Undo::Layer& u = undo->layers[L];
+    u.window.resize(rows * d);
+    for (int64_t i = 0; i < rows; ++i) {
+      std::copy_n(s.window.begin() + (undo->begin + i) % c.sliding_window * d, d, u.window.begin() + i * d);
+    }
+    const int64_t ratio = c.CompressRatio(L);
+    if (ratio > 0) u.main.Save(s.compressor, ratio, d, ratio == 4, undo->begin, rows);
+    if (ratio == 4) u.indexer.Save(s.indexer_compressor, 4, c.index_head_dim, true, undo->begin, rows);
+  }
+  undo_ = std::move(undo);
+}
+
+void SequenceState::RollBack(int64_t keep) {
+  if (!failure_.empty()) throw Error(failure_);
+  const int64_t end = length();
+  if (!undo_ || keep < undo_->begin || keep > end || end > undo_->begin + undo_->rows) {
+    throw Error("cannot roll back to " + std::to_string(keep) + " tokens: the marked rows do not cover it");
+  }
+  const ModelConfig& c = *config_;
+  const int64_t d = c.head_dim, begin = undo_->begin;
+  for (int64_t L = 0; L < c.num_hidden_layers; ++L) {
+    LayerState& s = layers_[L];
+    const Undo::Layer& u = undo_->layers[L];
+    for (int64_t q = keep; q < end; ++q) {
+      std::copy_n(u.window.begin() + (q - begin) * d, d, s.window.begin() + q % c.sliding_window * d);
+    }
+    const int64_t ratio = c.CompressRatio(L);
+    if (ratio > 0) {
+      u.main.Restore(s.compressor, begin, keep, end);
+      s.compressed->Truncate(keep / ratio);
+    }
+    if (ratio == 4) {
+      u.indexer.Restore(s.indexer_compressor, begin, keep, end);
+      s.indexer_rows->Truncate(keep / 4);
+    }
+    s.length = keep;
+  }
+  undo_.reset();
+}
+
 }  // namespace dsv4

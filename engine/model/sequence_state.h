@@ -55,6 +55,12 @@ struct CompressorState {
   std::vector<float> score;
 
   void Reset(int64_t ratio, int64_t dim, bool overlap);
+  // The slot (of coff*dim floats) the token at `position` writes: with
+  // overlap, slots 0..ratio hold the previous window, ratio..2*ratio the
+  // current one.
+  static int64_t Slot(int64_t ratio, bool overlap, int64_t position) {
+    return (overlap ? ratio : 0) + position % ratio;
+  }
 };
 
 struct LayerState {
@@ -73,6 +79,7 @@ class SequenceState {
   SequenceState(const ModelConfig& config, Numerics numerics, const KvOptions& kv = {});
   // What a state of this config, numerics and options takes.
   static KvSize Size(const ModelConfig& config, Numerics numerics, const KvOptions& kv = {});
+  ~SequenceState();
   SequenceState(const SequenceState&) = delete;
   SequenceState& operator=(const SequenceState&) = delete;
 
@@ -88,6 +95,23 @@ class SequenceState {
   // config and numerics): the prefix cache's checkpoints and the states
   // restored from them. Rows spill under this state's own KvOptions.
   void CopyFrom(const SequenceState& source);
+
+  // Speculative rows (drafts verified beside the current token): Mark saves
+  // what the next `rows` positions overwrite in every main layer; once they
+  // ran, RollBack(length) returns those layers to exactly the state, every
+  // byte, they had after `length` tokens, for any length from the mark to
+  // now. Each row writes its own compressor slot only while rows are at
+  // most the shortest compression ratio, hence the limit. The MTP block's
+  // layer is not touched (it only ever takes accepted tokens).
+  static constexpr int64_t kMaxSpeculativeRows = 4;
+  // Positions the MTP block has taken (its window ring). SkipMtp moves it on
+  // to `length` without computing: the block attends only its window, so the
+  // rows of positions more than a window before the next draft are never
+  // read (closer ones skipped make that draft approximate, never wrong).
+  int64_t mtp_length() const;
+  void SkipMtp(int64_t length);
+  void Mark(int64_t rows);
+  void RollBack(int64_t length);
 
   // A forward call that failed part way leaves a state whose layers may be
   // out of step; it is marked so, and every later use is refused with
@@ -109,6 +133,8 @@ class SequenceState {
   std::unique_ptr<KvSpill> spill_;  // declared before layers_: stores point into it
   std::vector<LayerState> layers_;  // main layers, then MTP blocks
   std::string failure_;             // empty while usable
+  struct Undo;
+  std::unique_ptr<Undo> undo_;      // since the last Mark
 };
 
 }  // namespace dsv4

@@ -40,6 +40,11 @@ struct GenerationRequest {
   // update carries the state and the logits after the last token (to save
   // a session that ends exactly where the output ends).
   bool return_state = false;
+  // Speculative decoding from other drafts than the MTP block's (an oracle,
+  // for benchmarks and tests): called with every token so far, it returns
+  // the draft for the position after the last one, or -1 for none. Drafts
+  // never change the output, only how many tokens a step emits.
+  std::function<int32_t(const std::vector<int32_t>& tokens)> drafter;
 };
 
 enum class FinishReason {

@@ -55,6 +55,12 @@ struct Scheduler::Sequence {
   bool closing = false;
   GenerationUpdate deferred;  // with return_state: the finish, sent once closing is done
   KvReservation kv;           // what admission counted for it
+  // Speculative decoding: the draft for the position after the pending
+  // token, verified beside it in the next step (-1: none), and how this
+  // sequence's drafts fared.
+  int32_t draft = -1;
+  int64_t drafts = 0, accepted = 0;
+  int64_t undrafted_steps = 0;
 
   bool generating() const { return finish == FinishReason::kNone; }
   bool decoding() const { return static_cast<int64_t>(tokens.size()) > prompt_size; }
@@ -70,6 +76,9 @@ Scheduler::Scheduler(const Model& model, const Tokenizer* tokenizer, const Sched
       kv_size_(SequenceState::Size(model.config(), model.numerics(), options.kv)) {
   if (options_.max_sequences < 1) throw Error("the scheduler needs at least one sequence slot");
   if (options_.step_tokens < 1) throw Error("the scheduler needs at least one token per step");
+  if (options_.speculative && model.config().num_nextn_predict_layers == 0) {
+    throw Error("--speculative mtp: this checkpoint has no MTP block (num_nextn_predict_layers is 0)");
+  }
   if (tokenizer_) think_end_ = tokenizer_->TokenId(chat_tokens::kThinkEnd);
   if (options_.prefix_cache_bytes > 0) cache_ = std::make_unique<PrefixCache>(options_.prefix_cache_bytes);
 }
@@ -424,6 +433,15 @@ void Scheduler::Admit() {
   }
 }
 
+// The rows one sequence puts in a step: tokens [begin, end), the logits of
+// the last if `logits`, and a draft for position `end` (-1: none).
+struct Scheduler::Span {
+  Sequence* s;
+  int64_t begin, end;
+  bool logits;
+  int32_t draft;
+};
+
 bool Scheduler::Step() {
   // Cancellations first: their states are freed before any more work.
   std::vector<int64_t> cancelled;
@@ -470,11 +488,6 @@ bool Scheduler::Step() {
   // latency matters), then prompts in admission order, within the budget.
   // A prompt's chunk ends at its next checkpoint so the state there can be
   // stored.
-  struct Span {
-    Sequence* s;
-    int64_t begin, end;
-    bool logits;
-  };
   std::vector<Span> spans;
   int64_t budget = options_.step_tokens;
   for (int pass = 0; pass < 2 && budget > 0; ++pass) {
@@ -493,21 +506,30 @@ bool Scheduler::Step() {
       }
       const bool logits = (s.generating() || (s.closing && s.request.return_state)) &&
                           end == static_cast<int64_t>(s.tokens.size());
-      spans.push_back({&s, s.fed, end, logits});
-      budget -= end - s.fed;
+      const int32_t draft = DraftFor(s, budget);
+      spans.push_back({&s, s.fed, end, logits, draft});
+      budget -= end - s.fed + (draft >= 0 ? 1 : 0);
     }
   }
   std::vector<TokenRow> rows;
-  std::vector<int64_t> logit_rows;
+  std::vector<int64_t> logit_rows, first_row;
+  bool mtp = false;
   for (const Span& span : spans) {
+    first_row.push_back(static_cast<int64_t>(rows.size()));
     for (int64_t p = span.begin; p < span.end; ++p) rows.push_back({span.s->tokens[p], p, span.s->state.get()});
     if (span.logits) logit_rows.push_back(static_cast<int64_t>(rows.size()) - 1);
+    if (span.draft >= 0) {
+      span.s->state->Mark(2);
+      rows.push_back({span.draft, span.end, span.s->state.get()});
+      logit_rows.push_back(static_cast<int64_t>(rows.size()) - 1);
+    }
+    mtp = mtp || (options_.speculative && !span.s->request.drafter && span.s->generating());
   }
   const int64_t vocab = model_.config().vocab_size;
-  std::vector<float> logits(logit_rows.size() * vocab);
+  std::vector<float> logits(logit_rows.size() * vocab), streams;
   const auto start = std::chrono::steady_clock::now();
   try {
-    model_.Forward(rows, logit_rows, logits.data());
+    model_.Forward(rows, logit_rows, logits.data(), mtp ? &streams : nullptr);
   } catch (const std::exception& e) {
     // The sequences of this call are marked unusable by the model; the
     // others go on.
@@ -556,15 +578,114 @@ bool Scheduler::Step() {
       if (s.fed == static_cast<int64_t>(s.tokens.size())) Closed(s, row);
     } else if (row) {
       SampleNext(s, row);
+      if (span.draft >= 0) Verify(s, span.draft, logits.data() + (logit_index++) * vocab);
+      if (s.request.drafter && s.generating()) s.draft = s.request.drafter(s.tokens);
     }
   }
+  if (mtp) DraftWithMtp(spans, first_row, streams);
   active_.erase(std::remove_if(active_.begin(), active_.end(), done), active_.end());
   Snapshot();
   return true;
 }
 
+// Drafts pay while enough of them are accepted: a step that verifies one
+// reads the dense weights once but the experts of two tokens, and the MTP
+// block costs about one layer and the LM head, so below roughly 30 %
+// acceptance a step with a draft emits fewer tokens per second than one
+// without (docs/speculative.md has the measured costs). A sequence whose
+// drafts fall below that tries one again every kProbeSteps steps.
+namespace {
+constexpr int64_t kTrialDrafts = 8;
+constexpr int64_t kProbeSteps = 32;
+bool DraftsPay(int64_t drafts, int64_t accepted, int64_t undrafted_steps) {
+  return drafts < kTrialDrafts || accepted * 10 >= drafts * 3 || undrafted_steps >= kProbeSteps;
+}
+}  // namespace
+
+int32_t Scheduler::DraftFor(Sequence& s, int64_t budget) const {
+  const int32_t draft = s.draft;
+  s.draft = -1;
+  const int64_t pending = static_cast<int64_t>(s.tokens.size()) - s.fed;
+  if (draft < 0 || !s.generating() || s.closing || pending != 1 || budget < 2) return -1;
+  // Room for the draft and the token after it.
+  if (s.fed + 2 > context_tokens_ || s.usage.completion_tokens + 1 >= s.request.sampling.max_tokens) return -1;
+  return draft;
+}
+
+void Scheduler::Verify(Sequence& s, int32_t draft, const float* draft_logits) {
+  // SampleNext took the logits of the pending token's row: the draft row
+  // stands if the sequence sampled exactly the draft there and goes on.
+  const bool accepted = s.generating() && static_cast<int64_t>(s.tokens.size()) == s.fed + 1 && s.tokens.back() == draft;
+  ++s.drafts;
+  s.undrafted_steps = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++stats_.drafts;
+    if (accepted) ++stats_.accepted_drafts;
+  }
+  if (accepted) {
+    ++s.accepted;
+    ++s.fed;
+    SampleNext(s, draft_logits);
+  } else if (s.state) {
+    s.state->RollBack(s.fed);
+  }
+}
+
 void Scheduler::Run() {
   while (!Idle()) Step();
+}
+
+void Scheduler::DraftWithMtp(const std::vector<Span>& spans, const std::vector<int64_t>& first_row,
+                             const std::vector<float>& streams) {
+  const ModelConfig& c = model_.config();
+  const int64_t width = c.hc_mult * c.hidden_size, vocab = c.vocab_size;
+  std::vector<TokenRow> rows;
+  std::vector<float> inputs;
+  std::vector<int64_t> logit_rows;
+  std::vector<Sequence*> members, drafting;
+  for (size_t i = 0; i < spans.size(); ++i) {
+    Sequence& s = *spans[i].s;
+    if (!s.generating() || s.request.drafter || !s.state) continue;
+    SequenceState& state = *s.state;
+    // The MTP row of main position q takes q's final streams (from this
+    // step) and the token at q + 1. The block attends only its window, so
+    // the rows the first draft needs begin a window before the prompt's end.
+    const int64_t begin = std::max({spans[i].begin, s.prompt_size - c.sliding_window, state.mtp_length()});
+    const int64_t end = std::min<int64_t>(s.fed, static_cast<int64_t>(s.tokens.size()) - 1);
+    if (begin >= end) continue;
+    state.SkipMtp(begin);
+    for (int64_t q = begin; q < end; ++q) {
+      rows.push_back({s.tokens[q + 1], q, &state});
+      const float* source = streams.data() + (first_row[i] + q - spans[i].begin) * width;
+      inputs.insert(inputs.end(), source, source + width);
+    }
+    members.push_back(&s);
+    const bool decoding = end == s.fed && s.decoding();
+    if (decoding && DraftsPay(s.drafts, s.accepted, s.undrafted_steps)) {
+      logit_rows.push_back(static_cast<int64_t>(rows.size()) - 1);
+      drafting.push_back(&s);
+    } else if (decoding) {
+      ++s.undrafted_steps;
+    }
+  }
+  if (rows.empty()) return;
+  std::vector<float> logits(logit_rows.size() * vocab);
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    model_.ForwardMtp(rows, inputs.data(), logit_rows, logits.data());
+  } catch (const std::exception& e) {
+    for (Sequence* s : members) Finish(*s, FinishReason::kError, e.what());
+    return;
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  for (size_t i = 0; i < drafting.size(); ++i) {
+    const float* row = logits.data() + i * vocab;
+    drafting[i]->draft = static_cast<int32_t>(std::max_element(row, row + vocab) - row);
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  stats_.mtp_rows += static_cast<int64_t>(rows.size());
+  stats_.mtp_seconds += seconds;
 }
 
 }  // namespace dsv4

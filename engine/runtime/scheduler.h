@@ -43,6 +43,11 @@ struct SchedulerOptions {
   // spilled part against kv_disk_pool. < 0: no limit.
   int64_t kv_ram_pool = -1;
   int64_t kv_disk_pool = -1;
+  // Speculative decoding (docs/speculative.md): the checkpoint's MTP block
+  // drafts the token after each sampled one; the next step verifies the
+  // draft beside that token and keeps it only if it equals what the
+  // sequence samples there, so the output is the same token for token.
+  bool speculative = false;
 };
 
 class Scheduler {
@@ -89,6 +94,12 @@ class Scheduler {
     int64_t kv_reserved_bytes = 0; // RAM the active sequences reserved (admission)
     int64_t prefix_cache_bytes = 0;
     int64_t prefix_cache_entries = 0;
+    // Speculative decoding: drafts verified and accepted, and the MTP
+    // block's rows and time (drafts and keeping its window current).
+    int64_t drafts = 0;
+    int64_t accepted_drafts = 0;
+    int64_t mtp_rows = 0;
+    double mtp_seconds = 0;
   };
   // A snapshot; callable from any thread.
   Stats stats() const;
@@ -125,6 +136,15 @@ class Scheduler {
   // Appends a sampled (or forced) token; returns why it ends the request, if it does.
   FinishReason AcceptToken(Sequence& s, const Sampled& sampled, GenerationUpdate& update);
   bool Checkpoint(int64_t position, int64_t prompt_end) const;
+  // Whether the next step verifies a draft for `s`, and which.
+  int32_t DraftFor(Sequence& s, int64_t budget) const;
+  // Keeps the token a verified draft ended with, or rolls the draft row back.
+  void Verify(Sequence& s, int32_t draft, const float* draft_logits);
+  // Runs the MTP block over the rows this step fed (`first_row`: where each
+  // span's rows begin in `streams`) and drafts from its logits.
+  struct Span;
+  void DraftWithMtp(const std::vector<Span>& spans, const std::vector<int64_t>& first_row,
+                    const std::vector<float>& streams);
   // Refreshes the end-of-step part of the statistics.
   void Snapshot();
 

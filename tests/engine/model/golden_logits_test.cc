@@ -2,7 +2,9 @@
 // every sequence, every stored prompt position and every decode row.
 #include <gtest/gtest.h>
 
+
 #include <cstdio>
+#include <numeric>
 
 #include "engine/model/model.h"
 #include "simd/matmul.h"
@@ -117,7 +119,9 @@ TEST(GoldenLogits, MtpVariantA) {
     std::vector<TokenRow> mtp_rows;
     for (int64_t i = 0; i + 1 < n; ++i) mtp_rows.push_back({s.prompt[i + 1], i, &state});
     std::vector<float> logits((n - 1) * vocab);
-    model.ForwardMtp(mtp_rows, streams.data(), logits.data());
+    std::vector<int64_t> all(n - 1);
+    std::iota(all.begin(), all.end(), 0);
+    model.ForwardMtp(mtp_rows, streams.data(), all, logits.data());
     const std::vector<float> expected = golden.Floats(s, "A.mtp_logits");
     const int64_t stored = expected.size() / vocab, first = n - 1 - stored;
     const std::vector<float> engine(logits.begin() + first * vocab, logits.end());
