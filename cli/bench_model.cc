@@ -490,7 +490,8 @@ void PrintJson(const Report& r) {
                           {"plain_decode_tok_s", Round(sp.plain.TokensPerSecond(), 3)},
                           {"oracle_decode_tok_s", Round(sp.oracle.TokensPerSecond(), 3)},
                           {"verify_cost_ratio", Round(sp.VerifyCostRatio(), 4)},
-                          {"mtp_step_cost_ratio", Round(sp.MtpSecondsPerStep() / std::max(sp.plain.SecondsPerStep(), 1e-12), 4)},
+                          {"mtp_step_cost_ratio",
+                           Round(sp.MtpSecondsPerStep() / std::max(sp.plain.SecondsPerStep(), 1e-12), 4)},
                           {"mtp_acceptance", Round(sp.Acceptance(), 4)},
                           {"mtp_drafts", sp.mtp.drafts},
                           {"predicted", predicted}};

@@ -29,7 +29,9 @@ void IndexerRows::Append(const float* row) {
 }
 
 void IndexerRows::Truncate(int64_t rows) {
-  if (rows < 0 || rows > rows_) throw Error("cannot keep " + std::to_string(rows) + " of " + std::to_string(rows_) + " indexer rows");
+  if (rows < 0 || rows > rows_) {
+    throw Error("cannot keep " + std::to_string(rows) + " of " + std::to_string(rows_) + " indexer rows");
+  }
   const int64_t row_bytes = codec_.bytes_per_row();
   const int64_t code_bytes = codec_.compact() ? codec_.dim() / 2 : row_bytes;
   data_.resize(rows * code_bytes);

@@ -55,7 +55,9 @@ void KvRowStore::DropLastPage() {
 }
 
 void KvRowStore::Truncate(int64_t rows) {
-  if (rows < 0 || rows > rows_) throw Error("cannot keep " + std::to_string(rows) + " of " + std::to_string(rows_) + " KV rows");
+  if (rows < 0 || rows > rows_) {
+    throw Error("cannot keep " + std::to_string(rows) + " of " + std::to_string(rows_) + " KV rows");
+  }
   const int64_t keep_pages = (rows + kRowsPerPage - 1) / kRowsPerPage;
   while (static_cast<int64_t>(pages_.size()) > keep_pages) DropLastPage();
   const bool was_full = rows_ >= keep_pages * kRowsPerPage;

@@ -615,7 +615,8 @@ int32_t Scheduler::DraftFor(Sequence& s, int64_t budget) const {
 void Scheduler::Verify(Sequence& s, int32_t draft, const float* draft_logits) {
   // SampleNext took the logits of the pending token's row: the draft row
   // stands if the sequence sampled exactly the draft there and goes on.
-  const bool accepted = s.generating() && static_cast<int64_t>(s.tokens.size()) == s.fed + 1 && s.tokens.back() == draft;
+  const bool accepted =
+      s.generating() && static_cast<int64_t>(s.tokens.size()) == s.fed + 1 && s.tokens.back() == draft;
   ++s.drafts;
   s.undrafted_steps = 0;
   {
