@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/arguments.h"
+#include "engine/model/numerics.h"
 #include "engine/model/paged_experts.h"
 #include "engine/runtime/memory_plan.h"
 #include "engine/runtime/sampler.h"
@@ -585,7 +586,7 @@ int RunModelBench(int argc, char** argv) {
       ("mem-budget", "Resident weight bytes (dense + expert cache), e.g. 800M; auto: the memory plan (dsv4 plan)",
        cxxopts::value<std::string>()->default_value("auto"))
       ("chunk", "Prefill rows per forward pass", cxxopts::value<int64_t>()->default_value("512"))
-      ("numerics", "default | smooth", cxxopts::value<std::string>()->default_value("default"))
+      ("numerics", kNumericsHelp, cxxopts::value<std::string>()->default_value("default"))
       ("mlock", "Lock the resident weights in RAM")
       ("buffered-io", "Read weights through the page cache instead of with O_DIRECT")
       ("md", "Markdown table (the default)")

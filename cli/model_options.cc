@@ -7,6 +7,7 @@
 
 #include "cli/arguments.h"
 #include "engine/kv/kv_spill.h"
+#include "engine/model/numerics.h"
 #include "engine/model/session_file.h"
 #include "loader/error.h"
 #include "simd/matmul.h"
@@ -17,7 +18,7 @@ namespace dsv4::cli {
 void AddModelOptions(cxxopts::Options& options) {
   options.add_options()
       ("m,model", "Model directory (Hugging Face layout)", cxxopts::value<std::string>())
-      ("numerics", "default | smooth (no KV/indexer round trips)", cxxopts::value<std::string>()->default_value("default"))
+      ("numerics", kNumericsHelp, cxxopts::value<std::string>()->default_value("default"))
       ("chunk", "Token rows per forward call: prefill chunks (bounds activation memory; 0 = a whole prompt at once)",
        cxxopts::value<int64_t>()->default_value("512"))
       ("threads", "Worker threads (default: OMP_NUM_THREADS if set, else physical cores)", cxxopts::value<int>())

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages dsv4 builds against (docs/dependencies.md).
 set -euo pipefail
-packages=(cmake ninja-build g++ pkg-config libhwy-dev libcxxopts-dev
+packages=(cmake ninja-build g++ pkg-config libhwy-dev libdnnl-dev ocl-icd-opencl-dev libcxxopts-dev
           libgtest-dev libgmock-dev libbenchmark-dev
           libpcre2-dev nlohmann-json3-dev libssl-dev libcpp-httplib-dev libeigen3-dev
           clang-14 libclang-rt-14-dev libomp-14-dev)

@@ -30,6 +30,19 @@ void Activate(const float* up, int64_t batch, int64_t inner, int64_t begin, int6
   }
 }
 
+// The three products one after another, each by `matmul`.
+void ExpertFfnWith(void (*matmul)(const WeightMatrix&, const float*, int64_t, float*), const WeightMatrix& w1,
+                   const WeightMatrix& w3, const WeightMatrix& w2, const float* x, int64_t batch,
+                   const float* route_weights, float limit, float* y) {
+  CheckShapes(w1, w3, w2);
+  const int64_t inner = w1.rows;
+  std::vector<float> gate(batch * inner), up(batch * inner);
+  matmul(w1, x, batch, gate.data());
+  matmul(w3, x, batch, up.data());
+  Activate(up.data(), batch, inner, 0, inner, route_weights, limit, gate.data());
+  matmul(w2, gate.data(), batch, y);
+}
+
 }  // namespace
 
 float SwiGluActivation(float gate, float up, float limit, float route_weight) {
@@ -42,7 +55,9 @@ float SwiGluActivation(float gate, float up, float limit, float route_weight) {
 
 void ExpertFfn(const WeightMatrix& w1, const WeightMatrix& w3, const WeightMatrix& w2, const float* x,
                int64_t batch, const float* route_weights, float limit, float* y) {
-  if (ActiveMatMulKernels() == MatMulImpl::kSimd) {
+  if (RunsOnMatrixEngine(w1, batch)) {
+    ExpertFfnWith(MatMul, w1, w3, w2, x, batch, route_weights, limit, y);
+  } else if (ActiveMatMulKernels() == MatMulImpl::kSimd) {
     ExpertFfnSimd(w1, w3, w2, x, batch, route_weights, limit, y);
   } else {
     ExpertFfnReference(w1, w3, w2, x, batch, route_weights, limit, y);
@@ -78,13 +93,7 @@ void ExpertFfnSimd(const WeightMatrix& w1, const WeightMatrix& w3, const WeightM
 
 void ExpertFfnReference(const WeightMatrix& w1, const WeightMatrix& w3, const WeightMatrix& w2, const float* x,
                         int64_t batch, const float* route_weights, float limit, float* y) {
-  CheckShapes(w1, w3, w2);
-  const int64_t inner = w1.rows;
-  std::vector<float> gate(batch * inner), up(batch * inner);
-  MatMulReference(w1, x, batch, gate.data());
-  MatMulReference(w3, x, batch, up.data());
-  Activate(up.data(), batch, inner, 0, inner, route_weights, limit, gate.data());
-  MatMulReference(w2, gate.data(), batch, y);
+  ExpertFfnWith(MatMulReference, w1, w3, w2, x, batch, route_weights, limit, y);
 }
 
 }  // namespace dsv4

@@ -14,7 +14,8 @@ namespace dsv4 {
 
 // x: [batch][w1.cols], route_weights: [batch], y: [batch][w2.rows]
 // (overwritten). w1 and w3 have one shape and format; w2.cols == w1.rows.
-// Runs ExpertFfnSimd or ExpertFfnReference as SetMatMulKernels selected.
+// Runs ExpertFfnSimd or ExpertFfnReference as SetMatMulKernels selected, or
+// its three products on the matrix engine where RunsOnMatrixEngine says so.
 void ExpertFfn(const WeightMatrix& w1, const WeightMatrix& w3, const WeightMatrix& w2, const float* x,
                int64_t batch, const float* route_weights, float limit, float* y);
 

@@ -31,6 +31,29 @@ void SetMatMulKernels(MatMulImpl kernels);
 MatMulImpl ActiveMatMulKernels();
 MatMulImpl ParseMatMulKernels(const std::string& name);  // "reference" | "simd"
 
+// Whether MatMul and ExpertFfn may, on the calling thread, round activations
+// to bf16 and run on the matrix engine (simd/matrix_engine.h): the weight
+// GEMMs of Numerics::kFast. They do so only for weights exact in bf16 and at
+// least kBf16MinRows input rows; everything else stays exact.
+enum class MatMulPrecision { kExact, kBf16Activations };
+MatMulPrecision ActiveMatMulPrecision();
+// Sets the calling thread's precision for as long as it lives.
+class MatMulPrecisionScope {
+ public:
+  explicit MatMulPrecisionScope(MatMulPrecision precision);
+  ~MatMulPrecisionScope();
+  MatMulPrecisionScope(const MatMulPrecisionScope&) = delete;
+  MatMulPrecisionScope& operator=(const MatMulPrecisionScope&) = delete;
+
+ private:
+  MatMulPrecision previous_;
+};
+// Below this many rows, decoding the weights to bf16 costs more than the
+// matrix engine saves (bench --kernels measures both sides).
+inline constexpr int64_t kBf16MinRows = 32;
+// Whether MatMul(w, x, batch, y) on the calling thread runs on the matrix engine.
+bool RunsOnMatrixEngine(const WeightMatrix& w, int64_t batch);
+
 // The Highway target MatMul runs on this CPU ("AVX3", "AVX2", ...).
 const char* MatMulTargetName();
 

@@ -126,7 +126,7 @@ void Attention::Forward(const float* input, const std::vector<LayerRow>& rows, f
     float* x = kv.data() + t * d;
     ops::RmsNorm(x, w_.kv_norm.data(), d, c.rms_norm_eps, x);
     rope_.Apply(x + nope, angles[t]);
-    if (numerics_ == Numerics::kDefault) Fp8RoundTrip(x, nope, kFp8Block);
+    if (HasRoundTrips(numerics_)) Fp8RoundTrip(x, nope, kFp8Block);
   }
   std::vector<float> compressor_kv, compressor_gate;
   if (w_.compressed) {

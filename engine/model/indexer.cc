@@ -26,7 +26,7 @@ Indexer::Projections Indexer::Project(const float* normed_input, const float* q_
     const Rope::Angles angles = rope_.AnglesAt(positions[t]);
     for (int64_t h = 0; h < heads; ++h) rope_.Apply(p.query.data() + (t * heads + h) * dim + dim - rope_dims, angles);
   }
-  if (numerics_ == Numerics::kDefault) {
+  if (HasRoundTrips(numerics_)) {
     // The FP4 round trip (§3.5) as codes, which the exact score kernel
     // takes. The Hadamard rotation cancels in q.k; it only matters for where
     // the round trip rounds.
@@ -63,7 +63,7 @@ void Indexer::AdvanceRows(const Projections& p, int64_t t, int64_t position, Lay
   ops::RmsNorm(row.data(), cw.norm.data(), dim, config_.rms_norm_eps, row.data());
   rope_.Apply(row.data() + dim - config_.qk_rope_head_dim, j * cw.ratio);
   // In default numerics the store's encoding is the FP4 round trip (§3.5).
-  if (numerics_ == Numerics::kDefault) ops::Hadamard(row.data(), dim);
+  if (HasRoundTrips(numerics_)) ops::Hadamard(row.data(), dim);
   state.indexer_rows->Append(row.data());
 }
 
@@ -72,7 +72,7 @@ std::vector<std::vector<int32_t>> Indexer::Select(const Projections& p, const st
                                                   const LayerState& state) const {
   const int64_t heads = config_.index_n_heads, dim = config_.index_head_dim;
   const int64_t ratio = w_.compressor.ratio;
-  const bool fp4 = numerics_ == Numerics::kDefault;  // FP4 queries and rows (SequenceState)
+  const bool fp4 = HasRoundTrips(numerics_);  // FP4 queries and rows (SequenceState)
   std::vector<std::vector<int32_t>> selected(rows.size());
   // A group of queries is scored against all rows in one call; groups are
   // sized to bound the score buffer (and, in smooth numerics, the per-head

@@ -17,6 +17,7 @@ Model::Model(const Checkpoint& checkpoint, Numerics numerics, ExpertSource* expe
       weights_(checkpoint),
       mapped_experts_(weights_),
       experts_(experts ? experts : &mapped_experts_) {
+  CheckNumericsSupported(numerics);
   for (int64_t L = 0; L < config_.NumBlocks(); ++L) {
     const BlockWeights& b = weights_.blocks[L];
     blocks_.push_back({std::make_unique<Attention>(config_, b.attn, L, numerics),
@@ -42,6 +43,10 @@ void Model::PrefetchHashExperts(const std::vector<TokenRow>& rows) const {
     }
     experts_->Prefetch(L, experts);
   }
+}
+
+MatMulPrecision Model::GemmPrecision() const {
+  return numerics_ == Numerics::kFast ? MatMulPrecision::kBf16Activations : MatMulPrecision::kExact;
 }
 
 void Model::CheckRows(const std::vector<TokenRow>& rows, int64_t block) const {
@@ -121,6 +126,7 @@ void Model::Forward(const std::vector<TokenRow>& rows, const std::vector<int64_t
   for (const TokenRow& row : rows) {
     if (std::find(states.begin(), states.end(), row.state) == states.end()) states.push_back(row.state);
   }
+  const MatMulPrecisionScope precision(GemmPrecision());
   std::vector<float> streams(n * hc * hidden);
   try {
     PrefetchHashExperts(rows);
@@ -155,6 +161,7 @@ void Model::ForwardMtp(const std::vector<TokenRow>& rows, const float* streams, 
   for (int64_t r : logit_rows) {
     if (r < 0 || r >= n) throw Error("logit row " + std::to_string(r) + " is not in the batch");
   }
+  const MatMulPrecisionScope precision(GemmPrecision());
   const MtpWeights& mtp = weights_.blocks[block].mtp;
   // Y[s] = e_proj(norm(embed(next token))) + h_proj(norm(stream s)).
   std::vector<float> embedded(n * hidden), projected_embedding(n * hidden);

@@ -14,6 +14,7 @@
 #include "engine/model/numerics.h"
 #include "engine/model/sequence_state.h"
 #include "loader/checkpoint.h"
+#include "simd/matmul.h"
 
 namespace dsv4 {
 
@@ -54,6 +55,8 @@ class Model {
   };
 
   void CheckRows(const std::vector<TokenRow>& rows, int64_t block) const;
+  // What the weight GEMMs of a forward call may round to (Numerics::kFast).
+  MatMulPrecision GemmPrecision() const;
   // One transformer block over streams [rows][hc][hidden], in place.
   void RunBlock(int64_t block, const std::vector<TokenRow>& rows, std::vector<float>& streams) const;
   // Final collapse, norm and LM head for the selected rows.

@@ -21,7 +21,7 @@ namespace {
 // numerics keep plain f32 rows.
 KvCodec MainCodec(const ModelConfig& config, Numerics numerics, const KvOptions& kv) {
   using Q = KvCodec::Quantization;
-  return KvCodec(numerics == Numerics::kDefault ? Q::kFp8Nope : Q::kNone, kv.compact, config.head_dim,
+  return KvCodec(HasRoundTrips(numerics) ? Q::kFp8Nope : Q::kNone, kv.compact, config.head_dim,
                  config.qk_rope_head_dim);
 }
 
@@ -29,7 +29,7 @@ KvCodec MainCodec(const ModelConfig& config, Numerics numerics, const KvOptions&
 // kernel (simd/indexer_scores.h) reads them in that form.
 KvCodec IndexerCodec(const ModelConfig& config, Numerics numerics) {
   using Q = KvCodec::Quantization;
-  return KvCodec(numerics == Numerics::kDefault ? Q::kFp4 : Q::kNone, /*compact=*/true, config.index_head_dim,
+  return KvCodec(HasRoundTrips(numerics) ? Q::kFp4 : Q::kNone, /*compact=*/true, config.index_head_dim,
                  config.qk_rope_head_dim);
 }
 

@@ -8,6 +8,7 @@
 
 #include "engine/model/model.h"
 #include "simd/matmul.h"
+#include "simd/matrix_engine.h"
 #include "tests/support/for_each_target.h"
 #include "tests/support/golden.h"
 
@@ -85,6 +86,15 @@ TEST(GoldenLogits, VariantBSmooth) { ExpectGolden(Numerics::kSmooth, testing::kT
 TEST(GoldenLogits, VariantADefault) { ExpectGolden(Numerics::kDefault, testing::kToleranceA, "A", 0); }
 TEST(GoldenLogits, VariantBChunked) { ExpectGolden(Numerics::kSmooth, testing::kToleranceB, "B", 37); }
 TEST(GoldenLogits, VariantBTokenByToken) { ExpectGolden(Numerics::kSmooth, testing::kToleranceB, "B", 1); }
+
+// --numerics fast: the prefill GEMMs (37- and 700-row chunks: at least
+// kBf16MinRows) round their activations to bf16 on the matrix engine; decode
+// rows stay exact. Checked against A's data with C's tolerances (README).
+TEST(GoldenLogits, VariantAFastWithCTolerances) {
+  if (Bf16MatrixUnit().empty()) GTEST_SKIP() << "oneDNN has no bf16 matmul on this CPU";
+  ExpectGolden(Numerics::kFast, testing::kToleranceC, "A", 0, MatMulImpl::kSimd);
+  ExpectGolden(Numerics::kFast, testing::kToleranceC, "A", 37, MatMulImpl::kSimd);
+}
 
 // The SIMD kernels: batched matmuls (every prefill here) are bit-identical
 // to the reference; single-row matvecs (the decode rows) sum in their own
