@@ -86,6 +86,7 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 #include "hwy/aligned_allocator.h"
 #include "simd/matmul.h"
+#include "simd/matrix_engine.h"
 
 namespace dsv4 {
 
@@ -204,13 +205,28 @@ RooflineTracker::RooflineTracker() : read_probe_(ReadProbeBytes()) {
   best_.threads = omp_get_max_threads();
   for (int i = 0; i < 8; ++i) ReprobeRead();
   best_.fma_gflops = MeasureFmaPeak(5);
+  ReprobeBf16();
 }
 
 void RooflineTracker::ReprobeRead() { best_.read_gbps = std::max(best_.read_gbps, read_probe_.Run()); }
 
 void RooflineTracker::ReprobeFma() { best_.fma_gflops = std::max(best_.fma_gflops, MeasureFmaPeak(1)); }
 
-const char* KernelKindName(KernelKind kind) { return kind == KernelKind::kMatVec ? "matvec" : "gemm"; }
+void RooflineTracker::ReprobeBf16() {
+  best_.bf16_gflops = std::max(best_.bf16_gflops, Bf16MatMulPeakGflops(512, 4096, 4096, 3));
+}
+
+const char* KernelKindName(KernelKind kind) {
+  switch (kind) {
+    case KernelKind::kMatVec:
+      return "matvec";
+    case KernelKind::kGemm:
+      return "gemm";
+    case KernelKind::kBf16Gemm:
+      return "bf16gemm";
+  }
+  return "?";
+}
 
 const char* KernelFormatName(WeightFormat format) {
   switch (format) {
@@ -241,6 +257,13 @@ std::vector<KernelCase> FlashKernelCases() {
     cases.push_back({"expert.w1/w3", KernelKind::kGemm, F::kE2M1Grouped, m, 2048, 4096});
     cases.push_back({"shared.w1/w3", KernelKind::kGemm, F::kE4M3Blocked, m, 2048, 4096});
     cases.push_back({"head slice", KernelKind::kGemm, F::kBF16, m, 4096, 4096});
+  }
+  if (!Bf16MatrixUnit().empty()) {
+    for (const int64_t m : {kBf16MinRows, int64_t{128}, int64_t{512}}) {
+      cases.push_back({"expert.w1/w3", KernelKind::kBf16Gemm, F::kE2M1Grouped, m, 2048, 4096});
+      cases.push_back({"shared.w1/w3", KernelKind::kBf16Gemm, F::kE4M3Blocked, m, 2048, 4096});
+      cases.push_back({"head slice", KernelKind::kBf16Gemm, F::kBF16, m, 4096, 4096});
+    }
   }
   return cases;
 }
@@ -310,7 +333,8 @@ KernelWorkload::KernelWorkload(const KernelCase& kernel_case, int64_t min_total_
 KernelWorkload::~KernelWorkload() = default;
 
 void KernelWorkload::Run() {
-  MatMulSimd(buffers_->matrices[next_], buffers_->x.data(), case_.m, buffers_->y.data());
+  const auto matmul = case_.kind == KernelKind::kBf16Gemm ? MatMulBf16 : MatMulSimd;
+  matmul(buffers_->matrices[next_], buffers_->x.data(), case_.m, buffers_->y.data());
   next_ = (next_ + 1) % copies();
 }
 
@@ -356,8 +380,15 @@ DecodeKernelRates MeasureDecodeKernelRates(int64_t workload_bytes) {
 }
 
 double RoofFraction(const KernelMeasurement& measurement, const Roofline& roofline) {
-  return measurement.kernel_case.kind == KernelKind::kMatVec ? measurement.gbps / roofline.read_gbps
-                                                             : measurement.gflops / roofline.fma_gflops;
+  switch (measurement.kernel_case.kind) {
+    case KernelKind::kMatVec:
+      return measurement.gbps / roofline.read_gbps;
+    case KernelKind::kGemm:
+      return measurement.gflops / roofline.fma_gflops;
+    case KernelKind::kBf16Gemm:
+      return roofline.bf16_gflops > 0 ? measurement.gflops / roofline.bf16_gflops : 0;
+  }
+  return 0;
 }
 
 }  // namespace dsv4

@@ -50,6 +50,9 @@ struct Roofline {
   int threads = 0;
   double read_gbps = 0;
   double fma_gflops = 0;
+  // oneDNN's bf16 matmul on 512 x 4096 x 4096 in its own weight layout: the
+  // peak of the matrix engine (0 without one, simd/matrix_engine.h).
+  double bf16_gflops = 0;
 };
 
 // Keeps re-probing between kernel measurements and the best figures so far:
@@ -60,6 +63,7 @@ class RooflineTracker {
   RooflineTracker();  // the initial probes (8 read passes, 5 FMA runs)
   void ReprobeRead();  // one more read pass
   void ReprobeFma();   // one more FMA run
+  void ReprobeBf16();  // one more bf16 matmul run
   const Roofline& best() const { return best_; }
 
  private:
@@ -67,7 +71,9 @@ class RooflineTracker {
   Roofline best_;
 };
 
-enum class KernelKind { kMatVec, kGemm };
+// kBf16Gemm: MatMulBf16 (Numerics::kFast's GEMMs), weights decoded to bf16
+// in every call as in a forward pass.
+enum class KernelKind { kMatVec, kGemm, kBf16Gemm };
 
 // One benchmarked product: y[M][N] = x[M][K] * W[N][K]^T.
 struct KernelCase {
@@ -77,12 +83,13 @@ struct KernelCase {
   int64_t m, n, k;
 };
 
-const char* KernelKindName(KernelKind kind);     // "matvec" | "gemm"
+const char* KernelKindName(KernelKind kind);     // "matvec" | "gemm" | "bf16gemm"
 const char* KernelFormatName(WeightFormat format);  // "fp4" | "fp8" | "bf16" | "f32"
 
 // The DRAM-sized DeepSeek-V4-Flash shapes of issue 4: matvec of the FP4
 // routed-expert and FP8 attention/shared-expert matrices and a BF16 head
-// slice, and GEMM at M = 1, 4, 16, 64, 128, 512 for each format.
+// slice, and GEMM at M = 1, 4, 16, 64, 128, 512 for each format; with a
+// bf16 matrix unit, the bf16 GEMM at M = 32, 128, 512 for each format.
 std::vector<KernelCase> FlashKernelCases();
 
 // Random weights of one case (realistic codes and scales) in as many copies as
@@ -115,7 +122,8 @@ struct KernelMeasurement {
   double gflops = 0;
 };
 
-// gbps / read_gbps for matvec, gflops / fma_gflops for GEMM.
+// gbps / read_gbps for matvec, gflops / fma_gflops for GEMM, gflops /
+// bf16_gflops for the bf16 GEMM.
 double RoofFraction(const KernelMeasurement& measurement, const Roofline& roofline);
 
 // Times Run() in windows of at least `window_seconds` each and keeps the best,

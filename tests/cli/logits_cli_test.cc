@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "simd/matrix_engine.h"
 #include "tests/support/golden.h"
 #include "tests/support/test_support.h"
 
@@ -39,6 +40,40 @@ TEST(LogitsCli, ShortSequenceMatchesGoldenB) {
   const std::vector<float> decode = golden.Floats(s, "B.decode_logits");
   expected.insert(expected.end(), decode.begin(), decode.end());
   EXPECT_EQ(testing::Score(engine, expected, 1024, last_prompt_row, testing::kToleranceB).failures, "");
+}
+
+// --numerics fast end to end on the long golden prompt (700 rows: the
+// prefill GEMMs run on the matrix engine) against A with C's tolerances;
+// without a bf16 unit, a one-line error that names the option.
+TEST(LogitsCli, NumericsFastMatchesGoldenAWithCTolerances) {
+  testing::Golden golden;
+  const testing::GoldenSequence& s = golden.sequences()[2];
+  TempDir dir;
+  const auto result = RunCli("logits -m " + DataPath("tiny-dsv4/checkpoint") + " --numerics fast --prompt-ids " +
+                             Join(s.prompt) + " --decode-ids " + Join(s.decode_tokens) + " --out " +
+                             dir.File("out.json"));
+  if (Bf16MatrixUnit().empty()) {
+    EXPECT_EQ(result.exit_code, 1);
+    EXPECT_NE(result.err.find("--numerics fast: this CPU has no bf16 matrix unit"), std::string::npos) << result.err;
+    return;
+  }
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const auto json = nlohmann::json::parse(testing::ReadFile(dir.File("out.json")));
+  std::vector<float> engine;
+  for (const auto& row : json["prefill_logits"]) for (float v : row) engine.push_back(v);
+  const int64_t last_prompt_row = json["prefill_logits"].size() - 1;
+  for (const auto& row : json["decode_logits"]) for (float v : row) engine.push_back(v);
+  // The logits command writes every prompt row; the golden data holds some.
+  std::vector<float> stored;
+  for (const int32_t p : golden.Ints(s, "prefill_positions")) {
+    stored.insert(stored.end(), engine.begin() + p * 1024, engine.begin() + (p + 1) * 1024);
+  }
+  const int64_t stored_last = static_cast<int64_t>(stored.size() / 1024) - 1;
+  stored.insert(stored.end(), engine.begin() + (last_prompt_row + 1) * 1024, engine.end());
+  std::vector<float> expected = golden.Floats(s, "A.prefill_logits");
+  const std::vector<float> decode = golden.Floats(s, "A.decode_logits");
+  expected.insert(expected.end(), decode.begin(), decode.end());
+  EXPECT_EQ(testing::Score(stored, expected, 1024, stored_last, testing::kToleranceC).failures, "");
 }
 
 TEST(LogitsCli, LastPositionOnlyAndIdsFromFile) {
@@ -99,7 +134,7 @@ TEST(LogitsCli, BadInputGivesOneLineError) {
       {"logits" + model + " --prompt-ids 1,1024" + out, "token id 1024"},
       {"logits" + model + " --prompt-ids 1,x" + out, "--prompt-ids"},
       {"logits" + model + " --prompt-ids @" + dir.File("long.txt") + out, "max_position_embeddings"},
-      {"logits" + model + " --prompt-ids 1 --numerics fast" + out, "--numerics"},
+      {"logits" + model + " --prompt-ids 1 --numerics quick" + out, "--numerics"},
       {"logits" + model + " --prompt-ids 1", "--out"},
       {"run" + model + " --prompt-ids 1 --bogus", "bogus"},
       {"logits" + model + " --prompt-ids 1 --mem-budget 1M" + out, "less than the dense weights"},
