@@ -3,10 +3,11 @@
 //
 // Every output is the reference's own chain, bit for bit, at every batch
 // size and on every target: the lanes of an accumulator are weight rows, and
-// each step multiplies the exactly decoded weights of one column by the
-// broadcast input and adds, the product rounded before the sum, in column
-// order (SequentialDot's order; this file is compiled with -ffp-contract=off,
-// so no multiply and add is fused). Two kernels compute that chain:
+// each step is one fused multiply-add of the exactly decoded weights of one
+// column, the broadcast input and the accumulator, in column order
+// (SequentialDot's chain: one rounding per step; this file is compiled with
+// -ffp-contract=off, so the compiler fuses nothing else). Two kernels compute
+// that chain:
 // - matvec (batch <= 4): memory-bound, so every weight is decoded in
 //   registers, turned into lanes = rows in registers and used at once, with
 //   several groups of rows in flight to hide the latency of the adds and the
@@ -354,12 +355,12 @@ HWY_INLINE void Transpose(const VF* in, VF* out) {
 #endif
 }
 
-// acc[m] = acc[m] + w * x[m][c] for each input m: one link of the
-// reference's chain, the product rounded before the sum.
+// acc[m] = fma(w, x[m][c], acc[m]) for each input m: one link of the
+// reference's chain.
 template <size_t kInputs>
 HWY_INLINE void Link(VF w, const float* HWY_RESTRICT x, int64_t x_stride, int64_t c, VF* acc) {
   const DF df;
-  for (size_t m = 0; m < kInputs; ++m) acc[m] = hn::Add(acc[m], hn::Mul(w, hn::Set(df, x[m * x_stride + c])));
+  for (size_t m = 0; m < kInputs; ++m) acc[m] = hn::MulAdd(w, hn::Set(df, x[m * x_stride + c]), acc[m]);
 }
 
 // The matvec reads row-major bytes (weights, E2M1 scale codes) a cache line
@@ -685,13 +686,13 @@ void MatVec(const MatMulJob& job, const Scales& scales, int64_t r_begin, int64_t
 // ------------------------------------------------------------------ GEMM
 //
 // Broadcast form: the lanes of an accumulator are consecutive weight rows of
-// one input row, and step c adds w[rows][c] * x[m][c], the product rounded
-// before the sum exactly as SequentialDot does. Every output is then the
+// one input row, and step c adds w[rows][c] * x[m][c] in one fused
+// multiply-add exactly as SequentialDot does. Every output is then the
 // reference's chain in column order whatever the vector width, so batched
-// results are bit-identical to MatMulReference on every target. A mul and an
-// add per multiply-add cost nothing on AMD cores, whose FP adders are pipes of
-// their own beside the two FMA pipes; on Intel they share ports and the GEMM
-// runs at up to half the FMA peak.
+// results are bit-identical to MatMulReference on every target. (Until
+// 2026-12-05 the chain rounded each product before the add: a mul and an add
+// per step, which on Intel cores share the FMA ports and capped the GEMM near
+// half the FMA peak.)
 //
 // Weights are decoded a panel at a time into f32, transposed to
 // [column][row] within each register tile of kTileRows rows, and every
@@ -812,14 +813,14 @@ HWY_NOINLINE void GemmTile(const float* HWY_RESTRICT x, const float* HWY_RESTRIC
       for (size_t m = 0; m < kInputs; ++m) xv[m] = hn::Set(df, xc[m]);
       for (size_t v = 0; v < kVecs; ++v) {
         const VF wv = hn::Load(df, w + v * kN);
-        for (size_t m = 0; m < kInputs; ++m) acc[m][v] = hn::Add(acc[m][v], hn::Mul(wv, xv[m]));
+        for (size_t m = 0; m < kInputs; ++m) acc[m][v] = hn::MulAdd(wv, xv[m], acc[m][v]);
       }
     } else {
       VF wv[kVecs];
       for (size_t v = 0; v < kVecs; ++v) wv[v] = hn::Load(df, w + v * kN);
       for (size_t m = 0; m < kInputs; ++m) {
         const VF xv = hn::Set(df, xc[m]);
-        for (size_t v = 0; v < kVecs; ++v) acc[m][v] = hn::Add(acc[m][v], hn::Mul(wv[v], xv));
+        for (size_t v = 0; v < kVecs; ++v) acc[m][v] = hn::MulAdd(wv[v], xv, acc[m][v]);
       }
     }
   }

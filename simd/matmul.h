@@ -61,8 +61,8 @@ const char* MatMulTargetName();
 // in index order. Kernels are tested against it.
 void MatMulReference(const WeightMatrix& w, const float* x, int64_t batch, float* y);
 
-// The reference's dot product: sum = sum + a[c] * b[c] for c = 0, 1, ...,
-// product and sum each rounded to f32 (never fused).
+// The reference's dot product: sum = fma(a[c], b[c], sum) for c = 0, 1, ...,
+// one f32 rounding per step.
 float SequentialDot(const float* a, const float* b, int64_t n);
 
 }  // namespace dsv4

@@ -1,16 +1,17 @@
+#include <cmath>
 #include <vector>
 
 #include "simd/matmul.h"
 
 namespace dsv4 {
 
-// Each product is rounded to f32 before it is added: this file is compiled
-// with -ffp-contract=off (simd/CMakeLists.txt), so no optimization level can
-// fuse them into an FMA chain, which rounds differently (docs/performance.md,
-// "Numerics and the SIMD kernels"). The SIMD GEMM reproduces this order.
+// One fused multiply-add per column, in column order: the chain the SIMD
+// kernels reproduce bit for bit (docs/performance.md, "Numerics and the SIMD
+// kernels"). std::fma is exact-then-rounded on every target, whatever the
+// compiler would contract on its own.
 float SequentialDot(const float* a, const float* b, int64_t n) {
   float sum = 0.0f;
-  for (int64_t c = 0; c < n; ++c) sum += a[c] * b[c];
+  for (int64_t c = 0; c < n; ++c) sum = std::fma(a[c], b[c], sum);
   return sum;
 }
 
