@@ -24,20 +24,58 @@ namespace HWY_NAMESPACE {
 
 namespace hn = hwy::HWY_NAMESPACE;
 
-inline void AccumulateScaled(double p, const float* HWY_RESTRICT x, int64_t n, double* HWY_RESTRICT acc) {
+// kHeads heads' sums over one vector of floats of every row: the
+// accumulators stay in registers for the whole pass over the rows, and each
+// row's vector, loaded once, serves all kHeads heads.
+template <int kHeads>
+HWY_INLINE void WeightedSumsOfVector(const double* HWY_RESTRICT p, int64_t p_stride, const float* const* rows,
+                                     int64_t n, int64_t i, int64_t d, double* HWY_RESTRICT acc) {
   const hn::ScalableTag<float> df;
   const hn::Repartition<double, decltype(df)> dd;
   const hn::Half<decltype(df)> dh;
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df)), half = lanes / 2;
-  const auto vp = hn::Set(dd, p);
-  int64_t i = 0;
-  for (; i + lanes <= n; i += lanes) {
-    const auto v = hn::LoadU(df, x + i);
-    hn::StoreU(hn::MulAdd(vp, hn::PromoteTo(dd, hn::LowerHalf(dh, v)), hn::LoadU(dd, acc + i)), dd, acc + i);
-    hn::StoreU(hn::MulAdd(vp, hn::PromoteTo(dd, hn::UpperHalf(dh, v)), hn::LoadU(dd, acc + i + half)), dd,
-               acc + i + half);
+  const int64_t half = static_cast<int64_t>(hn::Lanes(dd));
+  hn::Vec<decltype(dd)> lo[kHeads], hi[kHeads];
+  for (int h = 0; h < kHeads; ++h) {
+    lo[h] = hn::LoadU(dd, acc + h * d + i);
+    hi[h] = hn::LoadU(dd, acc + h * d + i + half);
   }
-  for (; i < n; ++i) acc[i] = std::fma(p, static_cast<double>(x[i]), acc[i]);
+  for (int64_t e = 0; e < n; ++e) {
+    const auto v = hn::LoadU(df, rows[e] + i);
+    const auto v_lo = hn::PromoteTo(dd, hn::LowerHalf(dh, v)), v_hi = hn::PromoteTo(dd, hn::UpperHalf(dh, v));
+    for (int h = 0; h < kHeads; ++h) {
+      const auto weight = hn::Set(dd, p[h * p_stride + e]);
+      lo[h] = hn::MulAdd(weight, v_lo, lo[h]);
+      hi[h] = hn::MulAdd(weight, v_hi, hi[h]);
+    }
+  }
+  for (int h = 0; h < kHeads; ++h) {
+    hn::StoreU(lo[h], dd, acc + h * d + i);
+    hn::StoreU(hi[h], dd, acc + h * d + i + half);
+  }
+}
+
+// kHeads heads of WeightedRowSums.
+template <int kHeads>
+HWY_INLINE void WeightedRowSumsOfHeads(const double* HWY_RESTRICT p, int64_t p_stride, const float* const* rows,
+                                       int64_t n, int64_t d, double* HWY_RESTRICT acc) {
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(hn::ScalableTag<float>()));
+  int64_t i = 0;
+  for (; i + lanes <= d; i += lanes) WeightedSumsOfVector<kHeads>(p, p_stride, rows, n, i, d, acc);
+  for (; i < d; ++i) {
+    for (int h = 0; h < kHeads; ++h) {
+      for (int64_t e = 0; e < n; ++e) {
+        acc[h * d + i] = std::fma(p[h * p_stride + e], static_cast<double>(rows[e][i]), acc[h * d + i]);
+      }
+    }
+  }
+}
+
+inline void WeightedRowSums(const double* HWY_RESTRICT p, int64_t p_stride, int64_t heads, const float* const* rows,
+                            int64_t n, int64_t d, double* HWY_RESTRICT acc) {
+  constexpr int kGroup = 4;  // 8 accumulators: fits AVX2's 16 registers too
+  int64_t h = 0;
+  for (; h + kGroup <= heads; h += kGroup) WeightedRowSumsOfHeads<kGroup>(p + h * p_stride, p_stride, rows, n, d, acc + h * d);
+  for (; h < heads; ++h) WeightedRowSumsOfHeads<1>(p + h * p_stride, p_stride, rows, n, d, acc + h * d);
 }
 
 // sum x[i]^2 in f64 (each square is exact in f64) in the order that every

@@ -18,7 +18,7 @@
 namespace dsv4::ops {
 
 HWY_EXPORT(RmsNorm);
-HWY_EXPORT(AccumulateScaled);
+HWY_EXPORT(WeightedRowSums);
 HWY_EXPORT(RotatePairs);
 HWY_EXPORT(SoftmaxWithSink);
 HWY_EXPORT(Hadamard);
@@ -39,12 +39,20 @@ void RmsNormReference(const float* x, const float* w, int64_t n, double eps, flo
   for (int64_t i = 0; i < n; ++i) y[i] = (w ? w[i] : 1.0f) * (x[i] * r);
 }
 
-void AccumulateScaled(double p, const float* x, int64_t n, double* acc) {
-  HWY_DYNAMIC_DISPATCH(AccumulateScaled)(p, x, n, acc);
+void WeightedRowSums(const double* p, int64_t p_stride, int64_t heads, const float* const* rows, int64_t n,
+                     int64_t d, double* acc) {
+  HWY_DYNAMIC_DISPATCH(WeightedRowSums)(p, p_stride, heads, rows, n, d, acc);
 }
 
-void AccumulateScaledReference(double p, const float* x, int64_t n, double* acc) {
-  for (int64_t i = 0; i < n; ++i) acc[i] = std::fma(p, static_cast<double>(x[i]), acc[i]);
+void WeightedRowSumsReference(const double* p, int64_t p_stride, int64_t heads, const float* const* rows, int64_t n,
+                              int64_t d, double* acc) {
+  for (int64_t h = 0; h < heads; ++h) {
+    for (int64_t e = 0; e < n; ++e) {
+      for (int64_t i = 0; i < d; ++i) {
+        acc[h * d + i] = std::fma(p[h * p_stride + e], static_cast<double>(rows[e][i]), acc[h * d + i]);
+      }
+    }
+  }
 }
 
 void RotatePairs(float* x, const double* cos_pairs, const double* sin_pairs, int64_t n) {

@@ -19,10 +19,15 @@ inline constexpr int64_t kSquarePartials = 16;
 void RmsNorm(const float* x, const float* w, int64_t n, double eps, float* y);
 void RmsNormReference(const float* x, const float* w, int64_t n, double eps, float* y);
 
-// acc[i] += p * x[i] in f64 (one fused multiply-add per element), the
-// attention's wide weighted sum of value rows.
-void AccumulateScaled(double p, const float* x, int64_t n, double* acc);
-void AccumulateScaledReference(double p, const float* x, int64_t n, double* acc);
+// The attention's wide weighted sums of value rows, for each head h <
+// heads: acc[h * d + i] = fma(p[h * p_stride + e], rows[e][i], acc[h * d + i])
+// in f64 for e = 0, 1, ..., n - 1 in that order (one fused multiply-add per
+// element and row). The kernel passes over the rows once per group of four
+// heads instead of once per head; every element's chain is the reference's.
+void WeightedRowSums(const double* p, int64_t p_stride, int64_t heads, const float* const* rows, int64_t n,
+                     int64_t d, double* acc);
+void WeightedRowSumsReference(const double* p, int64_t p_stride, int64_t heads, const float* const* rows, int64_t n,
+                              int64_t d, double* acc);
 
 // Rotary embedding of interleaved pairs (re, im) = (x[2i], x[2i+1]) in f64:
 //   x[2i] = re * cos_pairs[2i] + im * sin_pairs[2i]

@@ -67,7 +67,22 @@ void Attention::Attend(const float* q, int64_t position, const Rope::Angles& ang
   ScoreRun(q, heads, d, rows[0], before_wrap, n, 0, all_scores.data());
   ScoreRun(q, heads, d, state.window.data(), in_window - before_wrap, n, before_wrap, all_scores.data());
   ScoreRun(q, heads, d, compressed, num_compressed, n, in_window, all_scores.data());
-#pragma omp parallel for schedule(static) if (heads * n * d > (1 << 20))
+  // Unnormalized weights p[h][e] and their sums z[h], then the weighted sums
+  // of the value rows in f64 (one FMA per element, the same in either
+  // implementation): the output feeds FP8 round trips downstream, where f32
+  // summation noise measurably flips roundings (golden A). Kept per thread:
+  // a prefill calls this once per row and layer. (Inside the parallel
+  // regions a thread_local names the running thread's own copy: only the
+  // pointers taken here go in.)
+  thread_local std::vector<double> probs_buffer, sums_buffer, acc_buffer;
+  probs_buffer.resize(heads * n);
+  sums_buffer.resize(heads);
+  acc_buffer.assign(heads * d, 0.0);
+  double* const probs = probs_buffer.data();
+  double* const sums = sums_buffer.data();
+  double* const acc = acc_buffer.data();
+  const bool parallel = heads * n * d > (1 << 20);
+#pragma omp parallel for schedule(static) if (parallel)
   for (int64_t h = 0; h < heads; ++h) {
     float* scores = all_scores.data() + h * n;
     float max_score = -std::numeric_limits<float>::infinity();
@@ -77,17 +92,23 @@ void Attention::Attend(const float* q, int64_t position, const Rope::Angles& ang
     }
     // The sink joins the denominator only; it takes no part in the max.
     double z = std::exp(static_cast<double>(w_.sink[h]) - max_score);
-    // Wide accumulation (f64 lanes, one FMA per element, the same in either
-    // implementation): the output feeds FP8 round trips downstream, where
-    // f32 summation noise measurably flips roundings (golden A).
-    std::vector<double> acc(d, 0.0);
     for (int64_t e = 0; e < n; ++e) {
-      const double p = std::exp(static_cast<double>(scores[e]) - max_score);
-      z += p;
-      ops::AccumulateScaled(p, rows[e], d, acc.data());
+      probs[h * n + e] = std::exp(static_cast<double>(scores[e]) - max_score);
+      z += probs[h * n + e];
     }
+    sums[h] = z;
+  }
+  // Groups of heads share each pass over the rows (ops::WeightedRowSums).
+  constexpr int64_t kHeadsPerTask = 8;
+#pragma omp parallel for schedule(static) if (parallel)
+  for (int64_t h0 = 0; h0 < heads; h0 += kHeadsPerTask) {
+    const int64_t count = std::min(kHeadsPerTask, heads - h0);
+    ops::WeightedRowSums(probs + h0 * n, n, count, rows.data(), n, d, acc + h0 * d);
+  }
+#pragma omp parallel for schedule(static) if (parallel)
+  for (int64_t h = 0; h < heads; ++h) {
     float* o = out + h * d;
-    for (int64_t c = 0; c < d; ++c) o[c] = static_cast<float>(acc[c] / z);
+    for (int64_t c = 0; c < d; ++c) o[c] = static_cast<float>(acc[h * d + c] / sums[h]);
     rope_.Apply(o + config_.NopeHeadDim(), angles, /*inverse=*/true);
   }
 }

@@ -101,23 +101,30 @@ TEST(Ops, HadamardIsBitIdenticalToTheScalarTransform) {
   });
 }
 
-TEST(Ops, AccumulateScaledIsBitIdenticalToReference) {
+// Head counts with and without a partial group of four, row lengths with
+// and without a tail after the last whole vector, weights of every scale.
+TEST(Ops, WeightedRowSumsAreBitIdenticalToReference) {
   ForEachTarget([] {
-    for (const int64_t n : {0, 1, 7, 16, 33, 512, 1000}) {
-      std::mt19937 rng(static_cast<uint32_t>(n + 1));
-      std::normal_distribution<float> normal;
-      std::vector<float> x(n);
-      std::vector<double> expected(n), actual(n);
-      for (int64_t i = 0; i < n; ++i) {
-        x[i] = normal(rng);
-        expected[i] = actual[i] = normal(rng);
+    for (const int64_t heads : {1, 3, 4, 9}) {
+      for (const int64_t d : {1, 7, 16, 33, 512}) {
+        for (const int64_t n : {0, 1, 5, 40}) {
+          std::mt19937 rng(static_cast<uint32_t>(heads * 1000 + d * 10 + n));
+          std::normal_distribution<float> normal;
+          std::vector<float> values(n * d);
+          for (float& v : values) v = normal(rng);
+          std::vector<const float*> rows;
+          for (int64_t e = 0; e < n; ++e) rows.push_back(values.data() + e * d);
+          const int64_t stride = n + 2;
+          std::vector<double> p(heads * stride), expected(heads * d), actual(heads * d);
+          const double scales[] = {0.0, 1.0, 0.3, -2.5e-3, 7.0e5};
+          for (int64_t k = 0; k < heads * stride; ++k) p[k] = normal(rng) * scales[k % 5];
+          for (int64_t k = 0; k < heads * d; ++k) expected[k] = actual[k] = normal(rng);
+          WeightedRowSumsReference(p.data(), stride, heads, rows.data(), n, d, expected.data());
+          WeightedRowSums(p.data(), stride, heads, rows.data(), n, d, actual.data());
+          ASSERT_EQ(std::memcmp(actual.data(), expected.data(), heads * d * sizeof(double)), 0)
+              << "heads " << heads << " d " << d << " n " << n;
+        }
       }
-      for (const double p : {0.0, 1.0, 0.3, -2.5e-3, 7.0e5}) {
-        AccumulateScaledReference(p, x.data(), n, expected.data());
-        AccumulateScaled(p, x.data(), n, actual.data());
-      }
-      // (memcmp must not see the null data() of an empty vector.)
-      if (n > 0) ASSERT_EQ(std::memcmp(actual.data(), expected.data(), n * sizeof(double)), 0) << "n " << n;
     }
   });
 }
