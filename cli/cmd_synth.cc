@@ -56,7 +56,7 @@ int RunSynth(int argc, char** argv) {
       ("vocab", "Vocabulary size", cxxopts::value<std::string>())
       ("max-positions", "max_position_embeddings", cxxopts::value<std::string>())
       ("tokenizer", "Copy this tokenizer.json (and a tokenizer_config.json beside it) into the output", cxxopts::value<std::string>())
-      ("seed", "Random seed", cxxopts::value<std::string>()->default_value("0"))
+      ("seed", "Random seed (default: 0)", cxxopts::value<std::string>())
       ("out", "Output directory (must not exist or be empty)", cxxopts::value<std::string>());
   const auto args = ParseOptions(options, argc, argv);
   if (args.count("like") == args.count("config")) throw Error("give exactly one of --like tiny|flash and --config FILE");
@@ -84,7 +84,8 @@ int RunSynth(int argc, char** argv) {
   const ModelConfig config = ApplyOverrides(base, overrides);
 
   SynthOptions synth;
-  const int64_t seed = *OptionalInt(args, "seed");
+  // cxxopts counts an option only when it is given, default or not.
+  const int64_t seed = OptionalInt(args, "seed").value_or(0);
   if (seed < 0) throw Error("--seed must be >= 0");
   synth.seed = static_cast<uint64_t>(seed);
   if (args.count("tokenizer")) synth.tokenizer = args["tokenizer"].as<std::string>();

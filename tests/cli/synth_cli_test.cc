@@ -59,6 +59,21 @@ TEST(SynthCli, OverridesAndSeed) {
   }
 }
 
+// Without --seed the seed is 0: two runs write the same bytes as --seed 0
+// (a demo or test model is the same model every time it is made).
+TEST(SynthCli, DefaultSeedIsZero) {
+  TempDir tmp;
+  const std::string args = "synth --like tiny --layers 2 --experts 4 --vocab 300 --out ";
+  ASSERT_EQ(RunCli(args + tmp.File("a")).exit_code, 0);
+  ASSERT_EQ(RunCli(args + tmp.File("b")).exit_code, 0);
+  ASSERT_EQ(RunCli(args + tmp.File("c") + " --seed 0").exit_code, 0);
+  ASSERT_EQ(RunCli(args + tmp.File("d") + " --seed 1").exit_code, 0);
+  const std::string shard = "/model-00001-of-00005.safetensors";
+  EXPECT_EQ(ReadFile(tmp.File("a") + shard), ReadFile(tmp.File("b") + shard));
+  EXPECT_EQ(ReadFile(tmp.File("a") + shard), ReadFile(tmp.File("c") + shard));
+  EXPECT_NE(ReadFile(tmp.File("a") + shard), ReadFile(tmp.File("d") + shard));
+}
+
 TEST(SynthCli, FromAConfigFileWithTokenizer) {
   TempDir tmp;
   Json config = Json::parse(ReadFile(DataPath("tiny-dsv4/checkpoint/config.json")));
