@@ -22,20 +22,35 @@ std::string Join(const std::vector<int32_t>& ids) {
   return s;
 }
 
+// `dsv4 logits` over a golden sequence's prompt and decode tokens: every
+// prompt row, then every decode row.
+struct LogitsRun {
+  testing::CommandResult result;
+  std::vector<float> prompt_rows, decode_rows;
+};
+
+LogitsRun RunLogits(const testing::GoldenSequence& s, const std::string& numerics) {
+  TempDir dir;
+  LogitsRun run;
+  run.result = RunCli("logits -m " + DataPath("tiny-dsv4/checkpoint") + " --numerics " + numerics +
+                      " --prompt-ids " + Join(s.prompt) + " --decode-ids " + Join(s.decode_tokens) + " --out " +
+                      dir.File("out.json"));
+  if (run.result.exit_code != 0) return run;
+  const auto json = nlohmann::json::parse(testing::ReadFile(dir.File("out.json")));
+  for (const auto& row : json["prefill_logits"]) for (float v : row) run.prompt_rows.push_back(v);
+  for (const auto& row : json["decode_logits"]) for (float v : row) run.decode_rows.push_back(v);
+  return run;
+}
+
 TEST(LogitsCli, ShortSequenceMatchesGoldenB) {
   testing::Golden golden;
   const testing::GoldenSequence& s = golden.sequences()[0];
-  TempDir dir;
-  const auto result = RunCli("logits -m " + DataPath("tiny-dsv4/checkpoint") + " --numerics smooth --prompt-ids " +
-                             Join(s.prompt) + " --decode-ids " + Join(s.decode_tokens) + " --out " +
-                             dir.File("out.json"));
-  ASSERT_EQ(result.exit_code, 0) << result.err;
-  EXPECT_EQ(result.out, "");  // stdout carries nothing when --out is given
-  const auto json = nlohmann::json::parse(testing::ReadFile(dir.File("out.json")));
-  std::vector<float> engine;
-  for (const auto& row : json["prefill_logits"]) for (float v : row) engine.push_back(v);
-  const int64_t last_prompt_row = json["prefill_logits"].size() - 1;
-  for (const auto& row : json["decode_logits"]) for (float v : row) engine.push_back(v);
+  const LogitsRun run = RunLogits(s, "smooth");
+  ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
+  EXPECT_EQ(run.result.out, "");  // stdout carries nothing when --out is given
+  std::vector<float> engine = run.prompt_rows;
+  const int64_t last_prompt_row = static_cast<int64_t>(engine.size() / 1024) - 1;
+  engine.insert(engine.end(), run.decode_rows.begin(), run.decode_rows.end());
   std::vector<float> expected = golden.Floats(s, "B.prefill_logits");
   const std::vector<float> decode = golden.Floats(s, "B.decode_logits");
   expected.insert(expected.end(), decode.begin(), decode.end());
@@ -48,32 +63,25 @@ TEST(LogitsCli, ShortSequenceMatchesGoldenB) {
 TEST(LogitsCli, NumericsFastMatchesGoldenAWithCTolerances) {
   testing::Golden golden;
   const testing::GoldenSequence& s = golden.sequences()[2];
-  TempDir dir;
-  const auto result = RunCli("logits -m " + DataPath("tiny-dsv4/checkpoint") + " --numerics fast --prompt-ids " +
-                             Join(s.prompt) + " --decode-ids " + Join(s.decode_tokens) + " --out " +
-                             dir.File("out.json"));
+  const LogitsRun run = RunLogits(s, "fast");
   if (Bf16MatrixUnit().empty()) {
-    EXPECT_EQ(result.exit_code, 1);
-    EXPECT_NE(result.err.find("--numerics fast: this CPU has no bf16 matrix unit"), std::string::npos) << result.err;
+    EXPECT_EQ(run.result.exit_code, 1);
+    EXPECT_NE(run.result.err.find("--numerics fast: this CPU has no bf16 matrix unit"), std::string::npos)
+        << run.result.err;
     return;
   }
-  ASSERT_EQ(result.exit_code, 0) << result.err;
-  const auto json = nlohmann::json::parse(testing::ReadFile(dir.File("out.json")));
+  ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
+  // The golden data holds some prompt rows (README): pick those.
   std::vector<float> engine;
-  for (const auto& row : json["prefill_logits"]) for (float v : row) engine.push_back(v);
-  const int64_t last_prompt_row = json["prefill_logits"].size() - 1;
-  for (const auto& row : json["decode_logits"]) for (float v : row) engine.push_back(v);
-  // The logits command writes every prompt row; the golden data holds some.
-  std::vector<float> stored;
   for (const int32_t p : golden.Ints(s, "prefill_positions")) {
-    stored.insert(stored.end(), engine.begin() + p * 1024, engine.begin() + (p + 1) * 1024);
+    engine.insert(engine.end(), run.prompt_rows.begin() + p * 1024, run.prompt_rows.begin() + (p + 1) * 1024);
   }
-  const int64_t stored_last = static_cast<int64_t>(stored.size() / 1024) - 1;
-  stored.insert(stored.end(), engine.begin() + (last_prompt_row + 1) * 1024, engine.end());
+  const int64_t last_prompt_row = static_cast<int64_t>(engine.size() / 1024) - 1;
+  engine.insert(engine.end(), run.decode_rows.begin(), run.decode_rows.end());
   std::vector<float> expected = golden.Floats(s, "A.prefill_logits");
   const std::vector<float> decode = golden.Floats(s, "A.decode_logits");
   expected.insert(expected.end(), decode.begin(), decode.end());
-  EXPECT_EQ(testing::Score(stored, expected, 1024, stored_last, testing::kToleranceC).failures, "");
+  EXPECT_EQ(testing::Score(engine, expected, 1024, last_prompt_row, testing::kToleranceC).failures, "");
 }
 
 TEST(LogitsCli, LastPositionOnlyAndIdsFromFile) {
