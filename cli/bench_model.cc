@@ -33,6 +33,7 @@
 #include "loader/memory_limits.h"
 #include "loader/model_summary.h"
 #include "loader/process_memory.h"
+#include "simd/matrix_engine.h"
 #include "simd/roofline.h"
 #include "simd/threads.h"
 
@@ -379,6 +380,7 @@ class Bench {
 struct Report {
   std::string dir;
   int threads = 0;
+  Numerics numerics = Numerics::kDefault;
   int64_t mem_budget = -1;
   bool mem_budget_auto = true;
   bool direct_io = false;
@@ -443,6 +445,8 @@ void PrintJson(const Report& r) {
   Json out;
   out["model"] = r.dir;
   out["threads"] = r.threads;
+  out["numerics"] = NumericsName(r.numerics);
+  out["cpu"] = {{"model", CpuModelName()}, {"simd_target", MatMulTargetName()}, {"bf16_unit", Bf16MatrixUnit()}};
   out["mem_budget_bytes"] = r.mem_budget;
   out["mem_budget_auto"] = r.mem_budget_auto;
   out["paging"] = r.store.paging;
@@ -530,8 +534,9 @@ void PrintCsv(const Report& r) {
 
 void PrintMarkdown(const Report& r) {
   const double gb = 1e9;
-  std::printf("dsv4 bench: %s, %d threads\n\n", r.dir.c_str(), r.threads);
-  std::printf("- machine: DRAM read %.2f GB/s measured", r.read_gbps);
+  std::printf("dsv4 bench: %s, %d threads, numerics %s\n\n", r.dir.c_str(), r.threads, NumericsName(r.numerics));
+  std::printf("- machine: %s, %s kernels, bf16 unit %s; DRAM read %.2f GB/s measured", CpuModelName().c_str(),
+              MatMulTargetName(), Bf16MatrixUnit().empty() ? "none" : Bf16MatrixUnit().c_str(), r.read_gbps);
   if (r.store.paging) std::printf(", disk read %.3f GB/s measured (%s)", r.disk_gbps, r.direct_io ? "O_DIRECT" : "buffered");
   std::printf("\n- weights: dense %.3f GB resident, routed experts %.3f GB ", r.store.dense_bytes / gb,
               r.store.expert_bytes / gb);
@@ -648,6 +653,7 @@ int RunModelBench(int argc, char** argv) {
   Report report;
   report.dir = dir;
   report.threads = threads;
+  report.numerics = numerics;
   report.mem_budget = plan.weight_budget;
   report.mem_budget_auto = plan.automatic;
   SetThreadCount(threads);

@@ -28,7 +28,9 @@ double Round(double value, int decimals) {
 
 void PrintJson(const Roofline& roofline, const std::vector<KernelMeasurement>& results) {
   nlohmann::ordered_json out;
-  out["machine"] = {{"threads", roofline.threads},
+  out["machine"] = {{"cpu_model", CpuModelName()},
+                    {"simd_target", MatMulTargetName()},
+                    {"threads", roofline.threads},
                     {"read_GBps", Round(roofline.read_gbps, 2)},
                     {"fma_GFLOPs", Round(roofline.fma_gflops, 1)},
                     {"bf16_unit", Bf16MatrixUnit()},
@@ -50,8 +52,8 @@ void PrintJson(const Roofline& roofline, const std::vector<KernelMeasurement>& r
 }
 
 void PrintTable(const Roofline& roofline, const std::vector<KernelMeasurement>& results) {
-  std::printf("machine: %d threads, %s kernels, DRAM read %.1f GB/s, f32 FMA peak %.1f GFLOP/s", roofline.threads,
-              MatMulTargetName(), roofline.read_gbps, roofline.fma_gflops);
+  std::printf("machine: %s, %d threads, %s kernels, DRAM read %.1f GB/s, f32 FMA peak %.1f GFLOP/s",
+              CpuModelName().c_str(), roofline.threads, MatMulTargetName(), roofline.read_gbps, roofline.fma_gflops);
   if (roofline.bf16_gflops > 0) {
     std::printf(", bf16 peak %.1f GFLOP/s (%s, oneDNN %s)", roofline.bf16_gflops, Bf16MatrixUnit().c_str(),
                 Bf16MatMulImplementation().c_str());

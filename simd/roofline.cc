@@ -128,6 +128,18 @@ class FastRandom {
 
 }  // namespace
 
+std::string CpuModelName() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  const std::string key = "model name";
+  for (std::string line; std::getline(cpuinfo, line);) {
+    const size_t colon = line.find(':');
+    if (line.compare(0, key.size(), key) != 0 || colon == std::string::npos) continue;
+    const size_t start = line.find_first_not_of(" \t", colon + 1);
+    if (start != std::string::npos) return line.substr(start);
+  }
+  return "unknown CPU";
+}
+
 // sysfs first: glibc's sysconf can be far off in virtual machines (320 MiB
 // of L3 reported for a 32 MiB one).
 int64_t LastLevelCacheBytes() {

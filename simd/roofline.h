@@ -20,6 +20,10 @@ namespace dsv4 {
 // Bytes of the last-level cache (sysfs, else sysconf, else 32 MiB).
 int64_t LastLevelCacheBytes();
 
+// The CPU's model name as /proc/cpuinfo gives it ("unknown CPU" without one),
+// recorded with every benchmark figure.
+std::string CpuModelName();
+
 // DRAM read bandwidth of the current OpenMP team: every thread streams its
 // share of a buffer many times the size of the last-level cache.
 class ReadBandwidthProbe {
