@@ -23,6 +23,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/arguments.h"
+#include "cli/bench_plot.h"
+#include "cli/output_file.h"
 #include "engine/model/numerics.h"
 #include "engine/model/paged_experts.h"
 #include "engine/runtime/memory_plan.h"
@@ -525,6 +527,45 @@ std::vector<std::vector<std::string>> Rows(const Report& r) {
   return rows;
 }
 
+// Before a long run: the plot's directory must exist and take a new file.
+void CheckPlotDirectory(const std::string& path) {
+  if (path.empty()) throw Error("--plot: give a file name, e.g. --plot bench.svg");
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  const std::string dir = parent.empty() ? "." : parent.string();
+  if (!std::filesystem::is_directory(dir) || ::access(dir.c_str(), W_OK) != 0) {
+    throw Error("--plot " + path + ": cannot write into " + dir);
+  }
+}
+
+std::string PlotOf(const Report& r) {
+  PlotPanel by_context{"Speed against context", "context (tokens)", "tok/s", /*log_x=*/true, {}};
+  PlotSeries decode{"decode", "#1f77b4", false, {}}, prefill{"prefill", "#ff7f0e", false, {}};
+  PlotSeries roof{"decode roofline (weights / DRAM read)", "#1f77b4", true, {}};
+  for (size_t i = 1; i < r.runs.size(); ++i) {  // the warm run, then the depths
+    const Run& run = r.runs[i];
+    const double x = std::max<double>(run.context, 1);
+    decode.points.push_back({x, run.decode.TokensPerSecond()});
+    prefill.points.push_back({x, run.prefill.TokensPerSecond()});
+    const double bytes = r.WeightBytesPerToken(run);
+    if (bytes > 0) roof.points.push_back({x, r.read_gbps * 1e9 / bytes});
+  }
+  by_context.series = {decode, roof, prefill};
+  PlotPanel by_sequences{"Decode of many sequences", "sequences in parallel", "tok/s (all sequences)",
+                         /*log_x=*/true, {}};
+  PlotSeries measured{"decode", "#2ca02c", false, {}};
+  PlotSeries bound{"roofline (bytes / DRAM read, flops / FMA peak)", "#2ca02c", true, {}};
+  for (const ParallelRun& p : r.parallel) {
+    measured.points.push_back({static_cast<double>(p.sequences), p.TokensPerSecond()});
+    if (p.roofline_seconds > 0) bound.points.push_back({static_cast<double>(p.sequences), p.rows / p.roofline_seconds});
+  }
+  by_sequences.series = {measured, bound};
+  char title[512];
+  std::snprintf(title, sizeof title, "dsv4 bench: %s; %s, %d threads, %s kernels, numerics %s; DRAM read %.1f GB/s",
+                r.dir.c_str(), CpuModelName().c_str(), r.threads, MatMulTargetName(), NumericsName(r.numerics),
+                r.read_gbps);
+  return RenderPlotSvg(title, {by_context, by_sequences});
+}
+
 void PrintCsv(const Report& r) {
   for (const auto& row : Rows(r)) {
     for (size_t i = 0; i < row.size(); ++i) std::printf("%s%s", i ? "," : "", row[i].c_str());
@@ -596,12 +637,17 @@ int RunModelBench(int argc, char** argv) {
       ("buffered-io", "Read weights through the page cache instead of with O_DIRECT")
       ("md", "Markdown table (the default)")
       ("csv", "CSV rows")
-      ("json", "One JSON object");
+      ("json", "One JSON object")
+      ("plot", "Also draw the run into this SVG file: decode and prefill tok/s against context depth (--depths) "
+       "and decode tok/s against sequences in parallel (--parallel), each beside this machine's roofline",
+       cxxopts::value<std::string>());
   const auto args = ParseOptions(options, argc, argv);
   if (!args.unmatched().empty()) throw Error("unexpected argument \"" + args.unmatched()[0] + "\"");
   if (!args.count("model")) throw Error("-m/--model DIR is required");
   if (args.count("md") + args.count("csv") + args.count("json") > 1) throw Error("give one of --md, --csv, --json");
   const std::string dir = args["model"].as<std::string>();
+  const std::string plot_path = args.count("plot") ? args["plot"].as<std::string>() : "";
+  if (args.count("plot")) CheckPlotDirectory(plot_path);
   const int64_t prompt_tokens = args["prompt-tokens"].as<int64_t>();
   const int64_t gen_tokens = args["gen-tokens"].as<int64_t>();
   const int64_t chunk = args["chunk"].as<int64_t>();
@@ -734,6 +780,10 @@ int RunModelBench(int argc, char** argv) {
   report.predicted_decode_tok_s =
       PredictDecodeTokS(DecodeStepBytes(plan, config, SummarizeConfig(config, dir).decode, 1), 1, rates);
 
+  if (!plot_path.empty()) {
+    WriteFileAtomically(plot_path, PlotOf(report));
+    std::fprintf(stderr, "bench: drew %s\n", plot_path.c_str());
+  }
   if (args.count("json")) {
     PrintJson(report);
   } else if (args.count("csv")) {

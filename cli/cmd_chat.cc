@@ -23,6 +23,7 @@
 #include "cli/arguments.h"
 #include "cli/command.h"
 #include "cli/model_options.h"
+#include "cli/output_file.h"
 #include "cli/sampling_options.h"
 #include "engine/runtime/scheduler.h"
 #include "engine/text/chat_format.h"
@@ -69,26 +70,6 @@ uint64_t TurnSeed(uint64_t base, int64_t turn) {
 void Print(const std::string& text) {
   std::fwrite(text.data(), 1, text.size(), stdout);
   std::fflush(stdout);
-}
-
-// Writes beside `path` under a unique name and renames, so neither a failure
-// nor another chat saving to the same file leaves a torn file. (mkstemp makes
-// the file private to the user, which suits a conversation.)
-void WriteFileAtomically(const std::string& path, const std::string& contents) {
-  std::string temp = path + ".XXXXXX";
-  const int fd = ::mkstemp(temp.data());
-  if (fd < 0) throw Error(path + ": cannot write (" + std::strerror(errno) + ")");
-  const bool written = ::write(fd, contents.data(), contents.size()) == static_cast<ssize_t>(contents.size());
-  if (::close(fd) != 0 || !written) {
-    std::remove(temp.c_str());
-    throw Error(path + ": write failed (disk full?)");
-  }
-  std::error_code ec;
-  std::filesystem::rename(temp, path, ec);
-  if (ec) {
-    std::remove(temp.c_str());
-    throw Error(path + ": cannot write (" + ec.message() + ")");
-  }
 }
 
 // What one turn produced, gathered from its updates.

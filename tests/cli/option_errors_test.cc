@@ -52,5 +52,12 @@ TEST(OptionErrors, HugeBenchDepthsAreRefused) {
   EXPECT_NE(error.find("--depths: \"99999999999999999k\" is too large"), std::string::npos) << error;
 }
 
+TEST(OptionErrors, APlotThatCannotBeWrittenIsRefusedBeforeTheRun) {
+  const std::string error = Refusal("bench -m " + Model() + " --plot /nonexistent-dir/bench.svg");
+  EXPECT_NE(error.find("--plot /nonexistent-dir/bench.svg: cannot write into /nonexistent-dir"), std::string::npos)
+      << error;
+  EXPECT_EQ(error.find("bench: DRAM read"), std::string::npos) << "refused only after measuring:\n" << error;
+}
+
 }  // namespace
 }  // namespace dsv4
