@@ -666,6 +666,7 @@ int RunModelBench(int argc, char** argv) {
   store_options.lock_memory = args.count("mlock") > 0;
   store_options.direct_io = args.count("buffered-io") == 0;
   const Numerics numerics = ParseNumerics(args["numerics"].as<std::string>());
+  CheckNumericsSupported(numerics);
   if (!fs::is_directory(dir)) throw Error(dir + ": model directory not found");
   // Lengths are checked against the config before anything long runs.
   const ModelConfig config = ModelConfig::FromFile((fs::path(dir) / "config.json").string());

@@ -53,6 +53,7 @@ MemoryPlan PlanFromArgs(const cxxopts::ParseResult& args, const Checkpoint& chec
     throw Error("--kv-ram-budget needs --kv-dir (where spilled rows go)");
   }
   const Numerics numerics = ParseNumerics(args["numerics"].as<std::string>());
+  CheckNumericsSupported(numerics);
   MemoryPlanRequest request;
   request.model = checkpoint.dir();
   request.mem_budget = AutoOrBytes(args, "mem-budget");
@@ -95,6 +96,7 @@ LoadedModel LoadModel(const cxxopts::ParseResult& args, const Workload& workload
     throw Error("--load-session and --session-dir exclude each other");
   }
   const Numerics numerics = ParseNumerics(args["numerics"].as<std::string>());
+  CheckNumericsSupported(numerics);
   const auto start = std::chrono::steady_clock::now();
   const std::string dir = args["model"].as<std::string>();
   auto checkpoint = std::make_unique<Checkpoint>(dir);

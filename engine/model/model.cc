@@ -7,6 +7,7 @@
 #include "engine/model/hyper_connection.h"
 #include "loader/error.h"
 #include "simd/matmul.h"
+#include "simd/matrix_engine.h"
 #include "simd/ops.h"
 
 namespace dsv4 {
@@ -42,6 +43,16 @@ void Model::PrefetchHashExperts(const std::vector<TokenRow>& rows) const {
       if (wanted[e]) experts.push_back(static_cast<int32_t>(e));
     }
     experts_->Prefetch(L, experts);
+  }
+}
+
+// Here rather than in numerics.cc, whose parsing the fuzz harnesses link
+// without the matrix engine.
+void CheckNumericsSupported(Numerics numerics) {
+  if (numerics == Numerics::kFast && Bf16MatrixUnit().empty()) {
+    throw Error(
+        "--numerics fast: this CPU has no bf16 matrix unit oneDNN can use (AMX-BF16 or AVX512-BF16); "
+        "use --numerics default");
   }
 }
 

@@ -20,9 +20,9 @@ enum class Numerics {
   kFast,
 };
 
-// Throws for "fast" on a CPU without a bf16 matrix unit, as
-// CheckNumericsSupported does.
 Numerics ParseNumerics(const std::string& name);  // "default" | "smooth" | "fast"
+// Throws a one-line error for kFast on a CPU without a bf16 matrix unit
+// (engine/model/model.cc; the CLI calls it before loading, Model again).
 void CheckNumericsSupported(Numerics numerics);
 // The --numerics help text every command shows.
 inline constexpr const char* kNumericsHelp =
