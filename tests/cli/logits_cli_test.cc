@@ -42,19 +42,29 @@ LogitsRun RunLogits(const testing::GoldenSequence& s, const std::string& numeric
   return run;
 }
 
+// Scores a run against the golden variant's rows: the stored prompt
+// positions (all of them for prompts up to 128 tokens), then every decode row.
+std::string GoldenFailures(const testing::Golden& golden, const testing::GoldenSequence& s, const LogitsRun& run,
+                           const std::string& variant, const testing::Tolerance& tolerance) {
+  std::vector<float> engine;
+  for (const int32_t p : golden.Ints(s, "prefill_positions")) {
+    engine.insert(engine.end(), run.prompt_rows.begin() + p * 1024, run.prompt_rows.begin() + (p + 1) * 1024);
+  }
+  const int64_t last_prompt_row = static_cast<int64_t>(engine.size() / 1024) - 1;
+  engine.insert(engine.end(), run.decode_rows.begin(), run.decode_rows.end());
+  std::vector<float> expected = golden.Floats(s, variant + ".prefill_logits");
+  const std::vector<float> decode = golden.Floats(s, variant + ".decode_logits");
+  expected.insert(expected.end(), decode.begin(), decode.end());
+  return testing::Score(engine, expected, 1024, last_prompt_row, tolerance).failures;
+}
+
 TEST(LogitsCli, ShortSequenceMatchesGoldenB) {
   testing::Golden golden;
   const testing::GoldenSequence& s = golden.sequences()[0];
   const LogitsRun run = RunLogits(s, "smooth");
   ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
   EXPECT_EQ(run.result.out, "");  // stdout carries nothing when --out is given
-  std::vector<float> engine = run.prompt_rows;
-  const int64_t last_prompt_row = static_cast<int64_t>(engine.size() / 1024) - 1;
-  engine.insert(engine.end(), run.decode_rows.begin(), run.decode_rows.end());
-  std::vector<float> expected = golden.Floats(s, "B.prefill_logits");
-  const std::vector<float> decode = golden.Floats(s, "B.decode_logits");
-  expected.insert(expected.end(), decode.begin(), decode.end());
-  EXPECT_EQ(testing::Score(engine, expected, 1024, last_prompt_row, testing::kToleranceB).failures, "");
+  EXPECT_EQ(GoldenFailures(golden, s, run, "B", testing::kToleranceB), "");
 }
 
 // --numerics fast end to end on the long golden prompt (700 rows: the
@@ -71,17 +81,7 @@ TEST(LogitsCli, NumericsFastMatchesGoldenAWithCTolerances) {
     return;
   }
   ASSERT_EQ(run.result.exit_code, 0) << run.result.err;
-  // The golden data holds some prompt rows (README): pick those.
-  std::vector<float> engine;
-  for (const int32_t p : golden.Ints(s, "prefill_positions")) {
-    engine.insert(engine.end(), run.prompt_rows.begin() + p * 1024, run.prompt_rows.begin() + (p + 1) * 1024);
-  }
-  const int64_t last_prompt_row = static_cast<int64_t>(engine.size() / 1024) - 1;
-  engine.insert(engine.end(), run.decode_rows.begin(), run.decode_rows.end());
-  std::vector<float> expected = golden.Floats(s, "A.prefill_logits");
-  const std::vector<float> decode = golden.Floats(s, "A.decode_logits");
-  expected.insert(expected.end(), decode.begin(), decode.end());
-  EXPECT_EQ(testing::Score(engine, expected, 1024, last_prompt_row, testing::kToleranceC).failures, "");
+  EXPECT_EQ(GoldenFailures(golden, s, run, "A", testing::kToleranceC), "");
 }
 
 TEST(LogitsCli, LastPositionOnlyAndIdsFromFile) {
