@@ -18,9 +18,8 @@ namespace {
 constexpr int64_t kVocab = 129280;
 
 std::vector<float> Logits(bool peaked) {
-  RandomStream stream(1);
   std::vector<float> logits(kVocab);
-  for (float& l : logits) l = static_cast<float>(10 * stream.Uniform() - 5);
+  for (int64_t i = 0; i < kVocab; ++i) logits[i] = static_cast<float>(10 * KeyedUniform(1, 0, i) - 5);
   if (peaked) {
     for (float& l : logits) l -= 10;
     for (int i = 0; i < 8; ++i) logits[(i * 7919) % kVocab] = 12.0f - i;
@@ -31,7 +30,8 @@ std::vector<float> Logits(bool peaked) {
 void Sample(benchmark::State& state, const SamplingParams& params, bool peaked) {
   const std::vector<float> logits = Logits(peaked);
   Sampler sampler(params, kVocab, 7);
-  for (auto _ : state) benchmark::DoNotOptimize(sampler.Sample(logits.data()).token);
+  int64_t position = 0;
+  for (auto _ : state) benchmark::DoNotOptimize(sampler.Sample(logits.data(), position++).token);
 }
 
 SamplingParams Params(double temperature, int64_t top_k, double top_p, double min_p, int top_logprobs = -1) {

@@ -197,11 +197,12 @@ struct ParallelRun {
   double TokensPerSecond() const { return seconds > 0 ? rows / seconds : 0; }
 };
 
-// Speculative decoding of one sequence at k = 1 (docs/speculative.md): plain
-// greedy decode, the same with an oracle draft (the plain run's own
-// continuation: every draft accepted), and with the MTP block's drafts.
-// Seconds and steps count the decode-only steps.
+// Speculative decoding of one sequence with k drafts a step
+// (docs/speculative.md): plain greedy decode, the same with an oracle draft
+// (the plain run's own continuation: every draft accepted), and with the MTP
+// block's drafts. Seconds and steps count the decode-only steps.
 struct SpeculativeRun {
+  int64_t k = 1;
   struct Decode {
     int64_t steps = 0, tokens = 0;
     double seconds = 0, mtp_seconds = 0;
@@ -214,11 +215,14 @@ struct SpeculativeRun {
   // The MTP block's time per decode step (it runs after the forward call).
   double MtpSecondsPerStep() const { return mtp.steps ? mtp.mtp_seconds / mtp.steps : 0; }
   double Acceptance() const { return mtp.drafts ? static_cast<double>(mtp.accepted) / mtp.drafts : 0; }
-  // Each step verifies one draft (the verify step's measured cost plus the
-  // MTP block's) and emits 1 + acceptance tokens.
+  // Each step verifies k drafts (the verify step's measured cost, plus the
+  // MTP block's once per depth) and emits 1 + a + ... + a^k tokens when each
+  // draft is accepted with probability a.
   double PredictedTokensPerSecond(double acceptance) const {
-    const double step = oracle.SecondsPerStep() + MtpSecondsPerStep();
-    return step > 0 ? (1 + acceptance) / step : 0;
+    const double step = oracle.SecondsPerStep() + k * MtpSecondsPerStep();
+    double tokens = 1, reach = 1;
+    for (int64_t j = 0; j < k; ++j) tokens += reach *= acceptance;
+    return step > 0 ? tokens / step : 0;
   }
 };
 
@@ -291,27 +295,29 @@ class Bench {
     return run;
   }
 
-  SpeculativeRun MeasureSpeculative(const std::vector<int32_t>& prompt, int64_t gen) {
+  SpeculativeRun MeasureSpeculative(const std::vector<int32_t>& prompt, int64_t gen, int64_t k) {
     SpeculativeRun run;
+    run.k = k;
     std::vector<int32_t> continuation;
-    run.plain = DecodeOne(prompt, gen, false, {}, &continuation);
+    run.plain = DecodeOne(prompt, gen, k, false, {}, &continuation);
     std::vector<int32_t> truth = prompt;
     truth.insert(truth.end(), continuation.begin(), continuation.end());
-    run.oracle = DecodeOne(prompt, gen, false, [truth](const std::vector<int32_t>& tokens) {
+    run.oracle = DecodeOne(prompt, gen, k, false, [truth](const std::vector<int32_t>& tokens) {
       return tokens.size() < truth.size() ? truth[tokens.size()] : -1;
     });
-    run.mtp = DecodeOne(prompt, gen, true, {});
+    run.mtp = DecodeOne(prompt, gen, k, true, {});
     return run;
   }
 
  private:
   // One greedy sequence through the scheduler, timing its decode-only steps.
-  SpeculativeRun::Decode DecodeOne(const std::vector<int32_t>& prompt, int64_t gen, bool mtp,
+  SpeculativeRun::Decode DecodeOne(const std::vector<int32_t>& prompt, int64_t gen, int64_t k, bool mtp,
                                    std::function<int32_t(const std::vector<int32_t>&)> drafter,
                                    std::vector<int32_t>* generated = nullptr) {
     SchedulerOptions options;
     options.step_tokens = chunk_;
     options.speculative = mtp;
+    options.draft_tokens = k;
     Scheduler scheduler(*stored_.model, nullptr, options);
     GenerationRequest request;
     request.prompt = prompt;
@@ -493,7 +499,7 @@ void PrintJson(const Report& r) {
     for (double a : {0.6, 0.8, 0.9}) {
       predicted.push_back({{"acceptance", a}, {"decode_tok_s", Round(sp.PredictedTokensPerSecond(a), 3)}});
     }
-    out["speculative"] = {{"k", 1},
+    out["speculative"] = {{"k", sp.k},
                           {"plain_decode_tok_s", Round(sp.plain.TokensPerSecond(), 3)},
                           {"oracle_decode_tok_s", Round(sp.oracle.TokensPerSecond(), 3)},
                           {"verify_cost_ratio", Round(sp.VerifyCostRatio(), 4)},
@@ -626,8 +632,9 @@ int RunModelBench(int argc, char** argv) {
       ("depths", "Also decode after prompts of these lengths, e.g. 1k,8k,32k", cxxopts::value<std::string>())
       ("parallel", "Also decode this many sequences at once (64-token prompts), e.g. 1,4,16",
        cxxopts::value<std::string>())
-      ("speculative", "oracle: also measure speculative decoding at k = 1 (plain, an oracle draft that is always "
+      ("speculative", "oracle: also measure speculative decoding (plain, an oracle draft that is always "
        "right, and the MTP block's drafts; JSON and stderr)", cxxopts::value<std::string>())
+      ("draft-tokens", "With --speculative: drafts per step, k (1 to 3)", cxxopts::value<int64_t>()->default_value("1"))
       ("threads", "Worker threads (default: physical cores)", cxxopts::value<int>())
       ("mem-budget", "Resident weight bytes (dense + expert cache), e.g. 800M; auto: the memory plan (dsv4 plan)",
        cxxopts::value<std::string>()->default_value("auto"))
@@ -682,6 +689,10 @@ int RunModelBench(int argc, char** argv) {
   if (args.count("speculative")) {
     if (args["speculative"].as<std::string>() != "oracle") throw Error("--speculative takes oracle");
     if (config.num_nextn_predict_layers == 0) throw Error("--speculative: this checkpoint has no MTP block");
+  }
+  const int64_t draft_tokens = args["draft-tokens"].as<int64_t>();
+  if (draft_tokens < 1 || draft_tokens > DraftRecord::kDepths) {
+    throw Error("--draft-tokens must be 1 to " + std::to_string(DraftRecord::kDepths));
   }
   // The memory plan covers the longest run and the most sequences; the
   // probes below stay inside it too.
@@ -756,13 +767,13 @@ int RunModelBench(int argc, char** argv) {
       }
     }
     if (args.count("speculative")) {
-      report.speculative = bench.MeasureSpeculative(prompt, gen_tokens);
+      report.speculative = bench.MeasureSpeculative(prompt, gen_tokens, draft_tokens);
       const SpeculativeRun& sp = *report.speculative;
       std::fprintf(stderr,
-                   "bench: speculative k=1: plain %.2f tok/s, oracle %.2f tok/s (%.2fx), verify step %.2fx a plain "
+                   "bench: speculative k=%lld: plain %.2f tok/s, oracle %.2f tok/s (%.2fx), verify step %.2fx a plain "
                    "one, MTP block %.2fx, MTP acceptance %.0f %% of %lld; predicted at 60/80/90 %%: %.2f / %.2f / "
                    "%.2f tok/s\n",
-                   sp.plain.TokensPerSecond(), sp.oracle.TokensPerSecond(),
+                   static_cast<long long>(sp.k), sp.plain.TokensPerSecond(), sp.oracle.TokensPerSecond(),
                    sp.oracle.TokensPerSecond() / std::max(sp.plain.TokensPerSecond(), 1e-12), sp.VerifyCostRatio(),
                    sp.MtpSecondsPerStep() / std::max(sp.plain.SecondsPerStep(), 1e-12), 100 * sp.Acceptance(),
                    static_cast<long long>(sp.mtp.drafts), sp.PredictedTokensPerSecond(0.6),

@@ -116,7 +116,7 @@ int RunRun(int argc, char** argv) {
   const std::optional<OutputSpec> output = OutputSpecFromArgs(args);  // a bad schema file fails before the load
   if (output && !args.count("prompt")) throw Error("--json and --json-schema need text output (-p)");
 
-  const bool speculative = SpeculativeFromArgs(args);
+  const Speculation speculation = SpeculativeFromArgs(args);
   LoadedModel loaded = LoadModel(args);
   const ModelConfig& config = loaded.model().config();
   GenerationRequest request;
@@ -146,7 +146,8 @@ int RunRun(int argc, char** argv) {
   const uint64_t seed = *request.sampling.seed;
 
   SchedulerOptions scheduling = PlannedSchedulerOptions(loaded);
-  scheduling.speculative = speculative;
+  scheduling.speculative = speculation.UsesMtp(config);
+  scheduling.draft_tokens = speculation.draft_tokens;
   Scheduler scheduler(loaded.model(), tokenizer ? &*tokenizer : nullptr, scheduling);
   OutputPrinter printer(tokenizer.has_value(), request.reasoning);
   GenerationUpdate last;

@@ -70,15 +70,31 @@ int64_t ReasoningBudgetFromArgs(const cxxopts::ParseResult& args) {
 
 void AddSpeculativeOption(cxxopts::Options& options) {
   options.add_options("Scheduling")
-      ("speculative", "mtp | off: the checkpoint's MTP block drafts each next token and the next step verifies it "
-       "beside the current one; the output is the same either way (docs/speculative.md)",
-       cxxopts::value<std::string>()->default_value("off"));
+      ("speculative", "auto | mtp | off: the checkpoint's MTP block drafts the next tokens and the next step "
+       "verifies them beside the current one, for each sequence while its drafts pay (auto: when the checkpoint "
+       "has an MTP block); the output is the same either way (docs/speculative.md)",
+       cxxopts::value<std::string>()->default_value("auto"))
+      ("draft-tokens", "With --speculative mtp: drafts verified per step at most (1 to 3; the MTP block is chained "
+       "for more than one, each depth drafted only while it pays)",
+       cxxopts::value<int64_t>()->default_value("1"));
 }
 
-bool SpeculativeFromArgs(const cxxopts::ParseResult& args) {
+Speculation SpeculativeFromArgs(const cxxopts::ParseResult& args) {
   const std::string mode = args["speculative"].as<std::string>();
-  if (mode != "mtp" && mode != "off") throw Error("--speculative must be mtp or off, not '" + mode + "'");
-  return mode == "mtp";
+  Speculation speculation;
+  if (mode == "mtp") {
+    speculation.mode = Speculation::Mode::kMtp;
+  } else if (mode == "off") {
+    speculation.mode = Speculation::Mode::kOff;
+  } else if (mode != "auto") {
+    throw Error("--speculative must be auto, mtp or off, not '" + mode + "'");
+  }
+  speculation.draft_tokens = args["draft-tokens"].as<int64_t>();
+  if (speculation.draft_tokens < 1 || speculation.draft_tokens > DraftRecord::kDepths) {
+    throw Error("--draft-tokens must be 1 to " + std::to_string(DraftRecord::kDepths) + ", not " +
+                std::to_string(speculation.draft_tokens));
+  }
+  return speculation;
 }
 
 void AddSchedulerOptions(cxxopts::Options& options, int64_t default_parallel, const std::string& default_prefix_cache) {
@@ -95,7 +111,9 @@ SchedulerOptions SchedulerOptionsFromArgs(const cxxopts::ParseResult& args, cons
   SchedulerOptions options = PlannedSchedulerOptions(loaded);
   options.max_sequences = workload.parallel;
   options.prefix_cache_bytes = workload.prefix_cache_bytes;
-  options.speculative = SpeculativeFromArgs(args);
+  const Speculation speculation = SpeculativeFromArgs(args);
+  options.speculative = speculation.UsesMtp(loaded.model().config());
+  options.draft_tokens = speculation.draft_tokens;
   return options;
 }
 

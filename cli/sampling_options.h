@@ -24,9 +24,18 @@ SamplingParams SamplingFromArgs(const cxxopts::ParseResult& args, int64_t vocab)
 // --reasoning-budget, or -1 when not given.
 int64_t ReasoningBudgetFromArgs(const cxxopts::ParseResult& args);
 
-// --speculative mtp|off (AddSchedulerOptions includes it).
+// --speculative auto|mtp|off and --draft-tokens K (AddSchedulerOptions
+// includes them).
 void AddSpeculativeOption(cxxopts::Options& options);
-bool SpeculativeFromArgs(const cxxopts::ParseResult& args);
+struct Speculation {
+  enum class Mode { kAuto, kMtp, kOff } mode = Mode::kAuto;
+  int64_t draft_tokens = 1;
+  // auto: with the checkpoint's MTP block when it has one.
+  bool UsesMtp(const ModelConfig& config) const {
+    return mode == Mode::kMtp || (mode == Mode::kAuto && config.num_nextn_predict_layers > 0);
+  }
+};
+Speculation SpeculativeFromArgs(const cxxopts::ParseResult& args);
 // --parallel, --prefix-cache and --speculative.
 void AddSchedulerOptions(cxxopts::Options& options, int64_t default_parallel,
                          const std::string& default_prefix_cache = "2G");

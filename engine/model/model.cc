@@ -164,7 +164,7 @@ void Model::Forward(const std::vector<TokenRow>& rows, const std::vector<int64_t
 }
 
 void Model::ForwardMtp(const std::vector<TokenRow>& rows, const float* streams, const std::vector<int64_t>& logit_rows,
-                       float* logits) const {
+                       float* logits, std::vector<float>* block_streams) const {
   if (config_.num_nextn_predict_layers == 0) throw Error("this checkpoint has no MTP block");
   const int64_t block = config_.num_hidden_layers;
   CheckRows(rows, block);
@@ -196,6 +196,7 @@ void Model::ForwardMtp(const std::vector<TokenRow>& rows, const float* streams, 
   }
   RunBlock(block, rows, mixed);
   Logits(mtp.hc_head, mtp.norm, mixed.data(), logit_rows, logits);
+  if (block_streams) *block_streams = std::move(mixed);
 }
 
 }  // namespace dsv4

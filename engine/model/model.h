@@ -44,9 +44,11 @@ class Model {
   // position i (streams[t]) and the token at i + 1 (rows[t].token), and
   // predicts the token at i + 2. rows[t].position counts the MTP block's own
   // positions. Writes the logits of the rows listed in `logit_rows` to
-  // logits[i][vocab].
+  // logits[i][vocab], and, if `block_streams` is given, the block's output
+  // streams of every row (before its HC head) to it: [rows][hc][hidden],
+  // what a chained draft takes in place of the main model's streams.
   void ForwardMtp(const std::vector<TokenRow>& rows, const float* streams, const std::vector<int64_t>& logit_rows,
-                  float* logits) const;
+                  float* logits, std::vector<float>* block_streams = nullptr) const;
 
  private:
   struct Block {

@@ -293,4 +293,32 @@ void SequenceState::RollBack(int64_t keep) {
   undo_.reset();
 }
 
+void SequenceState::MarkMtp(int64_t rows) {
+  const ModelConfig& c = *config_;
+  if (rows < 1 || rows > c.sliding_window) throw Error("cannot mark " + std::to_string(rows) + " MTP rows");
+  const LayerState& block = layers_[c.num_hidden_layers];
+  const int64_t d = c.head_dim;
+  mtp_undo_.length = mtp_length();
+  mtp_undo_.window.resize(rows * d);
+  for (int64_t i = 0; i < rows; ++i) {
+    std::copy_n(block.window.begin() + (mtp_undo_.length + i) % c.sliding_window * d, d,
+                mtp_undo_.window.begin() + i * d);
+  }
+}
+
+void SequenceState::RollBackMtp() {
+  const ModelConfig& c = *config_;
+  LayerState& block = layers_[c.num_hidden_layers];
+  const int64_t d = c.head_dim, begin = mtp_undo_.length;
+  const int64_t rows = static_cast<int64_t>(mtp_undo_.window.size()) / d;
+  if (begin < 0 || block.length < begin || block.length > begin + rows) {
+    throw Error("cannot roll the MTP block back: the marked rows do not cover it");
+  }
+  for (int64_t q = begin; q < block.length; ++q) {
+    std::copy_n(mtp_undo_.window.begin() + (q - begin) * d, d, block.window.begin() + q % c.sliding_window * d);
+  }
+  block.length = begin;
+  mtp_undo_.length = -1;
+}
+
 }  // namespace dsv4

@@ -102,7 +102,7 @@ class SequenceState {
   // byte, they had after `length` tokens, for any length from the mark to
   // now. Each row writes its own compressor slot only while rows are at
   // most the shortest compression ratio, hence the limit. The MTP block's
-  // layer is not touched (it only ever takes accepted tokens).
+  // layer is not touched (it only ever keeps rows of accepted tokens).
   static constexpr int64_t kMaxSpeculativeRows = 4;
   // Positions the MTP block has taken (its window ring). SkipMtp moves it on
   // to `length` without computing: the block attends only its window, so the
@@ -112,6 +112,12 @@ class SequenceState {
   void SkipMtp(int64_t length);
   void Mark(int64_t rows);
   void RollBack(int64_t length);
+  // Chained drafts (k > 1) run the MTP block at positions whose main
+  // streams are not known yet: MarkMtp saves the block's ring slots of its
+  // next `rows` positions, RollBackMtp restores them and its length, so the
+  // block is exactly as it was at MarkMtp.
+  void MarkMtp(int64_t rows);
+  void RollBackMtp();
 
   // A forward call that failed part way leaves a state whose layers may be
   // out of step; it is marked so, and every later use is refused with
@@ -135,6 +141,11 @@ class SequenceState {
   std::string failure_;             // empty while usable
   struct Undo;
   std::unique_ptr<Undo> undo_;      // since the last Mark
+  struct MtpUndo {
+    int64_t length = -1;        // the block's length at MarkMtp; -1: no mark
+    std::vector<float> window;  // [rows][head_dim]: the ring slots of its next rows
+  };
+  MtpUndo mtp_undo_;
 };
 
 }  // namespace dsv4

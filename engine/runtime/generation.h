@@ -45,6 +45,9 @@ struct GenerationRequest {
   // the draft for the position after the last one, or -1 for none. Drafts
   // never change the output, only how many tokens a step emits.
   std::function<int32_t(const std::vector<int32_t>& tokens)> drafter;
+  // Sees each draft the MTP block makes (the position drafted and the
+  // token), as tests compare them with the reference MTP logits.
+  std::function<void(int64_t position, int32_t token)> on_mtp_draft;
 };
 
 enum class FinishReason {

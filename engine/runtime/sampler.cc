@@ -19,29 +19,48 @@ int32_t ArgMax(const float* logits, int64_t vocab) { return ops::TopK(logits, vo
 
 namespace {
 
-uint64_t SplitMix64(uint64_t& x) {
-  uint64_t z = (x += 0x9e3779b97f4a7c15u);
+// splitmix64's output function: a bijection of 64-bit words whose outputs
+// pass BigCrush for counter inputs.
+uint64_t Mix(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
   return z ^ (z >> 31);
 }
 
-}  // namespace
+constexpr uint64_t kGoldenGamma = 0x9e3779b97f4a7c15u;
 
-RandomStream::RandomStream(uint64_t seed) {
-  for (uint64_t& word : state_) word = SplitMix64(seed);
+// One key per (seed, position); token t's number is Mix(key + t * gamma).
+uint64_t NoiseKey(uint64_t seed, int64_t position) {
+  return Mix(Mix(seed + kGoldenGamma) ^ (static_cast<uint64_t>(position) * kGoldenGamma));
 }
 
-double RandomStream::Uniform() {
-  const uint64_t result = std::rotl(state_[1] * 5, 7) * 9;
-  const uint64_t t = state_[1] << 17;
-  state_[2] ^= state_[0];
-  state_[3] ^= state_[1];
-  state_[1] ^= state_[2];
-  state_[0] ^= state_[3];
-  state_[2] ^= t;
-  state_[3] = std::rotl(state_[3], 45);
-  return static_cast<double>(result >> 11) * 0x1.0p-53;
+// 53 bits, centred in their interval: in (0, 1), never 0 or 1.
+double UniformOf(uint64_t key, int64_t token) {
+  const uint64_t bits = Mix(key + static_cast<uint64_t>(token + 1) * kGoldenGamma) >> 11;
+  return (static_cast<double>(bits) + 0.5) * 0x1.0p-53;
+}
+
+// -ln u for u in (0, 1), within a few ulp, from IEEE operations only (the
+// token must not depend on the libm): u = m 2^e with m in [sqrt(1/2),
+// sqrt(2)), ln m = 2 atanh(s), s = (m - 1) / (m + 1), |s| <= 0.172, by its
+// series to s^25 (the next term is below 1e-20).
+double NegativeLog(double u) {
+  int e = 0;
+  double m = std::frexp(u, &e);  // u = m 2^e, m in [1/2, 1)
+  if (m < 0.70710678118654752) {
+    m *= 2;
+    --e;
+  }
+  const double s = (m - 1) / (m + 1), s2 = s * s;
+  double series = 1.0 / 25;
+  for (int k = 23; k >= 1; k -= 2) series = series * s2 + 1.0 / k;
+  return -(e * 0.69314718055994531 + 2 * s * series);
+}
+
+}  // namespace
+
+double KeyedUniform(uint64_t seed, int64_t position, int64_t token) {
+  return UniformOf(NoiseKey(seed, position), token);
 }
 
 namespace {
@@ -54,7 +73,6 @@ struct Scratch {
   std::vector<float> weights;  // softmax numerators
   std::vector<int32_t> ids;
   std::vector<int32_t> all_ids;  // 0, 1, ..., vocab - 1: the candidates when there is no top_k
-  std::vector<double> block_mass;
 };
 
 Scratch& ThreadScratch() {
@@ -188,33 +206,24 @@ float MinWeight(double min_p) {
   return rounded < min_p ? std::nextafter(rounded, 1.0f) : rounded;
 }
 
-// Draws token i with probability w[i] / sum(w), u uniform in [0, 1): the
-// first i at which the running sum of w passes u * sum(w). Blocks of kBlock
-// weights are summed first (SumInFixedOrder, so the total is the same on
-// every machine), then the walk goes block by block and inside one; if
-// rounding between the two orders leaves the walk short inside the block, it
-// takes the block's last weighted token. Some weight must be positive.
-constexpr int64_t kBlock = 256;
-int32_t Pick(const float* w, int64_t n, double u, std::vector<double>& block_mass) {
-  const int64_t blocks = (n + kBlock - 1) / kBlock;
-  block_mass.resize(blocks);
-  double total = 0;
-  for (int64_t b = 0; b < blocks; ++b) {
-    block_mass[b] = SumInFixedOrder(w + b * kBlock, std::min(kBlock, n - b * kBlock));
-    total += block_mass[b];
-  }
-  const double target = u * total;
-  int64_t last_block = blocks - 1;
-  while (block_mass[last_block] == 0) --last_block;
-  int64_t b = 0;
-  double below = 0;
-  while (b < last_block && below + block_mass[b] <= target) below += block_mass[b++];
+// The token i of largest w[i] / -ln u_i (the lower id on ties): token i
+// with probability w[i] / sum(w). Some weight must be positive. A token
+// can beat the best score b only if u_i > exp(-w[i] / b) >= 1 - w[i] / b,
+// so most tokens are passed over on their number alone; the test keeps a
+// margin far above rounding, so it never passes over a token that wins.
+int32_t GumbelMax(const float* w, int64_t n, uint64_t key) {
+  double best = 0, twice_inverse = std::numeric_limits<double>::infinity();  // 2 / best
   int32_t chosen = -1;
-  for (int64_t i = b * kBlock; i < std::min(n, (b + 1) * kBlock); ++i) {
+  for (int64_t i = 0; i < n; ++i) {
     if (w[i] == 0) continue;
-    chosen = static_cast<int32_t>(i);
-    below += w[i];
-    if (below > target) break;
+    const double u = UniformOf(key, i);
+    if (u <= 1 - w[i] * twice_inverse - 1e-9) continue;
+    const double score = w[i] / NegativeLog(u);
+    if (score > best) {
+      best = score;
+      twice_inverse = 2 / best;
+      chosen = static_cast<int32_t>(i);
+    }
   }
   return chosen;
 }
@@ -222,15 +231,15 @@ int32_t Pick(const float* w, int64_t n, double u, std::vector<double>& block_mas
 }  // namespace
 
 Sampler::Sampler(const SamplingParams& params, int64_t vocab, uint64_t seed)
-    : params_(params), vocab_(vocab), temperature_(static_cast<float>(params.temperature)), random_(seed) {
+    : params_(params), vocab_(vocab), temperature_(static_cast<float>(params.temperature)), seed_(seed) {
   ValidateSampling(params, vocab);
 }
 
-Sampled Sampler::Sample(const float* logits, const std::vector<uint64_t>* allowed) {
+Sampled Sampler::Sample(const float* logits, int64_t position, const std::vector<uint64_t>* allowed) {
   Sampled out;
   const float* adjusted = Adjusted(logits, allowed);
   // A temperature too small for a float is greedy as well.
-  out.token = temperature_ == 0 ? ArgMax(adjusted, vocab_) : Draw(adjusted);
+  out.token = temperature_ == 0 ? ArgMax(adjusted, vocab_) : Draw(adjusted, position);
   if (params_.top_logprobs >= 0) Logprobs(logits, out);
   return out;
 }
@@ -263,9 +272,7 @@ const float* Sampler::Adjusted(const float* logits, const std::vector<uint64_t>*
   return adjusted.data();
 }
 
-int32_t Sampler::Draw(const float* adjusted) {
-  // First, so that every token takes exactly one number whatever follows.
-  const double u = random_.Uniform();
+int32_t Sampler::Draw(const float* adjusted, int64_t position) const {
   Scratch& scratch = ThreadScratch();
   std::vector<float>& w = scratch.weights;
   w.resize(vocab_);
@@ -301,7 +308,7 @@ int32_t Sampler::Draw(const float* adjusted) {
   if (keep.weight > 0) {  // a cut above: drop what it leaves out
     for (int32_t i = 0; i < vocab_; ++i) w[i] = keep.Keeps(w[i], i) ? w[i] : 0.0f;
   }
-  return Pick(w.data(), vocab_, u, scratch.block_mass);
+  return GumbelMax(w.data(), vocab_, NoiseKey(seed_, position));
 }
 
 void Sampler::Logprobs(const float* logits, Sampled& out) const {

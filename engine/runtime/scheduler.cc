@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <exception>
+#include <numeric>
 #include <utility>
 
 #include "engine/runtime/memory_plan.h"
@@ -55,12 +56,11 @@ struct Scheduler::Sequence {
   bool closing = false;
   GenerationUpdate deferred;  // with return_state: the finish, sent once closing is done
   KvReservation kv;           // what admission counted for it
-  // Speculative decoding: the draft for the position after the pending
-  // token, verified beside it in the next step (-1: none), and how this
-  // sequence's drafts fared.
-  int32_t draft = -1;
-  int64_t drafts = 0, accepted = 0;
-  int64_t undrafted_steps = 0;
+  // Speculative decoding: the drafts for the positions after the pending
+  // token, verified beside it in the next step, and how this sequence's
+  // drafts fared.
+  std::vector<int32_t> drafts;
+  DraftRecord record;
 
   bool generating() const { return finish == FinishReason::kNone; }
   bool decoding() const { return static_cast<int64_t>(tokens.size()) > prompt_size; }
@@ -76,6 +76,10 @@ Scheduler::Scheduler(const Model& model, const Tokenizer* tokenizer, const Sched
       kv_size_(SequenceState::Size(model.config(), model.numerics(), options.kv)) {
   if (options_.max_sequences < 1) throw Error("the scheduler needs at least one sequence slot");
   if (options_.step_tokens < 1) throw Error("the scheduler needs at least one token per step");
+  static_assert(DraftRecord::kDepths == SequenceState::kMaxSpeculativeRows - 1, "a draft per depth, and the token");
+  if (options_.draft_tokens < 1 || options_.draft_tokens > DraftRecord::kDepths) {
+    throw Error("--draft-tokens must be 1 to " + std::to_string(DraftRecord::kDepths));
+  }
   if (options_.speculative && model.config().num_nextn_predict_layers == 0) {
     throw Error("--speculative mtp: this checkpoint has no MTP block (num_nextn_predict_layers is 0)");
   }
@@ -242,6 +246,7 @@ void Scheduler::Closed(Sequence& s, const float* logits) {
 void Scheduler::SampleNext(Sequence& s, const float* logits) {
   GenerationUpdate update;
   FinishReason reason;
+  const int64_t position = static_cast<int64_t>(s.tokens.size());
   try {
     Sampled sampled;
     if (s.in_reasoning && think_end_ && s.request.reasoning_budget >= 0 &&
@@ -253,9 +258,9 @@ void Scheduler::SampleNext(Sequence& s, const float* logits) {
       } else {
         s.constraint->Allowed(s.allowed);
       }
-      sampled = s.sampler->Sample(logits, &s.allowed);
+      sampled = s.sampler->Sample(logits, position, &s.allowed);
     } else {
-      sampled = s.sampler->Sample(logits);
+      sampled = s.sampler->Sample(logits, position);
     }
     reason = AcceptToken(s, sampled, update);
   } catch (const std::exception& e) {
@@ -434,12 +439,12 @@ void Scheduler::Admit() {
 }
 
 // The rows one sequence puts in a step: tokens [begin, end), the logits of
-// the last if `logits`, and a draft for position `end` (-1: none).
+// the last if `logits`, and drafts for positions `end`, `end + 1`, ...
 struct Scheduler::Span {
   Sequence* s;
   int64_t begin, end;
   bool logits;
-  int32_t draft;
+  std::vector<int32_t> drafts;
 };
 
 bool Scheduler::Step() {
@@ -506,9 +511,9 @@ bool Scheduler::Step() {
       }
       const bool logits = (s.generating() || (s.closing && s.request.return_state)) &&
                           end == static_cast<int64_t>(s.tokens.size());
-      const int32_t draft = DraftFor(s, budget);
-      spans.push_back({&s, s.fed, end, logits, draft});
-      budget -= end - s.fed + (draft >= 0 ? 1 : 0);
+      std::vector<int32_t> drafts = DraftsFor(s, budget);
+      budget -= end - s.fed + static_cast<int64_t>(drafts.size());
+      spans.push_back({&s, s.fed, end, logits, std::move(drafts)});
     }
   }
   std::vector<TokenRow> rows;
@@ -518,9 +523,9 @@ bool Scheduler::Step() {
     first_row.push_back(static_cast<int64_t>(rows.size()));
     for (int64_t p = span.begin; p < span.end; ++p) rows.push_back({span.s->tokens[p], p, span.s->state.get()});
     if (span.logits) logit_rows.push_back(static_cast<int64_t>(rows.size()) - 1);
-    if (span.draft >= 0) {
-      span.s->state->Mark(2);
-      rows.push_back({span.draft, span.end, span.s->state.get()});
+    if (!span.drafts.empty()) span.s->state->Mark(1 + static_cast<int64_t>(span.drafts.size()));
+    for (size_t j = 0; j < span.drafts.size(); ++j) {
+      rows.push_back({span.drafts[j], span.end + static_cast<int64_t>(j), span.s->state.get()});
       logit_rows.push_back(static_cast<int64_t>(rows.size()) - 1);
     }
     mtp = mtp || (options_.speculative && !span.s->request.drafter && span.s->generating());
@@ -559,6 +564,7 @@ bool Scheduler::Step() {
     stats_.prefill_rows += prefill_rows;
     stats_.decode_rows += static_cast<int64_t>(rows.size()) - prefill_rows;
     if (prefill_rows == 0) {
+      cost_.ObserveStep(static_cast<int64_t>(rows.size()), seconds);
       stats_.decode_seconds += seconds;
       stats_.decode_only_rows += static_cast<int64_t>(rows.size());
     } else {
@@ -578,8 +584,11 @@ bool Scheduler::Step() {
       if (s.fed == static_cast<int64_t>(s.tokens.size())) Closed(s, row);
     } else if (row) {
       SampleNext(s, row);
-      if (span.draft >= 0) Verify(s, span.draft, logits.data() + (logit_index++) * vocab);
-      if (s.request.drafter && s.generating()) s.draft = s.request.drafter(s.tokens);
+      if (!span.drafts.empty()) {
+        Verify(s, span.drafts, logits.data() + logit_index * vocab);
+        logit_index += static_cast<int64_t>(span.drafts.size());
+      }
+      if (s.request.drafter && s.generating()) DraftWithDrafter(s);
     }
   }
   if (mtp) DraftWithMtp(spans, first_row, streams);
@@ -588,48 +597,50 @@ bool Scheduler::Step() {
   return true;
 }
 
-// Drafts pay while enough of them are accepted: a step that verifies one
-// reads the dense weights once but the experts of two tokens, and the MTP
-// block costs about one layer and the LM head, so below roughly 30 %
-// acceptance a step with a draft emits fewer tokens per second than one
-// without (docs/speculative.md has the measured costs). A sequence whose
-// drafts fall below that tries one again every kProbeSteps steps.
-namespace {
-constexpr int64_t kTrialDrafts = 8;
-constexpr int64_t kProbeSteps = 32;
-bool DraftsPay(int64_t drafts, int64_t accepted, int64_t undrafted_steps) {
-  return drafts < kTrialDrafts || accepted * 10 >= drafts * 3 || undrafted_steps >= kProbeSteps;
-}
-}  // namespace
-
-int32_t Scheduler::DraftFor(Sequence& s, int64_t budget) const {
-  const int32_t draft = s.draft;
-  s.draft = -1;
+std::vector<int32_t> Scheduler::DraftsFor(Sequence& s, int64_t budget) const {
+  std::vector<int32_t> drafts = std::move(s.drafts);
+  s.drafts.clear();
   const int64_t pending = static_cast<int64_t>(s.tokens.size()) - s.fed;
-  if (draft < 0 || !s.generating() || s.closing || pending != 1 || budget < 2) return -1;
-  // Room for the draft and the token after it.
-  if (s.fed + 2 > context_tokens_ || s.usage.completion_tokens + 1 >= s.request.sampling.max_tokens) return -1;
-  return draft;
+  if (!s.generating() || s.closing || pending != 1) return {};
+  // Room for the drafts and the token after them, in the step, the context
+  // and max_tokens.
+  const int64_t room = std::min({budget - 1, context_tokens_ - s.fed - 1,
+                                 s.request.sampling.max_tokens - s.usage.completion_tokens - 1});
+  const auto end = std::find(drafts.begin(), drafts.end(), -1);
+  drafts.erase(end, drafts.end());
+  if (static_cast<int64_t>(drafts.size()) > std::max<int64_t>(room, 0)) drafts.resize(std::max<int64_t>(room, 0));
+  return drafts;
 }
 
-void Scheduler::Verify(Sequence& s, int32_t draft, const float* draft_logits) {
-  // SampleNext took the logits of the pending token's row: the draft row
-  // stands if the sequence sampled exactly the draft there and goes on.
-  const bool accepted =
-      s.generating() && static_cast<int64_t>(s.tokens.size()) == s.fed + 1 && s.tokens.back() == draft;
-  ++s.drafts;
-  s.undrafted_steps = 0;
+void Scheduler::Verify(Sequence& s, const std::vector<int32_t>& drafts, const float* draft_logits) {
+  // SampleNext took the logits of the pending token's row: draft j stands if
+  // the sequence sampled exactly it there and goes on; its row's logits then
+  // give the token after it.
+  const int64_t vocab = model_.config().vocab_size;
+  const int64_t marked_end = s.fed + static_cast<int64_t>(drafts.size());
+  int64_t accepted = 0;
+  for (size_t j = 0; j < drafts.size(); ++j) {
+    if (!s.generating() || static_cast<int64_t>(s.tokens.size()) != s.fed + 1 || s.tokens.back() != drafts[j]) break;
+    ++accepted;
+    ++s.fed;
+    SampleNext(s, draft_logits + j * vocab);
+  }
+  s.record.Verified(static_cast<int64_t>(drafts.size()), accepted);
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    ++stats_.drafts;
-    if (accepted) ++stats_.accepted_drafts;
+    stats_.drafts += static_cast<int64_t>(drafts.size());
+    stats_.accepted_drafts += accepted;
   }
-  if (accepted) {
-    ++s.accepted;
-    ++s.fed;
-    SampleNext(s, draft_logits);
-  } else if (s.state) {
-    s.state->RollBack(s.fed);
+  if (s.fed < marked_end && s.state) s.state->RollBack(s.fed);
+}
+
+void Scheduler::DraftWithDrafter(Sequence& s) const {
+  std::vector<int32_t> tokens = s.tokens;
+  for (int64_t j = 0; j < options_.draft_tokens; ++j) {
+    const int32_t draft = s.request.drafter(tokens);
+    if (draft < 0) break;
+    s.drafts.push_back(draft);
+    tokens.push_back(draft);
   }
 }
 
@@ -644,7 +655,12 @@ void Scheduler::DraftWithMtp(const std::vector<Span>& spans, const std::vector<i
   std::vector<TokenRow> rows;
   std::vector<float> inputs;
   std::vector<int64_t> logit_rows;
-  std::vector<Sequence*> members, drafting;
+  std::vector<Sequence*> members;
+  std::vector<std::pair<Sequence*, int64_t>> drafting;  // and how many drafts
+  // Whether drafts pay depends on how many sequences share the steps.
+  int64_t decoding_sequences = 0;
+  for (const Span& span : spans) decoding_sequences += span.s->generating() && span.s->decoding() ? 1 : 0;
+  const double break_even = cost_.BreakEven(std::max<int64_t>(decoding_sequences, 1));
   for (size_t i = 0; i < spans.size(); ++i) {
     Sequence& s = *spans[i].s;
     if (!s.generating() || s.request.drafter || !s.state) continue;
@@ -655,6 +671,13 @@ void Scheduler::DraftWithMtp(const std::vector<Span>& spans, const std::vector<i
     const int64_t begin = std::max({spans[i].begin, s.prompt_size - c.sliding_window, state.mtp_length()});
     const int64_t end = std::min<int64_t>(s.fed, static_cast<int64_t>(s.tokens.size()) - 1);
     if (begin >= end) continue;
+    const bool decoding = end == s.fed && s.decoding();
+    const int64_t depths = decoding ? s.record.DraftsThatPay(options_.draft_tokens, break_even) : 0;
+    if (decoding && depths == 0) ++s.record.undrafted_steps;
+    if (decoding && !s.record.NeedsMtpRows(depths)) {
+      state.SkipMtp(end);  // drafts do not pay for it now: its rows cost more than they help
+      continue;
+    }
     state.SkipMtp(begin);
     for (int64_t q = begin; q < end; ++q) {
       rows.push_back({s.tokens[q + 1], q, &state});
@@ -662,30 +685,65 @@ void Scheduler::DraftWithMtp(const std::vector<Span>& spans, const std::vector<i
       inputs.insert(inputs.end(), source, source + width);
     }
     members.push_back(&s);
-    const bool decoding = end == s.fed && s.decoding();
-    if (decoding && DraftsPay(s.drafts, s.accepted, s.undrafted_steps)) {
+    if (depths > 0) {
       logit_rows.push_back(static_cast<int64_t>(rows.size()) - 1);
-      drafting.push_back(&s);
-    } else if (decoding) {
-      ++s.undrafted_steps;
+      drafting.emplace_back(&s, depths);
     }
   }
   if (rows.empty()) return;
-  std::vector<float> logits(logit_rows.size() * vocab);
   const auto start = std::chrono::steady_clock::now();
+  std::vector<float> logits(logit_rows.size() * vocab), block_streams;
+  int64_t mtp_rows = static_cast<int64_t>(rows.size());
   try {
-    model_.ForwardMtp(rows, inputs.data(), logit_rows, logits.data());
+    const bool chained = std::any_of(drafting.begin(), drafting.end(), [](const auto& d) { return d.second > 1; });
+    model_.ForwardMtp(rows, inputs.data(), logit_rows, logits.data(), chained ? &block_streams : nullptr);
+    for (size_t i = 0; i < drafting.size(); ++i) {
+      const float* row = logits.data() + i * vocab;
+      drafting[i].first->drafts = {ArgMax(row, vocab)};
+    }
+    // Deeper drafts: the block runs again on its own output streams of the
+    // last row and the draft before, one position on. Those rows are undone
+    // afterwards: the block keeps rows of accepted tokens only.
+    std::vector<int64_t> chain_rows = logit_rows;  // each drafting sequence's row in block_streams
+    for (int64_t depth = 1; chained; ++depth) {
+      std::vector<TokenRow> next;
+      std::vector<float> next_inputs;
+      std::vector<size_t> owners;
+      for (size_t i = 0; i < drafting.size(); ++i) {
+        auto& [s, depths] = drafting[i];
+        if (depths <= depth) continue;
+        if (depth == 1) s->state->MarkMtp(depths - 1);
+        next.push_back({s->drafts.back(), s->state->mtp_length(), s->state.get()});
+        const float* source = block_streams.data() + chain_rows[i] * width;
+        next_inputs.insert(next_inputs.end(), source, source + width);
+        owners.push_back(i);
+      }
+      if (next.empty()) break;
+      std::vector<int64_t> all(next.size());
+      std::iota(all.begin(), all.end(), 0);
+      std::vector<float> next_logits(next.size() * vocab);
+      model_.ForwardMtp(next, next_inputs.data(), all, next_logits.data(), &block_streams);
+      mtp_rows += static_cast<int64_t>(next.size());
+      for (size_t r = 0; r < owners.size(); ++r) {
+        drafting[owners[r]].first->drafts.push_back(ArgMax(next_logits.data() + r * vocab, vocab));
+        chain_rows[owners[r]] = static_cast<int64_t>(r);
+      }
+    }
+    for (auto& [s, depths] : drafting) {
+      if (depths > 1) s->state->RollBackMtp();
+      if (!s->request.on_mtp_draft) continue;
+      for (size_t j = 0; j < s->drafts.size(); ++j) {
+        s->request.on_mtp_draft(s->fed + 1 + static_cast<int64_t>(j), s->drafts[j]);
+      }
+    }
   } catch (const std::exception& e) {
     for (Sequence* s : members) Finish(*s, FinishReason::kError, e.what());
     return;
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  for (size_t i = 0; i < drafting.size(); ++i) {
-    const float* row = logits.data() + i * vocab;
-    drafting[i]->draft = static_cast<int32_t>(std::max_element(row, row + vocab) - row);
-  }
+  cost_.ObserveMtp(mtp_rows, seconds);
   std::lock_guard<std::mutex> lock(mutex_);
-  stats_.mtp_rows += static_cast<int64_t>(rows.size());
+  stats_.mtp_rows += mtp_rows;
   stats_.mtp_seconds += seconds;
 }
 

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "engine/model/model.h"
+#include "engine/runtime/draft_policy.h"
 #include "engine/runtime/generation.h"
 #include "engine/runtime/prefix_cache.h"
 #include "engine/text/tokenizer.h"
@@ -48,6 +49,10 @@ struct SchedulerOptions {
   // draft beside that token and keeps it only if it equals what the
   // sequence samples there, so the output is the same token for token.
   bool speculative = false;
+  // Drafts a sequence may verify in one step (k, 1 to 3): the MTP block is
+  // chained on its own output for the second and third; each depth is
+  // drafted only while it pays (docs/speculative.md).
+  int64_t draft_tokens = 1;
 };
 
 class Scheduler {
@@ -136,10 +141,13 @@ class Scheduler {
   // Appends a sampled (or forced) token; returns why it ends the request, if it does.
   FinishReason AcceptToken(Sequence& s, const Sampled& sampled, GenerationUpdate& update);
   bool Checkpoint(int64_t position, int64_t prompt_end) const;
-  // Whether the next step verifies a draft for `s`, and which.
-  int32_t DraftFor(Sequence& s, int64_t budget) const;
-  // Keeps the token a verified draft ended with, or rolls the draft row back.
-  void Verify(Sequence& s, int32_t draft, const float* draft_logits);
+  // The drafts the next step verifies for `s` (none, or up to k).
+  std::vector<int32_t> DraftsFor(Sequence& s, int64_t budget) const;
+  // Keeps the drafts, in order, while each equals the token sampled before
+  // it (sampling the next from its row's logits); rolls back the others.
+  void Verify(Sequence& s, const std::vector<int32_t>& drafts, const float* draft_logits);
+  // Drafts from GenerationRequest::drafter: the next k positions.
+  void DraftWithDrafter(Sequence& s) const;
   // Runs the MTP block over the rows this step fed (`first_row`: where each
   // span's rows begin in `streams`) and drafts from its logits.
   struct Span;
@@ -163,6 +171,7 @@ class Scheduler {
   int64_t next_id_ = 1;
 
   std::vector<std::unique_ptr<Sequence>> active_;  // step thread only
+  StepCost cost_;                                   // step thread only: what drafts cost
   Stats stats_;
 };
 

@@ -428,6 +428,11 @@ std::string Server::MetricsText() const {
   metric("dsv4_prefix_cache_bytes", "gauge", "Bytes held by the prefix cache.", s.prefix_cache_bytes);
   metric("dsv4_expert_cache_hit_rate", "gauge", "Routed-expert uses served without a read (1 when all resident).",
          expert_hit_rate);
+  metric("dsv4_speculative_drafts_total", "counter", "Draft tokens verified (speculative decoding).", s.drafts);
+  metric("dsv4_speculative_accepted_total", "counter", "Draft tokens accepted: each one a token without a step.",
+         s.accepted_drafts);
+  metric("dsv4_mtp_block_seconds_total", "counter", "Time in the MTP block (drafts and keeping its window).",
+         s.mtp_seconds);
   return out.str();
 }
 

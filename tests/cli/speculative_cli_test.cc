@@ -1,4 +1,4 @@
-// `--speculative mtp` end to end on the random model with the real
+// `--speculative` end to end on the random model with the real
 // tokenizer: `run` prints exactly what it prints without drafts (sampled, in
 // think mode with a stop string and a reasoning budget, and with a JSON
 // schema), as do `chat` and `batch`, and a wrong value is one clear line.
@@ -34,11 +34,15 @@ TEST(SpeculativeCli, RunPrintsTheSameWithAndWithoutDrafts) {
   };
   for (const std::string& command : runs) {
     const testing::CommandResult off = RunCli(command + " --speculative off");
-    const testing::CommandResult mtp = RunCli(command + " --speculative mtp");
     ASSERT_EQ(off.exit_code, 0) << off.err;
-    ASSERT_EQ(mtp.exit_code, 0) << mtp.err;
-    EXPECT_EQ(mtp.out, off.out) << command;
-    EXPECT_NE(mtp.err.find("drafts verified"), std::string::npos) << mtp.err;
+    EXPECT_EQ(off.err.find("drafts verified"), std::string::npos) << off.err;
+    // The default (auto) uses the block this checkpoint has; k = 3 chains it.
+    for (const std::string flags : {" --speculative mtp", "", " --draft-tokens 3"}) {
+      const testing::CommandResult mtp = RunCli(command + flags);
+      ASSERT_EQ(mtp.exit_code, 0) << mtp.err;
+      EXPECT_EQ(mtp.out, off.out) << command << flags;
+      EXPECT_NE(mtp.err.find("drafts verified"), std::string::npos) << mtp.err;
+    }
   }
 }
 
@@ -81,7 +85,12 @@ TEST(SpeculativeCli, AWrongValueIsOneLine) {
   const testing::CommandResult r =
       RunCli("run -m /nonexistent -p hi --speculative maybe");  // refused before the model is read
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.err.find("--speculative must be mtp or off"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--speculative must be auto, mtp or off"), std::string::npos) << r.err;
+  for (const char* k : {"0", "4"}) {
+    const testing::CommandResult d = RunCli(std::string("run -m /nonexistent -p hi --draft-tokens ") + k);
+    EXPECT_NE(d.exit_code, 0);
+    EXPECT_NE(d.err.find("--draft-tokens must be 1 to 3, not " + std::string(k)), std::string::npos) << d.err;
+  }
 }
 
 }  // namespace

@@ -495,7 +495,10 @@ await check('/metrics', async () => {
   assert(/^# TYPE dsv4_requests_total counter$/m.test(text), 'no TYPE line for dsv4_requests_total');
   const n = await metric(main, 'dsv4_requests_total');
   assert(n >= 20, `dsv4_requests_total ${n} after 20+ requests`);
-  return `dsv4_requests_total ${n}`;
+  // The default --speculative auto drafts with the model's MTP block.
+  const drafts = await metric(main, 'dsv4_speculative_drafts_total');
+  assert(drafts > 0, `dsv4_speculative_drafts_total ${drafts} with the MTP block on by default`);
+  return `dsv4_requests_total ${n}, ${drafts} drafts`;
 });
 
 await check('load: 200 small requests, 16 at a time, RSS bounded', async () => {

@@ -95,27 +95,31 @@ TEST(Sampler, ConstructorValidates) {
   EXPECT_THROW(sampler.Accept(-1), Error);
 }
 
-TEST(RandomStream, IsPinnedAndUniform) {
+TEST(KeyedUniform, IsPinnedUniformAndIndependentOfItsKeys) {
   // Pinned: a seed must give the same tokens with every build and version.
-  RandomStream pinned(42);
-  EXPECT_EQ(pinned.Uniform(), 0x1.5780b2e0c2ecp-4);
-  EXPECT_EQ(pinned.Uniform(), 0x1.84136619b444ep-2);
-  RandomStream stream(7);
-  double sum = 0;
-  for (int i = 0; i < 100000; ++i) {
-    const double u = stream.Uniform();
-    ASSERT_GE(u, 0.0);
-    ASSERT_LT(u, 1.0);
-    sum += u;
+  EXPECT_EQ(KeyedUniform(42, 0, 0), 0x1.8b4afd02e5e16p-1);
+  EXPECT_EQ(KeyedUniform(42, 7, 3), 0x1.af8234f2f545p-1);
+  // Uniform in (0, 1) along each key, and the neighbours of a number along
+  // each key are uncorrelated with it.
+  for (int axis = 0; axis < 3; ++axis) {
+    double sum = 0, product = 0, previous = 0.5;
+    for (int i = 0; i < 100000; ++i) {
+      const double u = KeyedUniform(axis == 0 ? i : 7, axis == 1 ? i : 5, axis == 2 ? i : 11);
+      ASSERT_GT(u, 0.0);
+      ASSERT_LT(u, 1.0);
+      sum += u;
+      product += (u - 0.5) * (previous - 0.5);
+      previous = u;
+    }
+    EXPECT_NEAR(sum / 100000, 0.5, 0.005) << "axis " << axis;
+    EXPECT_NEAR(product / 100000, 0.0, 0.002) << "axis " << axis;
   }
-  EXPECT_NEAR(sum / 100000, 0.5, 0.005);
 }
 
-// Logits from a RandomStream, uniform in [lo, hi).
+// Logits uniform in [lo, hi).
 std::vector<float> RandomLogits(int64_t vocab, uint64_t seed, float lo = -5.0f, float hi = 5.0f) {
-  RandomStream stream(seed);
   std::vector<float> logits(vocab);
-  for (float& l : logits) l = lo + (hi - lo) * static_cast<float>(stream.Uniform());
+  for (int64_t i = 0; i < vocab; ++i) logits[i] = lo + (hi - lo) * static_cast<float>(KeyedUniform(seed, -1, i));
   return logits;
 }
 
@@ -132,7 +136,7 @@ std::vector<double> Softmax(const std::vector<float>& logits, double temperature
 // How often each token comes out of `draws` samples (not accepted).
 std::vector<int> Counts(Sampler& sampler, const std::vector<float>& logits, int draws) {
   std::vector<int> counts(logits.size());
-  for (int i = 0; i < draws; ++i) ++counts[sampler.Sample(logits.data()).token];
+  for (int i = 0; i < draws; ++i) ++counts[sampler.Sample(logits.data(), i).token];
   return counts;
 }
 
@@ -172,11 +176,11 @@ TEST(Sampler, GreedyIsArgMaxOfTheAdjustedLogits) {
   SamplingParams params;
   params.temperature = 0;
   Sampler sampler(params, 1000, 1);
-  EXPECT_EQ(sampler.Sample(logits.data()).token, ArgMax(logits.data(), 1000));
+  EXPECT_EQ(sampler.Sample(logits.data(), 0).token, ArgMax(logits.data(), 1000));
   const std::vector<float> tied = {1.0f, 3.0f, 2.0f, 3.0f};
-  EXPECT_EQ(Sampler(params, 4, 1).Sample(tied.data()).token, 1);
+  EXPECT_EQ(Sampler(params, 4, 1).Sample(tied.data(), 0).token, 1);
   params.logit_bias = {{2, 1.5f}};
-  EXPECT_EQ(Sampler(params, 4, 1).Sample(tied.data()).token, 2);
+  EXPECT_EQ(Sampler(params, 4, 1).Sample(tied.data(), 0).token, 2);
 }
 
 TEST(Sampler, BannedTokensAreNeverChosen) {
@@ -187,9 +191,9 @@ TEST(Sampler, BannedTokensAreNeverChosen) {
   params.top_logprobs = 1;
   Sampler drawing(params, 4, 1);
   params.temperature = 0;
-  EXPECT_EQ(Sampler(params, 4, 1).Sample(logits.data()).token, 2);
+  EXPECT_EQ(Sampler(params, 4, 1).Sample(logits.data(), 0).token, 2);
   for (int i = 0; i < 200; ++i) {
-    const Sampled s = drawing.Sample(logits.data());
+    const Sampled s = drawing.Sample(logits.data(), i);
     ASSERT_NE(s.token, 1);
     ASSERT_EQ(s.top[0].first, 1);  // the logprobs are the model's own
   }
@@ -231,7 +235,7 @@ TEST(Sampler, SameSeedSameTokensOtherSeedOthers) {
     Sampler sampler({}, 5000, seed);
     std::vector<int32_t> out;
     for (int i = 0; i < 50; ++i) {
-      out.push_back(sampler.Sample(logits.data()).token);
+      out.push_back(sampler.Sample(logits.data(), i).token);
       sampler.Accept(out.back());
     }
     return out;
@@ -240,19 +244,26 @@ TEST(Sampler, SameSeedSameTokensOtherSeedOthers) {
   EXPECT_NE(tokens(9), tokens(10));
 }
 
-TEST(Sampler, OneDrawPerTokenWhateverTheCuts) {
-  // Two equally likely tokens left: the token is 1 exactly when the stream's
-  // next number is >= 0.5, so the k-th token uses the k-th number.
+TEST(Sampler, TheTokenAtAPositionDependsOnlyOnTheSeedThePositionAndTheLogits) {
+  // Two equally likely tokens left: Gumbel-max takes token 1 exactly when
+  // its number at that position is the larger.
   const std::vector<float> logits = {0.0f, 0.0f, -3.0f, -1.0f};
   SamplingParams params;
   params.top_k = 2;
   params.top_p = 0.9;
   params.min_p = 0.5;
   Sampler sampler(params, 4, 77);
-  RandomStream stream(77);
   for (int i = 0; i < 200; ++i) {
-    ASSERT_EQ(sampler.Sample(logits.data()).token, stream.Uniform() >= 0.5 ? 1 : 0) << "token " << i;
+    ASSERT_EQ(sampler.Sample(logits.data(), i).token, KeyedUniform(77, i, 1) > KeyedUniform(77, i, 0) ? 1 : 0)
+        << "position " << i;
   }
+  // Whatever was sampled before, and in any order: a resumed or speculative
+  // run samples each position as a plain one does.
+  const std::vector<float> wide = RandomLogits(5000, 4, 0.0f, 3.0f);
+  Sampler in_order({}, 5000, 9);
+  std::vector<int32_t> forward;
+  for (int i = 0; i < 100; ++i) forward.push_back(in_order.Sample(wide.data(), i).token);
+  for (int i = 99; i >= 0; --i) ASSERT_EQ(Sampler({}, 5000, 9).Sample(wide.data(), i).token, forward[i]);
 }
 
 TEST(Sampler, RequestsStayInLockstepWhateverTheirLogitsOrNeighbours) {
@@ -262,9 +273,9 @@ TEST(Sampler, RequestsStayInLockstepWhateverTheirLogitsOrNeighbours) {
   Sampler detoured({}, 64, 123);  // same seed, other logits for a while
   Sampler neighbour({}, 64, 456);
   for (int i = 0; i < 300; ++i) {
-    const int32_t expected = alone.Sample(logits.data()).token;
-    neighbour.Sample(other.data());  // interleaved: must not disturb the others
-    const int32_t got = detoured.Sample(i < 20 ? other.data() : logits.data()).token;
+    const int32_t expected = alone.Sample(logits.data(), i).token;
+    neighbour.Sample(other.data(), i);  // interleaved: must not disturb the others
+    const int32_t got = detoured.Sample(i < 20 ? other.data() : logits.data(), i).token;
     if (i >= 20) {
       ASSERT_EQ(got, expected) << "token " << i;
     }
@@ -277,7 +288,7 @@ TEST(Sampler, TopKOneIsGreedyAndTopKKeepsTheBest) {
   params.temperature = 5;
   params.top_k = 1;
   Sampler greedy(params, 3000, 2);
-  for (int i = 0; i < 20; ++i) EXPECT_EQ(greedy.Sample(logits.data()).token, ArgMax(logits.data(), 3000));
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(greedy.Sample(logits.data(), i).token, ArgMax(logits.data(), 3000));
 
   const std::vector<float> eight = {0.5f, 1.0f, -1.0f, 2.0f, 0.0f, 1.5f, -0.5f, 1.0f};
   params.temperature = 1;
@@ -295,7 +306,7 @@ TEST(Sampler, TopPKeepsTheSmallestMostProbableSet) {
   SamplingParams params;
   params.top_p = 1e-9;
   Sampler tiny(params, 4, 5);
-  for (int i = 0; i < 50; ++i) EXPECT_EQ(tiny.Sample(logits.data()).token, 1);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(tiny.Sample(logits.data(), i).token, 1);
   params.top_p = 0.75;
   Sampler two(params, 4, 5);
   EXPECT_LT(ChiSquare(Counts(two, logits, 20000), Restricted(Softmax(logits), {1, 3})), kChiSquareBound);
@@ -334,7 +345,7 @@ TEST(Sampler, TopPOverTheWholeVocabularyMatchesASortedReference) {
     Sampler sampler(params, vocab, 99);
     std::set<int> seen;
     for (int i = 0; i < 2000; ++i) {
-      const int32_t token = sampler.Sample(logits.data()).token;
+      const int32_t token = sampler.Sample(logits.data(), i).token;
       ASSERT_TRUE(nucleus.count(token)) << "token " << token << " is outside the top_p " << top_p << " set";
       seen.insert(token);
     }
@@ -354,7 +365,7 @@ TEST(Sampler, MinPDropsTokensFarBelowTheTop) {
   EXPECT_LT(ChiSquare(Counts(strict, logits, 20000), Restricted(Softmax(logits), {1, 3})), kChiSquareBound);
   params.min_p = 1;  // the top token only
   Sampler top(params, 4, 6);
-  for (int i = 0; i < 50; ++i) EXPECT_EQ(top.Sample(logits.data()).token, 1);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(top.Sample(logits.data(), i).token, 1);
 }
 
 TEST(Sampler, PenaltiesFollowOpenAI) {
@@ -364,30 +375,30 @@ TEST(Sampler, PenaltiesFollowOpenAI) {
   params.frequency_penalty = 0.2;  // token 0 after 3 uses: 1 - 0.6 = 0.4 < 0.5
   Sampler frequency(params, 3, 1);
   for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(frequency.Sample(logits.data()).token, 0);
+    EXPECT_EQ(frequency.Sample(logits.data(), 0).token, 0);
     frequency.Accept(0);
   }
-  EXPECT_EQ(frequency.Sample(logits.data()).token, 2);
+  EXPECT_EQ(frequency.Sample(logits.data(), 0).token, 2);
 
   params.frequency_penalty = 0;
   params.presence_penalty = 0.2;  // 1 - 0.2 = 0.8 however often
   Sampler presence(params, 3, 1);
   for (int i = 0; i < 10; ++i) presence.Accept(0);
-  EXPECT_EQ(presence.Sample(logits.data()).token, 0);
+  EXPECT_EQ(presence.Sample(logits.data(), 0).token, 0);
   params.presence_penalty = 0.6;  // 0.4 < 0.5
   Sampler stronger(params, 3, 1);
   stronger.Accept(0);
-  EXPECT_EQ(stronger.Sample(logits.data()).token, 2);
+  EXPECT_EQ(stronger.Sample(logits.data(), 0).token, 2);
 
   params.presence_penalty = -1;  // negative values encourage repeats
   Sampler repeat(params, 3, 1);
   repeat.Accept(1);
-  EXPECT_EQ(repeat.Sample(logits.data()).token, 0);  // 0 + 1 = 1, a tie: lower id
+  EXPECT_EQ(repeat.Sample(logits.data(), 0).token, 0);  // 0 + 1 = 1, a tie: lower id
   params.frequency_penalty = -0.5;
   Sampler both(params, 3, 1);
   both.Accept(1);
   both.Accept(1);
-  EXPECT_EQ(both.Sample(logits.data()).token, 1);  // 0 + 2 * 0.5 + 1 = 2
+  EXPECT_EQ(both.Sample(logits.data(), 0).token, 1);  // 0 + 2 * 0.5 + 1 = 2
 }
 
 TEST(Sampler, LogitBiasBansAndForces) {
@@ -401,7 +412,7 @@ TEST(Sampler, LogitBiasBansAndForces) {
   params.temperature = 2;
   params.logit_bias = {{5, 100.0f}};
   Sampler forced(params, 16, 8);
-  for (int i = 0; i < 100; ++i) EXPECT_EQ(forced.Sample(flat.data()).token, 5);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(forced.Sample(flat.data(), i).token, 5);
 }
 
 TEST(Sampler, LogprobsAreTheLogSoftmaxOfTheRawLogits) {
@@ -415,7 +426,7 @@ TEST(Sampler, LogprobsAreTheLogSoftmaxOfTheRawLogits) {
   params.logit_bias = {{0, 50.0f}};  // forces token 0; its logprob stays the raw one
   params.top_logprobs = 3;
   Sampler sampler(params, 5, 1);
-  const Sampled sampled = sampler.Sample(logits.data());
+  const Sampled sampled = sampler.Sample(logits.data(), 0);
   EXPECT_EQ(sampled.token, 0);
   EXPECT_NEAR(sampled.logprob, expected(0), 1e-5);
   ASSERT_EQ(sampled.top.size(), 3u);
@@ -426,13 +437,13 @@ TEST(Sampler, LogprobsAreTheLogSoftmaxOfTheRawLogits) {
   }
 
   params.top_logprobs = 0;
-  const Sampled only = Sampler(params, 5, 1).Sample(logits.data());
+  const Sampled only = Sampler(params, 5, 1).Sample(logits.data(), 0);
   EXPECT_NEAR(only.logprob, expected(0), 1e-5);
   EXPECT_TRUE(only.top.empty());
   params.top_logprobs = 20;  // more than the vocabulary: all of it
-  EXPECT_EQ(Sampler(params, 5, 1).Sample(logits.data()).top.size(), 5u);
+  EXPECT_EQ(Sampler(params, 5, 1).Sample(logits.data(), 0).top.size(), 5u);
   params.top_logprobs = -1;
-  const Sampled none = Sampler(params, 5, 1).Sample(logits.data());
+  const Sampled none = Sampler(params, 5, 1).Sample(logits.data(), 0);
   EXPECT_EQ(none.logprob, 0.0f);
   EXPECT_TRUE(none.top.empty());
 }
@@ -447,7 +458,7 @@ TEST(Sampler, FarBelowTheTopWeighsNothing) {
   params.top_logprobs = 2;
   Sampler sampler(params, 300, 4);
   for (int i = 0; i < 50; ++i) {
-    const Sampled sampled = sampler.Sample(logits.data());
+    const Sampled sampled = sampler.Sample(logits.data(), i);
     EXPECT_EQ(sampled.token, 7);
     EXPECT_NEAR(sampled.top[1].second, -1000.0f, 1e-3);
   }

@@ -101,21 +101,78 @@ class Speculative : public ::testing::Test {
   testing::TempDir dir_;
 };
 
+// With k = 3 the MTP block is chained on its own output for the second and
+// third drafts, and those rows are undone: the final states (the block's
+// ring included, which a plain run leaves empty) equal those at k = 1 byte
+// for byte.
 TEST_F(Speculative, MtpDraftsChangeNoToken) {
   const auto requests = Requests(testing::SizeUnlessSanitized(6, 3), testing::SizeUnlessSanitized(60, 24));
   for (int64_t parallel : {1, 3}) {
     SchedulerOptions plain;
     plain.max_sequences = parallel;
-    const std::vector<Outcome> expected = Run(requests, plain);
-    SchedulerOptions speculative = plain;
-    speculative.speculative = true;
-    Scheduler::Stats stats;
-    ExpectSame(Run(requests, speculative, &stats), expected, "--parallel " + std::to_string(parallel));
-    EXPECT_GT(stats.drafts, 0);
-    EXPECT_GT(stats.mtp_rows, 0);
-    std::printf("parallel %lld: %lld MTP drafts, %lld accepted (random weights)\n", static_cast<long long>(parallel),
-                static_cast<long long>(stats.drafts), static_cast<long long>(stats.accepted_drafts));
+    std::vector<Outcome> expected = Run(requests, plain);
+    for (int64_t k : {1, 3}) {
+      SchedulerOptions speculative = plain;
+      speculative.speculative = true;
+      speculative.draft_tokens = k;
+      Scheduler::Stats stats;
+      std::vector<Outcome> outcomes = Run(requests, speculative, &stats, /*return_state=*/true);
+      if (k == 1) {
+        for (size_t i = 0; i < expected.size(); ++i) expected[i].session = outcomes[i].session;
+      }
+      ExpectSame(outcomes, expected, "--parallel " + std::to_string(parallel) + ", k " + std::to_string(k));
+      EXPECT_GT(stats.drafts, 0);
+      EXPECT_GT(stats.mtp_rows, 0);
+      std::printf("parallel %lld, k %lld: %lld MTP drafts, %lld accepted (random weights)\n",
+                  static_cast<long long>(parallel), static_cast<long long>(k), static_cast<long long>(stats.drafts),
+                  static_cast<long long>(stats.accepted_drafts));
+    }
   }
+}
+
+// The draft after a prompt is the argmax of the MTP logits of the reference
+// (golden A, fixture README's MTP protocol): the prompt is the golden one cut
+// before position m + 1, a logit bias makes the first sampled token the
+// golden prompt's token m, and the MTP row of position m - 1 (its final
+// streams and that token) then predicts position m + 1.
+TEST_F(Speculative, MtpDraftsAreTheArgmaxOfTheReferenceMtpLogits) {
+  const int64_t vocab = model_.config().vocab_size;
+  int checked = 0;
+  for (const testing::GoldenSequence& g : golden_.sequences()) {
+    if (!golden_.Has(g, "A.mtp_logits")) continue;
+    const std::vector<float> reference = golden_.Floats(g, "A.mtp_logits");
+    const int64_t n = g.prompt.size(), stored = reference.size() / vocab, first = n - 1 - stored;
+    for (int64_t m = first + 1; m < n; m += std::max<int64_t>(1, (n - first) / 5)) {
+      const float* row = reference.data() + (m - 1 - first) * vocab;
+      std::vector<float> sorted(row, row + vocab);
+      std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<float>());
+      if (sorted[0] - sorted[1] < testing::kToleranceA.last_prompt_d) continue;  // a knife edge; not a test of wiring
+      GenerationRequest r;
+      r.prompt.assign(g.prompt.begin(), g.prompt.begin() + m);
+      r.sampling.temperature = 0;
+      r.sampling.seed = 1;
+      r.sampling.max_tokens = 3;
+      r.sampling.logit_bias = {{g.prompt[m], 100.0f}};
+      std::vector<int32_t> sampled;
+      std::vector<std::pair<int64_t, int32_t>> drafts;
+      r.on_mtp_draft = [&](int64_t position, int32_t token) { drafts.emplace_back(position, token); };
+      SchedulerOptions options;
+      options.speculative = true;
+      Scheduler scheduler(model_, nullptr, options);
+      scheduler.Submit(std::move(r), [&](const GenerationUpdate& u) {
+        for (const Sampled& t : u.tokens) sampled.push_back(t.token);
+      });
+      scheduler.Run();
+      SCOPED_TRACE(g.name + ", m " + std::to_string(m));
+      ASSERT_FALSE(sampled.empty());
+      ASSERT_EQ(sampled[0], g.prompt[m]);
+      ASSERT_FALSE(drafts.empty());
+      EXPECT_EQ(drafts[0].first, m + 1);
+      EXPECT_EQ(drafts[0].second, ArgMax(row, vocab));
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 6);
 }
 
 // An oracle drafts the true next token except at the positions `wrong`
@@ -132,6 +189,7 @@ TEST_F(Speculative, OracleDraftsAcceptAllSomeOrNone) {
   spilled.ram_budget = 0;
   for (const KvOptions& kv : {KvOptions{}, spilled}) {
     options.kv = kv;
+    options.draft_tokens = 1;
     const std::vector<Outcome> expected = Run(requests, options, nullptr, /*return_state=*/true);
     const std::map<std::string, std::function<bool(int64_t)>> schedules = {
         {"all right", [](int64_t) { return false; }},
@@ -141,30 +199,33 @@ TEST_F(Speculative, OracleDraftsAcceptAllSomeOrNone) {
          [](int64_t p) { return p % 32 == 0 || p % 32 == 1 || p % 4 == 3 || p % 128 == 127 || p % 128 == 0; }},
     };
     for (const auto& [name, wrong] : schedules) {
-      std::vector<std::function<int32_t(const std::vector<int32_t>&)>> drafters;
-      for (size_t i = 0; i < requests.size(); ++i) {
-        std::vector<int32_t> truth = requests[i].prompt;
-        truth.insert(truth.end(), expected[i].tokens.begin(), expected[i].tokens.end());
-        drafters.push_back([truth, wrong, vocab](const std::vector<int32_t>& tokens) {
-          const int64_t p = static_cast<int64_t>(tokens.size());  // the drafted position
-          if (p >= static_cast<int64_t>(truth.size())) return -1;
-          return wrong(p) ? static_cast<int32_t>((truth[p] + 1) % vocab) : truth[p];
-        });
+      for (const int64_t k : {1, 3}) {
+        options.draft_tokens = k;
+        std::vector<std::function<int32_t(const std::vector<int32_t>&)>> drafters;
+        for (size_t i = 0; i < requests.size(); ++i) {
+          std::vector<int32_t> truth = requests[i].prompt;
+          truth.insert(truth.end(), expected[i].tokens.begin(), expected[i].tokens.end());
+          drafters.push_back([truth, wrong, vocab](const std::vector<int32_t>& tokens) {
+            const int64_t p = static_cast<int64_t>(tokens.size());  // the drafted position
+            if (p >= static_cast<int64_t>(truth.size())) return -1;
+            return wrong(p) ? static_cast<int32_t>((truth[p] + 1) % vocab) : truth[p];
+          });
+        }
+        Scheduler::Stats stats;
+        ExpectSame(Run(requests, options, &stats, /*return_state=*/true, drafters), expected,
+                   name + (kv.spill_dir.empty() ? "" : ", spilled") + ", k " + std::to_string(k));
+        EXPECT_GT(stats.drafts, 0);
+        if (name == "all right") EXPECT_EQ(stats.accepted_drafts, stats.drafts);
+        if (name == "all wrong") EXPECT_EQ(stats.accepted_drafts, 0);
+        if (name == "every third wrong") {
+          EXPECT_GT(stats.accepted_drafts, 0);
+          EXPECT_LT(stats.accepted_drafts, stats.drafts);
+        }
+        // Every token is fed once as before; a rejected draft costs one row more.
+        int64_t completion = 0;
+        for (const Outcome& o : expected) completion += o.usage.completion_tokens;
+        EXPECT_EQ(stats.decode_rows, completion + stats.drafts - stats.accepted_drafts) << name;
       }
-      Scheduler::Stats stats;
-      ExpectSame(Run(requests, options, &stats, /*return_state=*/true, drafters), expected,
-                 name + (kv.spill_dir.empty() ? "" : ", spilled"));
-      EXPECT_GT(stats.drafts, 0);
-      if (name == "all right") EXPECT_EQ(stats.accepted_drafts, stats.drafts);
-      if (name == "all wrong") EXPECT_EQ(stats.accepted_drafts, 0);
-      if (name == "every third wrong") {
-        EXPECT_GT(stats.accepted_drafts, 0);
-        EXPECT_LT(stats.accepted_drafts, stats.drafts);
-      }
-      // Every token is fed once as before; a rejected draft costs one row more.
-      int64_t completion = 0;
-      for (const Outcome& o : expected) completion += o.usage.completion_tokens;
-      EXPECT_EQ(stats.decode_rows, completion + stats.drafts - stats.accepted_drafts) << name;
     }
   }
 }
