@@ -703,7 +703,8 @@ int RunModelBench(int argc, char** argv) {
   plan_request.parallel = parallel.empty() ? 1 : *std::max_element(parallel.begin(), parallel.end());
   plan_request.context_tokens = longest + gen_tokens;
   plan_request.chunk = chunk;
-  const MemoryPlan plan = PlanMemory(ReadMemoryLimits(), WeightStore::Measure(*checkpoint), config,
+  store_options.mtp_resident = args.count("speculative") > 0;
+  const MemoryPlan plan = PlanMemory(ReadMemoryLimits(), WeightStore::Measure(*checkpoint, store_options.mtp_resident), config,
                                      SequenceState::Size(config, numerics), plan_request);
   std::fprintf(stderr, "bench: %s\n", plan.Summary().c_str());
   store_options.mem_budget = plan.weight_budget;

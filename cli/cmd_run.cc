@@ -117,7 +117,9 @@ int RunRun(int argc, char** argv) {
   if (output && !args.count("prompt")) throw Error("--json and --json-schema need text output (-p)");
 
   const Speculation speculation = SpeculativeFromArgs(args);
-  LoadedModel loaded = LoadModel(args);
+  Workload workload;
+  workload.speculative = speculation.mode != Speculation::Mode::kOff;
+  LoadedModel loaded = LoadModel(args, workload);
   const ModelConfig& config = loaded.model().config();
   GenerationRequest request;
   request.sampling = SamplingFromArgs(args, config.vocab_size);

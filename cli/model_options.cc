@@ -67,7 +67,7 @@ MemoryPlan PlanFromArgs(const cxxopts::ParseResult& args, const Checkpoint& chec
   const ModelConfig& config = checkpoint.config();
   KvOptions kv;
   kv.spill_dir = request.kv_spill ? args["kv-dir"].as<std::string>() : "";
-  return PlanMemory(ReadMemoryLimits(), WeightStore::Measure(checkpoint), config,
+  return PlanMemory(ReadMemoryLimits(), WeightStore::Measure(checkpoint, workload.speculative), config,
                     SequenceState::Size(config, numerics, kv), request);
 }
 
@@ -106,6 +106,7 @@ LoadedModel LoadModel(const cxxopts::ParseResult& args, const Workload& workload
   WeightStoreOptions store_options;
   store_options.mem_budget = loaded.plan.weight_budget;
   store_options.lock_memory = args.count("mlock") > 0;
+  store_options.mtp_resident = workload.speculative;
   loaded.stored = LoadStoredModel(std::move(checkpoint), numerics, store_options);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::fprintf(stderr, "loaded %s: %lld layers, vocab %lld, numerics %s (%.2f s)\n", dir.c_str(),

@@ -23,10 +23,12 @@ namespace dsv4::cli {
 void AddModelOptions(cxxopts::Options& options);
 
 // What a command runs beside the weights, for the memory plan: sequences at
-// once and the prefix cache (the scheduler options, where it has them).
+// once, the prefix cache (the scheduler options, where it has them), and
+// whether speculative decoding may run the MTP block (then it is resident).
 struct Workload {
   int64_t parallel = 1;
   int64_t prefix_cache_bytes = 0;
+  bool speculative = false;
 };
 
 // The memory plan (engine/runtime/memory_plan.h) of the checkpoint for the

@@ -74,7 +74,7 @@ void AddSpeculativeOption(cxxopts::Options& options) {
        "verifies them beside the current one, for each sequence while its drafts pay (auto: when the checkpoint "
        "has an MTP block); the output is the same either way (docs/speculative.md)",
        cxxopts::value<std::string>()->default_value("auto"))
-      ("draft-tokens", "With --speculative mtp: drafts verified per step at most (1 to 3; the MTP block is chained "
+      ("draft-tokens", "With --speculative auto or mtp: drafts verified per step at most (1 to 3; the MTP block is chained "
        "for more than one, each depth drafted only while it pays)",
        cxxopts::value<int64_t>()->default_value("1"));
 }
@@ -122,7 +122,8 @@ Workload WorkloadFromArgs(const cxxopts::ParseResult& args) {
   workload.parallel = args["parallel"].as<int64_t>();
   if (workload.parallel < 1) throw Error("--parallel must be >= 1");
   workload.prefix_cache_bytes = ParseBytes(args["prefix-cache"].as<std::string>(), "--prefix-cache");
-  SpeculativeFromArgs(args);  // checked here, before the model loads
+  // Checked here, before the model loads.
+  workload.speculative = SpeculativeFromArgs(args).mode != Speculation::Mode::kOff;
   return workload;
 }
 

@@ -40,7 +40,7 @@ Speculation SpeculativeFromArgs(const cxxopts::ParseResult& args);
 void AddSchedulerOptions(cxxopts::Options& options, int64_t default_parallel,
                          const std::string& default_prefix_cache = "2G");
 SchedulerOptions SchedulerOptionsFromArgs(const cxxopts::ParseResult& args, const LoadedModel& loaded);
-// --parallel and --prefix-cache, for the memory plan (LoadModel).
+// --parallel, --prefix-cache and --speculative, for the memory plan (LoadModel).
 Workload WorkloadFromArgs(const cxxopts::ParseResult& args);
 
 }  // namespace dsv4::cli

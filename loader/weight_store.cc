@@ -72,7 +72,7 @@ int64_t WeightStore::OverlayBytes(const std::vector<Overlay>& overlays) {
   return bytes;
 }
 
-WeightStore::Layout WeightStore::LayOut(const Checkpoint& checkpoint) {
+WeightStore::Layout WeightStore::LayOut(const Checkpoint& checkpoint, bool mtp_resident) {
   const ModelConfig& config = checkpoint.config();
   const std::map<const std::string*, int> index = ShardIndex(checkpoint);
   Layout layout;
@@ -93,7 +93,8 @@ WeightStore::Layout WeightStore::LayOut(const Checkpoint& checkpoint) {
   std::vector<bool> dense(schema.size()), dense_and_experts(schema.size());
   for (size_t i = 0; i < schema.size(); ++i) {
     const TensorSpec& spec = schema[i];
-    if (spec.name == "embed.weight" || spec.block >= config.num_hidden_layers) continue;  // stays mapped
+    const bool mtp = spec.block >= config.num_hidden_layers;
+    if (spec.name == "embed.weight" || (mtp && !mtp_resident)) continue;  // stays mapped
     dense[i] = expert_names.count(spec.name) == 0;
     dense_and_experts[i] = true;
   }
@@ -106,7 +107,9 @@ WeightStore::Layout WeightStore::LayOut(const Checkpoint& checkpoint) {
   return layout;
 }
 
-WeightSizes WeightStore::Measure(const Checkpoint& checkpoint) { return LayOut(checkpoint).sizes; }
+WeightSizes WeightStore::Measure(const Checkpoint& checkpoint, bool mtp_resident) {
+  return LayOut(checkpoint, mtp_resident).sizes;
+}
 
 WeightStore::WeightStore(const Checkpoint& checkpoint, const WeightStoreOptions& options) : checkpoint_(checkpoint) {
   const auto start = std::chrono::steady_clock::now();
@@ -131,7 +134,7 @@ WeightStore::WeightStore(const Checkpoint& checkpoint, const WeightStoreOptions&
   }
 
   try {
-    const Layout layout = LayOut(checkpoint);
+    const Layout layout = LayOut(checkpoint, options.mtp_resident);
     stats_.expert_bytes = layout.sizes.expert_bytes;
     stats_.dense_bytes = layout.sizes.dense_bytes;
     const int64_t budget = options.mem_budget;

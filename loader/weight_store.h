@@ -10,8 +10,9 @@
 // - routed experts: the same, when no budget is given or they fit in it;
 //   otherwise an ExpertCache of as many experts as the rest of the budget
 //   holds serves them (engine/paged_experts.h);
-// - the embedding and the MTP block stay mapped: a token touches one
-//   embedding row, and only speculative decoding runs the MTP block.
+// - the embedding stays mapped: a token touches one row of it;
+// - the MTP block is resident like a main layer when speculative decoding
+//   runs it (mtp_resident), and stays mapped otherwise.
 // docs/weight-store.md gives the reasons and the memory accounting.
 #pragma once
 
@@ -29,6 +30,7 @@ struct WeightStoreOptions {
   int64_t mem_budget = -1;   // resident weight bytes (dense + experts); < 0: no limit
   bool lock_memory = false;  // mlock everything resident
   bool direct_io = true;     // reads (load, expert misses) bypass the page cache where the filesystem allows
+  bool mtp_resident = false; // the MTP block counts as dense weights and experts (speculative decoding runs it)
 };
 
 // What a checkpoint's weights take in the store, before any is loaded: what
@@ -61,7 +63,7 @@ class WeightStore {
   // weights exceed the available RAM, or if a shard cannot be read.
   WeightStore(const Checkpoint& checkpoint, const WeightStoreOptions& options);
   // The sizes the constructor would work with; reads nothing but headers.
-  static WeightSizes Measure(const Checkpoint& checkpoint);
+  static WeightSizes Measure(const Checkpoint& checkpoint, bool mtp_resident);
   // Puts the file mappings back, so the checkpoint stays usable.
   ~WeightStore();
   WeightStore(const WeightStore&) = delete;
@@ -86,7 +88,7 @@ class WeightStore {
     std::vector<std::vector<FileExtent>> expert_items;
     WeightSizes sizes;
   };
-  static Layout LayOut(const Checkpoint& checkpoint);
+  static Layout LayOut(const Checkpoint& checkpoint, bool mtp_resident);
   static std::vector<Overlay> PlanOverlays(const Checkpoint& checkpoint, const std::vector<bool>& resident);
   static int64_t OverlayBytes(const std::vector<Overlay>& overlays);
   void Apply(const std::vector<Overlay>& overlays, bool lock_memory);

@@ -31,8 +31,8 @@ class StepCost {
   double BreakEven(int64_t sequences) const;
 
   static constexpr double kForget = 0.98;
-  // The rule on the measured flash4 costs (verify step 1.40x, MTP row
-  // 0.26x of a plain step, with the MTP window kept either way).
+  // About the rule on flash4's measured costs (verify step 1.30-1.40x a
+  // plain step, MTP row 0.09-0.26x: 0.23-0.47 as the row counts or not).
   static constexpr double kDefaultBreakEven = 0.3;
 
  private:

@@ -9,11 +9,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <random>
 #include <thread>
 
+#include "engine/runtime/scheduler.h"
 #include "engine/runtime/sequence_runner.h"
 #include "loader/error.h"
 #include "loader/expert_cache.h"
@@ -94,10 +96,12 @@ class PagedExpertsTest : public ::testing::Test {
     return everything.stats().dense_bytes + slots * ExpertCache::SlotBytes({parts});
   }
 
-  // The shard model-0000<number>-of-...: 1 holds the embedding, 2 layer 0, the last the MTP block.
+  // The shard model-<number, 5 digits>-of-...: 1 holds the embedding, 2 layer 0, the last the MTP block.
   static std::string Shard(const Checkpoint& checkpoint, int number) {
     for (const auto& shard : checkpoint.shards()) {
-      if (fs::path(shard->path()).filename().string().rfind("model-0000" + std::to_string(number) + "-of-", 0) == 0) {
+      char prefix[32];
+    std::snprintf(prefix, sizeof(prefix), "model-%05d-of-", number);
+    if (fs::path(shard->path()).filename().string().rfind(prefix, 0) == 0) {
         return shard->path();
       }
     }
@@ -194,6 +198,46 @@ TEST_F(PagedExpertsTest, ResidentWeightsSurviveTruncationOfTheirShard) {
     ASSERT_EQ(::truncate(Shard(*stored.checkpoint, number).c_str(), 0), 0);
   }
   EXPECT_TRUE(SameBits(RunLogits(*stored.model), reference));
+}
+
+// Speculative decoding runs the MTP block every drafting step, so the store
+// keeps it resident then: with every shard but the embedding's truncated, the
+// MTP drafts still run and change no token.
+TEST_F(PagedExpertsTest, TheMtpBlockIsResidentWhenSpeculationRunsIt) {
+  TempDir scratch;
+  const std::string dir = CopyCheckpoint(scratch);
+  WeightStoreOptions options;
+  options.mtp_resident = true;
+  StoredModel stored = LoadStoredModel(dir, Numerics::kDefault, options);
+  const Checkpoint& checkpoint = *stored.checkpoint;
+  EXPECT_GT(stored.store->stats().dense_bytes, WeightStore::Measure(checkpoint, false).dense_bytes);
+  EXPECT_EQ(stored.store->stats().dense_bytes, WeightStore::Measure(checkpoint, true).dense_bytes);
+  const int shards = static_cast<int>(checkpoint.shards().size());
+  for (int number = 2; number <= shards; ++number) {
+    ASSERT_EQ(::truncate(Shard(checkpoint, number).c_str(), 0), 0);
+  }
+  const auto generate = [&](bool speculative, Scheduler::Stats* stats) {
+    SchedulerOptions scheduling;
+    scheduling.speculative = speculative;
+    Scheduler scheduler(*stored.model, nullptr, scheduling);
+    GenerationRequest request;
+    request.prompt = Prompt();
+    request.sampling.max_tokens = 12;
+    request.sampling.seed = 1;
+    std::vector<int32_t> tokens;
+    scheduler.Submit(std::move(request), [&](const GenerationUpdate& u) {
+      for (const Sampled& s : u.tokens) tokens.push_back(s.token);
+    });
+    scheduler.Run();
+    *stats = scheduler.stats();
+    return tokens;
+  };
+  Scheduler::Stats plain, speculative;
+  const std::vector<int32_t> expected = generate(false, &plain);
+  EXPECT_EQ(generate(true, &speculative), expected);
+  EXPECT_EQ(plain.mtp_rows, 0);
+  EXPECT_GT(speculative.mtp_rows, 0);
+  EXPECT_GT(speculative.drafts, 0);
 }
 
 TEST_F(PagedExpertsTest, BudgetBelowTheDenseWeightsIsAnError) {
