@@ -1,7 +1,8 @@
-// Time to sample one token from a row of DeepSeek-V4's 129,280 logits, on one
-// thread, per kind of request; 16-64 sequences do this every step.
+// Time to sample one token from a row of DeepSeek-V4's 129,280 logits, per
+// kind of request; 16-64 sequences do this every step. The passes over the
+// whole vocabulary run on the OpenMP team:
 //
-//   build/benchmarks/sampler_benchmark [--benchmark_min_time=0.2]
+//   OMP_NUM_THREADS=T build/benchmarks/sampler_benchmark [--benchmark_min_time=0.2]
 //
 // The logits are uniform in [-5, 5) ("flat": top-p keeps most of the
 // vocabulary) or a few strong candidates over a low floor ("peaked", like a

@@ -107,9 +107,21 @@ inline float ExpNonPositive(float x) {
   return std::bit_cast<float>(std::bit_cast<uint32_t>(p * two_to_k) & in_range);
 }
 
+// The passes over the whole vocabulary run on the team (the scheduler's
+// thread samples its sequences one after another while the other cores
+// would wait), in blocks of fixed size: what each computes does not depend
+// on the number of threads.
+constexpr int64_t kVocabBlock = 16384;
+int64_t VocabBlocks(int64_t n) { return (n + kVocabBlock - 1) / kVocabBlock; }
+
 // w[i] = exp((x[i] - max) / temperature), x[i] <= max.
 void Exponentials(const float* x, int64_t n, float max, float temperature, float* w) {
-  for (int64_t i = 0; i < n; ++i) w[i] = ExpNonPositive((x[i] - max) / temperature);
+  const int64_t blocks = VocabBlocks(n);
+#pragma omp parallel for schedule(static) if (blocks > 1)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t end = std::min(n, (b + 1) * kVocabBlock);
+    for (int64_t i = b * kVocabBlock; i < end; ++i) w[i] = ExpNonPositive((x[i] - max) / temperature);
+  }
 }
 
 // The f64 sum of x[0, n) in one order on every machine, which the compiler
@@ -134,7 +146,7 @@ double SumInFixedOrder(const float* x, int64_t n) {
 struct Cutoff {
   float weight;
   int32_t last_id;
-  bool Keeps(float w, int32_t id) const { return w > weight || (w == weight && id <= last_id); }
+  bool Keeps(float w, int32_t id) const { return (w > weight) | ((w == weight) & (id <= last_id)); }
 };
 
 Cutoff Shorter(const Cutoff& a, const Cutoff& b) {
@@ -147,22 +159,37 @@ constexpr int kDigitBits = 10;
 constexpr uint32_t kDigits = 1u << kDigitBits;
 uint32_t Digit(float w, int shift) { return (std::bit_cast<uint32_t>(w) >> shift) & (kDigits - 1); }
 
+using DigitMass = std::array<double, kDigits>;
+
+// The weight of the tokens ids[begin, end) per digit at `shift`. Tokens take
+// turns over kCopies histograms, added up in order at the end: runs of
+// tokens in one bin (zero weights, say) would otherwise queue on that bin's
+// memory.
+DigitMass DigitMassOf(const float* w, const int32_t* ids, int64_t begin, int64_t end, int shift) {
+  constexpr int64_t kCopies = 4;
+  std::array<DigitMass, kCopies> copies{};
+  for (int64_t j = begin; j < end; ++j) copies[j % kCopies][Digit(w[ids[j]], shift)] += w[ids[j]];
+  for (int64_t c = 1; c < kCopies; ++c) {
+    for (uint32_t d = 0; d < kDigits; ++d) copies[0][d] += copies[c][d];
+  }
+  return copies[0];
+}
+
 // One level of MassCutoff: of the tokens `ids` (which share the digits above
 // `shift`), the digit at which the running sum of weights, heaviest digit
 // first and starting from *above, reaches target (the lowest digit if
 // rounding leaves it short). *above gains the weight of the heavier digits.
-// Tokens take turns over kCopies histograms, added up in order at the end:
-// runs of tokens in one bin (zero weights, say) would otherwise queue on
-// that bin's memory.
-template <typename Ids>
-uint32_t BoundaryDigit(const float* w, const Ids& ids, int shift, double target, double* above) {
-  constexpr size_t kCopies = 4;
-  std::array<std::array<double, kDigits>, kCopies> copies{};
-  size_t turn = 0;
-  for (const int32_t id : ids) copies[turn++ % kCopies][Digit(w[id], shift)] += w[id];
-  std::array<double, kDigits> mass = copies[0];
-  for (size_t c = 1; c < kCopies; ++c) {
-    for (uint32_t d = 0; d < kDigits; ++d) mass[d] += copies[c][d];
+// The team sums blocks of the tokens, added up in block order.
+uint32_t BoundaryDigit(const float* w, const std::vector<int32_t>& ids, int shift, double target, double* above) {
+  const int64_t n = static_cast<int64_t>(ids.size()), blocks = VocabBlocks(n);
+  std::vector<DigitMass> block_mass(blocks);
+#pragma omp parallel for schedule(static) if (blocks > 1)
+  for (int64_t b = 0; b < blocks; ++b) {
+    block_mass[b] = DigitMassOf(w, ids.data(), b * kVocabBlock, std::min(n, (b + 1) * kVocabBlock), shift);
+  }
+  DigitMass mass{};
+  for (int64_t b = 0; b < blocks; ++b) {
+    for (uint32_t d = 0; d < kDigits; ++d) mass[d] += block_mass[b][d];
   }
   uint32_t lowest = 0;
   while (mass[lowest] == 0) ++lowest;
@@ -180,8 +207,7 @@ uint32_t BoundaryDigit(const float* w, const Ids& ids, int shift, double target,
 // over the candidates and one to collect that digit's tokens, then passes
 // over those (usually a handful); the tokens left at the end share one
 // weight, ranked by id.
-template <typename Candidates>
-Cutoff MassCutoff(const float* w, const Candidates& candidates, double target, std::vector<int32_t>& ids) {
+Cutoff MassCutoff(const float* w, const std::vector<int32_t>& candidates, double target, std::vector<int32_t>& ids) {
   double above = 0;  // weight of the tokens ranked before every one in ids; stays below target
   int shift = 2 * kDigitBits;
   const uint32_t first = BoundaryDigit(w, candidates, shift, target, &above);
@@ -206,26 +232,49 @@ float MinWeight(double min_p) {
   return rounded < min_p ? std::nextafter(rounded, 1.0f) : rounded;
 }
 
-// The token i of largest w[i] / -ln u_i (the lower id on ties): token i
-// with probability w[i] / sum(w). Some weight must be positive. A token
-// can beat the best score b only if u_i > exp(-w[i] / b) >= 1 - w[i] / b,
-// so most tokens are passed over on their number alone; the test keeps a
-// margin far above rounding, so it never passes over a token that wins.
-int32_t GumbelMax(const float* w, int64_t n, uint64_t key) {
-  double best = 0, twice_inverse = std::numeric_limits<double>::infinity();  // 2 / best
-  int32_t chosen = -1;
-  for (int64_t i = 0; i < n; ++i) {
+struct GumbelPick {
+  double score = 0;
+  int32_t token = -1;
+};
+
+// Of the tokens i = ids[j] (i = j when ids is null), j in [begin, end), in
+// ascending order, the one of largest w[i] / -ln u_i (the lower id on
+// ties). A token can beat the best score b so far only if
+// u_i > exp(-w[i] / b) >= 1 - w[i] / b, so most tokens are passed over on
+// their number alone; the test keeps a margin far above rounding, so it
+// never passes over a token that wins.
+GumbelPick GumbelMaxIn(const float* w, const int32_t* ids, int64_t begin, int64_t end, uint64_t key) {
+  GumbelPick best;
+  double twice_inverse = std::numeric_limits<double>::infinity();  // 2 / best.score
+  for (int64_t j = begin; j < end; ++j) {
+    const int64_t i = ids ? ids[j] : j;
     if (w[i] == 0) continue;
     const double u = UniformOf(key, i);
     if (u <= 1 - w[i] * twice_inverse - 1e-9) continue;
     const double score = w[i] / NegativeLog(u);
-    if (score > best) {
-      best = score;
-      twice_inverse = 2 / best;
-      chosen = static_cast<int32_t>(i);
+    if (score > best.score) {
+      best = {score, static_cast<int32_t>(i)};
+      twice_inverse = 2 / score;
     }
   }
-  return chosen;
+  return best;
+}
+
+// Of the n tokens ids (every token when null, n the vocabulary), ascending,
+// token i with probability w[i] / sum(w): the largest w[i] / -ln u_i, the
+// lower id on ties. Some weight must be positive.
+int32_t GumbelMax(const float* w, const int32_t* ids, int64_t n, uint64_t key) {
+  const int64_t blocks = VocabBlocks(n);
+  std::vector<GumbelPick> picks(blocks);
+#pragma omp parallel for schedule(static) if (blocks > 1)
+  for (int64_t b = 0; b < blocks; ++b) {
+    picks[b] = GumbelMaxIn(w, ids, b * kVocabBlock, std::min(n, (b + 1) * kVocabBlock), key);
+  }
+  GumbelPick best;
+  for (const GumbelPick& pick : picks) {
+    if (pick.score > best.score) best = pick;
+  }
+  return best.token;
 }
 
 }  // namespace
@@ -305,10 +354,28 @@ int32_t Sampler::Draw(const float* adjusted, int64_t position) const {
   if (params_.min_p > 0) {
     keep = Shorter(keep, Cutoff{MinWeight(params_.min_p), std::numeric_limits<int32_t>::max()});
   }
-  if (keep.weight > 0) {  // a cut above: drop what it leaves out
-    for (int32_t i = 0; i < vocab_; ++i) w[i] = keep.Keeps(w[i], i) ? w[i] : 0.0f;
+  const uint64_t key = NoiseKey(seed_, position);
+  if (!top_k && keep.weight == 0) return GumbelMax(w.data(), nullptr, vocab_, key);
+  // The draw passes over the kept tokens only, in ascending order: listed
+  // without a branch per token, which a cut through a flat distribution
+  // would mispredict half the time.
+  std::vector<int32_t>& kept = scratch.ids;
+  int64_t count = 0;
+  if (top_k) {
+    std::sort(best.begin(), best.end());
+    kept.resize(best.size());
+    for (const int32_t id : best) {
+      kept[count] = id;
+      count += keep.Keeps(w[id], id);
+    }
+  } else {
+    kept.resize(vocab_);
+    for (int32_t i = 0; i < vocab_; ++i) {
+      kept[count] = i;
+      count += keep.Keeps(w[i], i);
+    }
   }
-  return GumbelMax(w.data(), vocab_, NoiseKey(seed_, position));
+  return GumbelMax(w.data(), kept.data(), count, key);
 }
 
 void Sampler::Logprobs(const float* logits, Sampled& out) const {

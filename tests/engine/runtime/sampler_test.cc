@@ -1,9 +1,11 @@
 #include "engine/runtime/sampler.h"
 
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <numeric>
 #include <set>
@@ -264,6 +266,52 @@ TEST(Sampler, TheTokenAtAPositionDependsOnlyOnTheSeedThePositionAndTheLogits) {
   std::vector<int32_t> forward;
   for (int i = 0; i < 100; ++i) forward.push_back(in_order.Sample(wide.data(), i).token);
   for (int i = 99; i >= 0; --i) ASSERT_EQ(Sampler({}, 5000, 9).Sample(wide.data(), i).token, forward[i]);
+}
+
+TEST(Sampler, AFullVocabularyDrawIsTheLargestGumbelScoreWhateverTheThreads) {
+  // The draw over DeepSeek's vocabulary runs in blocks on the team; it must
+  // equal the plain definition, the kept token of largest p_i / -ln u_i, at
+  // any thread count. Flat logits leave every token in play; peaked ones let
+  // the draw pass over nearly all; min-p and top-k cut the candidates.
+  const int64_t vocab = 129280;
+  const int team = omp_get_max_threads();
+  for (const float spread : {1.0f, 20.0f}) {
+    const std::vector<float> logits = RandomLogits(vocab, 6, -spread, spread);
+    const std::vector<double> probs = Softmax(logits);
+    const double top = *std::max_element(probs.begin(), probs.end());
+    std::vector<double> sorted = probs;
+    std::nth_element(sorted.begin(), sorted.begin() + 49, sorted.end(), std::greater<>());
+    for (const int cut : {0, 1, 2, 3}) {  // none, min-p 0.5, top-k 50, top-p 0.5 (the team sums its masses)
+      SamplingParams params;
+      if (cut == 1) params.min_p = 0.5;
+      if (cut == 2) params.top_k = 50;
+      if (cut == 3) params.top_p = 0.5;
+      const auto kept = [&](int64_t i) {
+        return cut == 0 || (cut == 1 && probs[i] >= 0.5 * top) || (cut == 2 && probs[i] >= sorted[49]);
+      };
+      for (int position = 0; position < 8; ++position) {
+        int32_t expected = -1;
+        double best = 0;
+        for (int64_t i = 0; i < vocab; ++i) {
+          const double score = probs[i] / -std::log(KeyedUniform(3, position, i));
+          if (kept(i) && score > best) {
+            best = score;
+            expected = static_cast<int32_t>(i);
+          }
+        }
+        if (cut == 3) {  // TopPOverTheWholeVocabularyMatchesASortedReference checks the set itself
+          omp_set_num_threads(1);
+          expected = Sampler(params, vocab, 3).Sample(logits.data(), position).token;
+        }
+        for (const int threads : {1, 3}) {
+          omp_set_num_threads(threads);
+          EXPECT_EQ(Sampler(params, vocab, 3).Sample(logits.data(), position).token, expected)
+              << "spread " << spread << ", cut " << cut << ", position " << position << ", threads " << threads;
+        }
+      }
+    }
+  }
+  omp_set_num_threads(team);
 }
 
 TEST(Sampler, RequestsStayInLockstepWhateverTheirLogitsOrNeighbours) {
