@@ -329,6 +329,7 @@ int32_t Sampler::Draw(const float* adjusted, int64_t position) const {
   const bool top_k = params_.top_k > 0 && params_.top_k < vocab_;
   std::vector<int32_t> best = ops::TopK(adjusted, vocab_, top_k ? params_.top_k : 1);
   const float max = adjusted[best[0]];
+  std::sort(best.begin(), best.end());  // MassCutoff and the draw take ascending ids
   // Softmax numerators, 0 outside the top-k. The top token weighs exactly 1,
   // so min-p compares weights with min_p itself.
   if (top_k) {
@@ -341,7 +342,6 @@ int32_t Sampler::Draw(const float* adjusted, int64_t position) const {
   if (params_.top_p < 1) {
     const double target = params_.top_p * SumInFixedOrder(w.data(), vocab_);
     if (top_k) {
-      std::sort(best.begin(), best.end());  // MassCutoff's candidates ascend
       keep = MassCutoff(w.data(), best, target, scratch.ids);
     } else {
       if (scratch.all_ids.size() != static_cast<size_t>(vocab_)) {
@@ -362,7 +362,6 @@ int32_t Sampler::Draw(const float* adjusted, int64_t position) const {
   std::vector<int32_t>& kept = scratch.ids;
   int64_t count = 0;
   if (top_k) {
-    std::sort(best.begin(), best.end());
     kept.resize(best.size());
     for (const int32_t id : best) {
       kept[count] = id;
