@@ -16,11 +16,10 @@ namespace dsv4 {
 void MatMul(const WeightMatrix& w, const float* x, int64_t batch, float* y);
 
 // The Highway kernels (dynamic dispatch over the compiled targets). Every
-// output is the reference's own chain of rounded products and sums in column
-// order, so the result is bit-identical to MatMulReference at every batch
-// size, on every target, whatever the thread count: a row's outputs depend
-// only on its own inputs (docs/performance.md, "Numerics and the SIMD
-// kernels").
+// output is the reference's own ChainedDot, so the result is bit-identical to
+// MatMulReference at every batch size, on every target, whatever the thread
+// count: a row's outputs depend only on its own inputs (docs/performance.md,
+// "Numerics and the SIMD kernels").
 void MatMulSimd(const WeightMatrix& w, const float* x, int64_t batch, float* y);
 
 // Which implementation MatMul runs, process-wide. Both give the same bits;
@@ -57,12 +56,29 @@ bool RunsOnMatrixEngine(const WeightMatrix& w, int64_t batch);
 // The Highway target MatMul runs on this CPU ("AVX3", "AVX2", ...).
 const char* MatMulTargetName();
 
-// Plain scalar reference of MatMul: decode a row, dot it with each input row
-// in index order. Kernels are tested against it.
+// Plain scalar reference of MatMul: decode a row, ChainedDot it with each
+// input row. Kernels are tested against it.
 void MatMulReference(const WeightMatrix& w, const float* x, int64_t batch, float* y);
 
-// The reference's dot product: sum = fma(a[c], b[c], sum) for c = 0, 1, ...,
-// one f32 rounding per step.
-float SequentialDot(const float* a, const float* b, int64_t n);
+// The order of every dot product of a row of w (w[0, n) decoded exactly) with
+// an input row x: kDotChains chains of fused multiply-adds, chain j =
+// fma(w[c], x[c], chain j) over the columns c it takes, in column order, then
+// SumDotChains. Chain j takes the columns c with c % 16 == j, except in E2M1
+// (two columns per byte), where it takes those with (c / 2) % 16 == j: the
+// order in which a vector of 16 chains meets the columns when it decodes 16
+// bytes of weights at a time (docs/performance.md, "Numerics and the SIMD
+// kernels"). Sixteen independent chains keep the FMA units busy where one
+// chain per row waited on each add.
+inline constexpr int kDotChains = 16;
+float ChainedDot(const float* w, const float* x, int64_t n, WeightFormat format);
+
+// The fixed tree that ends a chained dot product: chains[i] += chains[i + h]
+// for h = 8, 4, 2, 1; returns chains[0]. Inline, so the kernels sum alike.
+inline float SumDotChains(float* chains) {
+  for (int h = kDotChains / 2; h >= 1; h /= 2) {
+    for (int i = 0; i < h; ++i) chains[i] += chains[i + h];
+  }
+  return chains[0];
+}
 
 }  // namespace dsv4
