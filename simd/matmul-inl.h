@@ -136,13 +136,21 @@ struct BF16Codec {
 // * 2^-120, turns the subnormal codes into f32 subnormals, and multiplying
 // those is slow on AMD cores.)
 struct E4M3Codec {
-  static constexpr int64_t kCols = 16;
+  static constexpr int64_t kCols = 32;
   static constexpr size_t kVecs = kCols / kN;
   static constexpr int kBitsPerCol = 8;
   static constexpr bool kScaled = true;
   static constexpr float kScaleFactor = 256.0f;
 
   static HWY_INLINE void Decode(const uint8_t* HWY_RESTRICT bytes, VF scale, VF* out) {
+#if DSV4_MATMUL_AVX3
+    // 32 bytes per widening and bit fix (512-bit), then each half to f32:
+    // fewer instructions than 16 at a time on the ports the FMAs share.
+    const __m512i lanes = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bytes)));
+    const __m512i f16 = _mm512_and_si512(_mm512_slli_epi16(lanes, 7), _mm512_set1_epi16(static_cast<int16_t>(0xBFFF)));
+    out[0] = hn::Mul(VF{_mm512_cvtph_ps(_mm512_castsi512_si256(f16))}, scale);
+    out[1] = hn::Mul(VF{_mm512_cvtph_ps(_mm512_extracti64x4_epi64(f16, 1))}, scale);
+#else
     const DF df;
     const hn::Rebind<int8_t, DF> d8;
     const hn::Rebind<int16_t, DF> d16;
@@ -154,6 +162,7 @@ struct E4M3Codec {
       const VF value = hn::PromoteTo(df, hn::BitCast(dh, hn::And(hn::ShiftLeft<7>(lanes), clear_bit14)));
       out[k] = hn::Mul(value, scale);
     }
+#endif
   }
 };
 
