@@ -73,6 +73,9 @@ struct Scratch {
   std::vector<float> weights;  // softmax numerators
   std::vector<int32_t> ids;
   std::vector<int32_t> all_ids;  // 0, 1, ..., vocab - 1: the candidates when there is no top_k
+  // MassCutoff's first level: the candidates of heavier leading digits than
+  // the cut's, and those of its digit. Every token top-p keeps is in one.
+  std::vector<int32_t> heavier, boundary;
 };
 
 Scratch& ThreadScratch() {
@@ -204,17 +207,32 @@ uint32_t BoundaryDigit(const float* w, const std::vector<int32_t>& ids, int shif
 // selection: positive floats order like their bit patterns, so a histogram of
 // weight per leading digit tells the digit where the running sum reaches
 // target, and only the tokens of that digit go on to the next one. One pass
-// over the candidates and one to collect that digit's tokens, then passes
-// over those (usually a handful); the tokens left at the end share one
-// weight, ranked by id.
-Cutoff MassCutoff(const float* w, const std::vector<int32_t>& candidates, double target, std::vector<int32_t>& ids) {
+// over the candidates and one to list that digit's tokens (scratch.boundary)
+// and the heavier ones (scratch.heavier, for the draw), then passes over the
+// former (usually a handful); the tokens left at the end share one weight,
+// ranked by id.
+Cutoff MassCutoff(const float* w, const std::vector<int32_t>& candidates, double target, Scratch& scratch) {
   double above = 0;  // weight of the tokens ranked before every one in ids; stays below target
   int shift = 2 * kDigitBits;
   const uint32_t first = BoundaryDigit(w, candidates, shift, target, &above);
-  ids.clear();
+  // Listed without a branch per token, which a cut through a flat
+  // distribution would mispredict half the time.
+  std::vector<int32_t>& heavier = scratch.heavier;
+  std::vector<int32_t>& boundary = scratch.boundary;
+  heavier.resize(candidates.size());
+  boundary.resize(candidates.size());
+  size_t heavier_count = 0, boundary_count = 0;
   for (const int32_t id : candidates) {
-    if (w[id] > 0 && Digit(w[id], shift) == first) ids.push_back(id);
+    const uint32_t digit = Digit(w[id], shift);
+    heavier[heavier_count] = id;
+    heavier_count += digit > first;
+    boundary[boundary_count] = id;
+    boundary_count += (w[id] > 0) & (digit == first);
   }
+  heavier.resize(heavier_count);
+  boundary.resize(boundary_count);
+  std::vector<int32_t>& ids = scratch.ids;
+  ids = boundary;
   for (shift -= kDigitBits; shift >= 0; shift -= kDigitBits) {
     const uint32_t digit = BoundaryDigit(w, ids, shift, target, &above);
     std::erase_if(ids, [&](int32_t id) { return Digit(w[id], shift) != digit; });
@@ -342,13 +360,13 @@ int32_t Sampler::Draw(const float* adjusted, int64_t position) const {
   if (params_.top_p < 1) {
     const double target = params_.top_p * SumInFixedOrder(w.data(), vocab_);
     if (top_k) {
-      keep = MassCutoff(w.data(), best, target, scratch.ids);
+      keep = MassCutoff(w.data(), best, target, scratch);
     } else {
       if (scratch.all_ids.size() != static_cast<size_t>(vocab_)) {
         scratch.all_ids.resize(vocab_);
         std::iota(scratch.all_ids.begin(), scratch.all_ids.end(), 0);
       }
-      keep = MassCutoff(w.data(), scratch.all_ids, target, scratch.ids);
+      keep = MassCutoff(w.data(), scratch.all_ids, target, scratch);
     }
   }
   if (params_.min_p > 0) {
@@ -358,10 +376,22 @@ int32_t Sampler::Draw(const float* adjusted, int64_t position) const {
   if (!top_k && keep.weight == 0) return GumbelMax(w.data(), nullptr, vocab_, key);
   // The draw passes over the kept tokens only, in ascending order: listed
   // without a branch per token, which a cut through a flat distribution
-  // would mispredict half the time.
+  // would mispredict half the time; after top-p, from MassCutoff's lists
+  // (the heavier tokens and the cut's digit, merged), not the vocabulary.
   std::vector<int32_t>& kept = scratch.ids;
   int64_t count = 0;
-  if (top_k) {
+  if (params_.top_p < 1) {
+    const std::vector<int32_t>& heavier = scratch.heavier;
+    const std::vector<int32_t>& boundary = scratch.boundary;
+    kept.resize(heavier.size() + boundary.size());
+    size_t h = 0, b = 0;
+    while (h < heavier.size() || b < boundary.size()) {
+      const bool from_heavier = b == boundary.size() || (h < heavier.size() && heavier[h] < boundary[b]);
+      const int32_t id = from_heavier ? heavier[h++] : boundary[b++];
+      kept[count] = id;
+      count += keep.Keeps(w[id], id);
+    }
+  } else if (top_k) {
     kept.resize(best.size());
     for (const int32_t id : best) {
       kept[count] = id;
