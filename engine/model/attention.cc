@@ -190,33 +190,30 @@ void Attention::Forward(const float* input, const std::vector<LayerRow>& rows, f
   }
   // Then token by token, in order: the window takes each KV row just before
   // its own attention, so the ring holds positions p-W+1..p at that time.
-  // HCA queries read every available compressed row: decode them once per
-  // sequence and call, growing the decoded prefix as positions advance.
+  // HCA queries read every available compressed row, from the state's
+  // decoded rows, extended by the rows new at this position.
   std::vector<float> attended(n * heads * d), candidates;
-  const LayerState* decoded_for = nullptr;
-  int64_t decoded = 0;
   for (int64_t t = 0; t < n; ++t) {
     LayerState& state = *rows[t].state;
     const int64_t p = positions[t];
     std::copy(kv.begin() + t * d, kv.begin() + (t + 1) * d, state.window.begin() + (p % c.sliding_window) * d);
     int64_t num_compressed = 0;
+    const float* compressed_rows = nullptr;
     if (indexer_) {
       num_compressed = selected[t].size();
       candidates.resize(num_compressed * d);
       state.compressed->Gather(selected[t].data(), num_compressed, candidates.data());
+      compressed_rows = candidates.data();
     } else if (w_.compressed) {
-      if (decoded_for != &state) {
-        decoded_for = &state;
-        decoded = 0;
-      }
       num_compressed = (p + 1) / w_.compressor.ratio;
+      const int64_t decoded = static_cast<int64_t>(state.decoded_rows.size()) / d;
       if (num_compressed > decoded) {
-        candidates.resize(num_compressed * d);
-        state.compressed->GatherRange(decoded, num_compressed, candidates.data() + decoded * d);
-        decoded = num_compressed;
+        state.decoded_rows.resize(num_compressed * d);
+        state.compressed->GatherRange(decoded, num_compressed, state.decoded_rows.data() + decoded * d);
       }
+      compressed_rows = state.decoded_rows.data();
     }
-    Attend(q.data() + t * heads * d, p, angles[t], state, candidates.data(), num_compressed,
+    Attend(q.data() + t * heads * d, p, angles[t], state, compressed_rows, num_compressed,
            attended.data() + t * heads * d);
     state.length = p + 1;
   }

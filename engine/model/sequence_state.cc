@@ -69,13 +69,18 @@ KvSize SequenceState::Size(const ModelConfig& config, Numerics numerics, const K
     const int64_t ratio = config.CompressRatio(L);
     if (ratio == 0) continue;
     size.fixed_bytes += CompressorFloats(ratio, config.head_dim, ratio == 4) * static_cast<int64_t>(sizeof(float));
+    if (ratio != 4) {
+      const int64_t decoded_row = config.head_dim * static_cast<int64_t>(sizeof(float));
+      size.ram_rows.push_back({ratio, main_row, /*paged=*/true});
+      size.ram_rows.push_back({ratio, decoded_row, /*paged=*/false});
+      size.ram_bytes_per_token += static_cast<double>(main_row + decoded_row) / ratio;
+      continue;
+    }
     size.spillable_rows.push_back({ratio, main_row, /*paged=*/true});
     size.spillable_bytes_per_token += static_cast<double>(main_row) / ratio;
-    if (ratio == 4) {
-      size.fixed_bytes += CompressorFloats(4, config.index_head_dim, true) * static_cast<int64_t>(sizeof(float));
-      size.ram_rows.push_back({4, indexer_row, /*paged=*/false});
-      size.ram_bytes_per_token += static_cast<double>(indexer_row) / ratio;
-    }
+    size.fixed_bytes += CompressorFloats(4, config.index_head_dim, true) * static_cast<int64_t>(sizeof(float));
+    size.ram_rows.push_back({4, indexer_row, /*paged=*/false});
+    size.ram_bytes_per_token += static_cast<double>(indexer_row) / ratio;
   }
   return size;
 }
@@ -92,7 +97,9 @@ SequenceState::SequenceState(const ModelConfig& config, Numerics numerics, const
     const int64_t ratio = config.CompressRatio(L);
     if (ratio > 0) {
       s.compressor.Reset(ratio, config.head_dim, ratio == 4);
-      s.compressed = std::make_unique<KvRowStore>(main_codec, spill_.get());
+      // HCA rows are all read at every step (and are few: one per 128
+      // tokens), so they stay in RAM like indexer rows.
+      s.compressed = std::make_unique<KvRowStore>(main_codec, ratio == 4 ? spill_.get() : nullptr);
     }
     if (ratio == 4) {
       // Indexer rows are scanned at every step, so they always stay in RAM.
@@ -163,6 +170,7 @@ int64_t SequenceState::kv_ram_bytes() const {
   for (const LayerState& s : layers_) {
     if (s.compressed) bytes += s.compressed->resident_bytes();
     if (s.indexer_rows) bytes += s.indexer_rows->resident_bytes();
+    bytes += FloatBytes(s.decoded_rows);
   }
   return bytes;
 }
@@ -283,6 +291,8 @@ void SequenceState::RollBack(int64_t keep) {
     if (ratio > 0) {
       u.main.Restore(s.compressor, begin, keep, end);
       s.compressed->Truncate(keep / ratio);
+      const int64_t decoded = std::min<int64_t>(static_cast<int64_t>(s.decoded_rows.size()), keep / ratio * d);
+      s.decoded_rows.resize(decoded);
     }
     if (ratio == 4) {
       u.indexer.Restore(s.indexer_compressor, begin, keep, end);

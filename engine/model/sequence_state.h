@@ -41,11 +41,13 @@ struct KvSize {
     int64_t Bytes(int64_t tokens) const;
   };
   int64_t fixed_bytes = 0;            // window rings and compressor buffers
-  std::vector<Rows> ram_rows;         // indexer rows: scanned every step, never spilled
-  std::vector<Rows> spillable_rows;   // main compressed rows: may spill to --kv-dir
+  // Rows read at every step, never spilled: indexer rows, and the rows of
+  // layers without an indexer (HCA), encoded and decoded.
+  std::vector<Rows> ram_rows;
+  std::vector<Rows> spillable_rows;   // main compressed rows of CSA layers: may spill to --kv-dir
   double ram_bytes_per_token = 0;     // the long-run averages of both
   double spillable_bytes_per_token = 0;
-  int64_t RamBytes(int64_t tokens) const;        // the fixed part and the indexer rows
+  int64_t RamBytes(int64_t tokens) const;        // the fixed part and ram_rows
   int64_t SpillableBytes(int64_t tokens) const;  // compressed rows, whole pages
   int64_t TotalBytes(int64_t tokens) const { return RamBytes(tokens) + SpillableBytes(tokens); }
 };
@@ -68,6 +70,10 @@ struct LayerState {
   std::vector<float> window;                   // [sliding_window][head_dim]; position p at row p % window
   std::unique_ptr<KvRowStore> compressed;      // main compressor rows (compressed layers)
   std::unique_ptr<IndexerRows> indexer_rows;   // indexer compressor rows (CSA layers)
+  // Layers without an indexer (HCA) attend to every compressed row at every
+  // step: their first rows decoded to f32 [rows][head_dim], extended as rows
+  // are read and cut back with them, so a step decodes only the new ones.
+  std::vector<float> decoded_rows;
   CompressorState compressor;
   CompressorState indexer_compressor;
 };

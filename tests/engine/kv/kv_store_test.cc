@@ -24,7 +24,10 @@ struct Fixture {
 // of the last prompt position and of each decode step.
 struct KvUse {
   int64_t ram = 0, spilled = 0;
-  int64_t unspillable = 0;  // indexer rows and each store's partial last page
+  int64_t unspillable = 0;  // indexer rows, HCA rows and each CSA store's partial last page
+  // Layers without an indexer (HCA): their rows, those of them in RAM, and
+  // those decoded for attention.
+  int64_t hca_rows = 0, hca_rows_in_ram = 0, hca_rows_decoded = 0;
 };
 
 std::vector<float> RunLong(const Fixture& f, const KvOptions& kv, KvUse* use = nullptr) {
@@ -41,8 +44,14 @@ std::vector<float> RunLong(const Fixture& f, const KvOptions& kv, KvUse* use = n
     for (int64_t L = 0; L < state.num_layers(); ++L) {
       const LayerState& layer = state.layer(L);
       if (layer.indexer_rows) use->unspillable += layer.indexer_rows->resident_bytes();
-      if (layer.compressed) {
+      if (layer.compressed && layer.indexer_rows) {
         use->unspillable += KvRowStore::kRowsPerPage * layer.compressed->codec().bytes_per_row();
+      } else if (layer.compressed) {
+        use->unspillable += layer.compressed->resident_bytes();
+        use->unspillable += static_cast<int64_t>(layer.decoded_rows.capacity() * sizeof(float));
+        use->hca_rows += layer.compressed->size();
+        use->hca_rows_in_ram += layer.compressed->resident_bytes() / layer.compressed->codec().bytes_per_row();
+        use->hca_rows_decoded += static_cast<int64_t>(layer.decoded_rows.size()) / layer.compressed->codec().dim();
       }
     }
   }
@@ -77,6 +86,33 @@ TEST(KvStore, SpillWithTinyBudgetIsBitIdentical) {
     EXPECT_GT(use.spilled, 0) << "budget " << budget;
     EXPECT_LE(use.ram, budget + use.unspillable) << "budget " << budget;
   }
+}
+
+// HCA layers attend to all their rows at every step: the rows stay in RAM
+// whatever the budget, and each is decoded once, not once per step.
+TEST(KvStore, HcaRowsStayInRamAndAreDecodedOnce) {
+  Fixture f;
+  testing::TempDir dir;
+  KvOptions spill;
+  spill.spill_dir = dir.path();
+  spill.ram_budget = 0;
+  KvUse use;
+  RunLong(f, spill, &use);
+  ASSERT_GT(use.hca_rows, 0) << "the fixture has an HCA layer";
+  EXPECT_GT(use.spilled, 0);
+  EXPECT_GE(use.hca_rows_in_ram, use.hca_rows);
+  EXPECT_EQ(use.hca_rows_decoded, use.hca_rows);
+  // The sequence is too short for a whole page of HCA rows, so the plan is
+  // checked too: only CSA rows are spillable; HCA rows, encoded and
+  // decoded, count against RAM.
+  const ModelConfig& config = f.model.config();
+  const KvSize size = SequenceState::Size(config, f.model.numerics(), spill);
+  for (const KvSize::Rows& rows : size.spillable_rows) EXPECT_EQ(rows.ratio, 4);
+  int64_t hca_ram_rows = 0;
+  for (const KvSize::Rows& rows : size.ram_rows) hca_ram_rows += rows.ratio != 4;
+  int64_t hca_layers = 0;
+  for (int64_t L = 0; L < config.NumBlocks(); ++L) hca_layers += config.CompressRatio(L) > 0 && config.CompressRatio(L) != 4;
+  EXPECT_EQ(hca_ram_rows, 2 * hca_layers);
 }
 
 TEST(KvStore, UnwritableSpillDirectoryIsAClearError) {
