@@ -111,9 +111,8 @@ int main(int argc, char** argv) {
       rest.push_back(argv[i]);
     }
   }
-  SetThreadCount(threads);
-  std::fprintf(stderr, "indexer_scores_benchmark: %d threads, dispatching to %s\n",
-               threads > 0 ? threads : PhysicalCores(), IndexerScoresTargetName());
+  std::fprintf(stderr, "indexer_scores_benchmark: %d threads, dispatching to %s\n", SetThreadCount(threads).threads,
+               IndexerScoresTargetName());
   for (const Shape& shape : kShapes) {
     const std::string name = std::string(shape.name) + "/q" + std::to_string(shape.count) + "_h" +
                              std::to_string(shape.heads) + "_d" + std::to_string(shape.dim) + "_rows" +

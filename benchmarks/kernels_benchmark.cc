@@ -145,8 +145,7 @@ int main(int argc, char** argv) {
   using namespace dsv4;
   const Flags flags = TakeFlags(&argc, argv);
   if (flags.no_avx512) hwy::DisableTargets(HWY_AVX3 | HWY_AVX3_DL);
-  SetThreadCount(flags.threads);
-  g_roofline.threads = flags.threads > 0 ? flags.threads : PhysicalCores();
+  g_roofline.threads = SetThreadCount(flags.threads).threads;
   benchmark::Initialize(&argc, argv);
   benchmark::RegisterBenchmark("probe/read_bandwidth", BM_ReadBandwidthProbe)->Iterations(8)->UseRealTime();
   benchmark::RegisterBenchmark("probe/fma_peak", BM_FmaPeakProbe)->Iterations(5)->UseRealTime();

@@ -37,7 +37,7 @@
 #include "loader/process_memory.h"
 #include "simd/matrix_engine.h"
 #include "simd/roofline.h"
-#include "simd/threads.h"
+#include "cli/thread_options.h"
 
 namespace dsv4::cli {
 namespace {
@@ -388,6 +388,7 @@ class Bench {
 struct Report {
   std::string dir;
   int threads = 0;
+  std::string numa;  // the team's placement, TeamPlacement::Summary
   Numerics numerics = Numerics::kDefault;
   int64_t mem_budget = -1;
   bool mem_budget_auto = true;
@@ -453,6 +454,7 @@ void PrintJson(const Report& r) {
   Json out;
   out["model"] = r.dir;
   out["threads"] = r.threads;
+  out["numa"] = r.numa;
   out["numerics"] = NumericsName(r.numerics);
   out["cpu"] = {{"model", CpuModelName()}, {"simd_target", MatMulTargetName()}, {"bf16_unit", Bf16MatrixUnit()}};
   out["mem_budget_bytes"] = r.mem_budget;
@@ -581,7 +583,8 @@ void PrintCsv(const Report& r) {
 
 void PrintMarkdown(const Report& r) {
   const double gb = 1e9;
-  std::printf("dsv4 bench: %s, %d threads, numerics %s\n\n", r.dir.c_str(), r.threads, NumericsName(r.numerics));
+  std::printf("dsv4 bench: %s, %d threads, numerics %s\n\n- %s\n", r.dir.c_str(), r.threads, NumericsName(r.numerics),
+              r.numa.c_str());
   std::printf("- machine: %s, %s kernels, bf16 unit %s; DRAM read %.2f GB/s measured", CpuModelName().c_str(),
               MatMulTargetName(), Bf16MatrixUnit().empty() ? "none" : Bf16MatrixUnit().c_str(), r.read_gbps);
   if (r.store.paging) std::printf(", disk read %.3f GB/s measured (%s)", r.disk_gbps, r.direct_io ? "O_DIRECT" : "buffered");
@@ -635,7 +638,6 @@ int RunModelBench(int argc, char** argv) {
       ("speculative", "oracle: also measure speculative decoding (plain, an oracle draft that is always "
        "right, and the MTP block's drafts; JSON and stderr)", cxxopts::value<std::string>())
       ("draft-tokens", "With --speculative: drafts per step, k (1 to 3)", cxxopts::value<int64_t>()->default_value("1"))
-      ("threads", "Worker threads (default: physical cores)", cxxopts::value<int>())
       ("mem-budget", "Resident weight bytes (dense + expert cache), e.g. 800M; auto: the memory plan (dsv4 plan)",
        cxxopts::value<std::string>()->default_value("auto"))
       ("chunk", "Prefill rows per forward pass", cxxopts::value<int64_t>()->default_value("512"))
@@ -648,6 +650,7 @@ int RunModelBench(int argc, char** argv) {
       ("plot", "Also draw the run into this SVG file: decode and prefill tok/s against context depth (--depths) "
        "and decode tok/s against sequences in parallel (--parallel), each beside this machine's roofline",
        cxxopts::value<std::string>());
+  AddThreadOptions(options);
   const auto args = ParseOptions(options, argc, argv);
   if (!args.unmatched().empty()) throw Error("unexpected argument \"" + args.unmatched()[0] + "\"");
   if (!args.count("model")) throw Error("-m/--model DIR is required");
@@ -663,11 +666,8 @@ int RunModelBench(int argc, char** argv) {
   if (chunk < 1) throw Error("--chunk must be >= 1");
   const std::vector<int64_t> depths = args.count("depths") ? ParseDepths(args["depths"].as<std::string>())
                                                            : std::vector<int64_t>{};
-  int threads = PhysicalCores();
-  if (args.count("threads")) {
-    threads = args["threads"].as<int>();
-    if (threads < 1) throw Error("--threads must be >= 1");
-  }
+  const TeamPlacement& placement = StartThreadTeam(args);
+  const int threads = placement.threads;
   const std::string budget_text = args["mem-budget"].as<std::string>();
   WeightStoreOptions store_options;
   store_options.lock_memory = args.count("mlock") > 0;
@@ -715,7 +715,7 @@ int RunModelBench(int argc, char** argv) {
   report.numerics = numerics;
   report.mem_budget = plan.weight_budget;
   report.mem_budget_auto = plan.automatic;
-  SetThreadCount(threads);
+  report.numa = placement.Summary(Topology::OfThisProcess());
   // Probed before and after the runs; the better figure is the machine's (a
   // busy neighbour can only make a probe slower).
   auto probe_dram = [&] {

@@ -16,7 +16,7 @@
 #include "simd/matmul.h"
 #include "simd/matrix_engine.h"
 #include "simd/roofline.h"
-#include "simd/threads.h"
+#include "cli/thread_options.h"
 
 namespace dsv4::cli {
 namespace {
@@ -26,11 +26,12 @@ double Round(double value, int decimals) {
   return std::round(value * scale) / scale;
 }
 
-void PrintJson(const Roofline& roofline, const std::vector<KernelMeasurement>& results) {
+void PrintJson(const Roofline& roofline, const std::string& numa, const std::vector<KernelMeasurement>& results) {
   nlohmann::ordered_json out;
   out["machine"] = {{"cpu_model", CpuModelName()},
                     {"simd_target", MatMulTargetName()},
                     {"threads", roofline.threads},
+                    {"numa", numa},
                     {"read_GBps", Round(roofline.read_gbps, 2)},
                     {"fma_GFLOPs", Round(roofline.fma_gflops, 1)},
                     {"bf16_unit", Bf16MatrixUnit()},
@@ -51,14 +52,14 @@ void PrintJson(const Roofline& roofline, const std::vector<KernelMeasurement>& r
   std::printf("%s\n", out.dump().c_str());
 }
 
-void PrintTable(const Roofline& roofline, const std::vector<KernelMeasurement>& results) {
+void PrintTable(const Roofline& roofline, const std::string& numa, const std::vector<KernelMeasurement>& results) {
   std::printf("machine: %s, %d threads, %s kernels, DRAM read %.1f GB/s, f32 FMA peak %.1f GFLOP/s",
               CpuModelName().c_str(), roofline.threads, MatMulTargetName(), roofline.read_gbps, roofline.fma_gflops);
   if (roofline.bf16_gflops > 0) {
     std::printf(", bf16 peak %.1f GFLOP/s (%s, oneDNN %s)", roofline.bf16_gflops, Bf16MatrixUnit().c_str(),
                 Bf16MatMulImplementation().c_str());
   }
-  std::printf("\n\n");
+  std::printf("\n%s\n\n", numa.c_str());
   std::printf("%-14s %-7s %-6s %5s %6s %6s %9s %9s %8s\n", "kernel", "kind", "format", "M", "N", "K", "GB/s",
               "GFLOP/s", "of roof");
   for (const KernelMeasurement& r : results) {
@@ -72,9 +73,10 @@ void PrintTable(const Roofline& roofline, const std::vector<KernelMeasurement>& 
       "weights decoded to bf16 in each call): %% of the bf16 peak (oneDNN's best on 512 x 4096 x 4096).\n");
 }
 
-int BenchKernels(int threads, bool json) {
-  SetThreadCount(threads);
-  std::fprintf(stderr, "bench: measuring the roofline with %d threads (%s kernels)...\n", threads, MatMulTargetName());
+int BenchKernels(const TeamPlacement& placement, bool json) {
+  const std::string numa = placement.Summary(Topology::OfThisProcess());
+  std::fprintf(stderr, "bench: measuring the roofline with %d threads (%s kernels)...\n", placement.threads,
+               MatMulTargetName());
   RooflineTracker tracker;  // re-probed before every kernel, best figures kept
   std::fprintf(stderr, "bench: DRAM read %.1f GB/s, FMA peak %.1f GFLOP/s\n", tracker.best().read_gbps,
                tracker.best().fma_gflops);
@@ -98,9 +100,9 @@ int BenchKernels(int threads, bool json) {
     results.push_back(MeasureKernel(c, 5, 0.1));
   }
   if (json) {
-    PrintJson(tracker.best(), results);
+    PrintJson(tracker.best(), numa, results);
   } else {
-    PrintTable(tracker.best(), results);
+    PrintTable(tracker.best(), numa, results);
   }
   return 0;
 }
@@ -114,17 +116,12 @@ int RunBench(int argc, char** argv) {
   cxxopts::Options options("dsv4 bench", "Measure this machine's roofline and the kernels against it.");
   options.add_options()
       ("kernels", "Benchmark the MatMul kernels at DeepSeek-V4-Flash shapes")
-      ("threads", "Threads (default: physical cores)", cxxopts::value<int>())
       ("json", "Write one JSON object to stdout instead of a table");
+  AddThreadOptions(options);
   const auto args = ParseOptions(options, argc, argv);
   if (!args.unmatched().empty()) throw Error("unexpected argument \"" + args.unmatched()[0] + "\"");
   if (!args.count("kernels")) throw Error("nothing to benchmark: give --kernels");
-  int threads = PhysicalCores();
-  if (args.count("threads")) {
-    threads = args["threads"].as<int>();
-    if (threads < 1) throw Error("--threads: must be at least 1, got " + std::to_string(threads));
-  }
-  return BenchKernels(threads, args.count("json") > 0);
+  return BenchKernels(StartThreadTeam(args), args.count("json") > 0);
 }
 
 const RegisterCommand kRegister("bench", "Measure the kernels (--kernels) or a model (-m DIR) against this machine", &RunBench);

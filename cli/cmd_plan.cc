@@ -20,7 +20,7 @@
 #include "loader/expert_cache.h"
 #include "loader/model_summary.h"
 #include "simd/roofline.h"
-#include "simd/threads.h"
+#include "cli/thread_options.h"
 
 namespace dsv4::cli {
 namespace {
@@ -142,8 +142,7 @@ int RunPlan(int argc, char** argv) {
   if (!args.count("model")) throw Error("-m/--model DIR is required");
   RefuseSessionOptions(args, "plan", "it plans, it runs nothing");
   const Workload workload = WorkloadFromArgs(args);
-  if (args.count("threads") && args["threads"].as<int>() < 1) throw Error("--threads must be >= 1");
-  SetThreadCount(args.count("threads") ? args["threads"].as<int>() : 0);
+  StartThreadTeam(args);
   const std::string dir = args["model"].as<std::string>();
   const Checkpoint checkpoint(dir);
   const ModelConfig& config = checkpoint.config();

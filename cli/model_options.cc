@@ -11,17 +11,17 @@
 #include "engine/model/session_file.h"
 #include "loader/error.h"
 #include "simd/matmul.h"
-#include "simd/threads.h"
+#include "cli/thread_options.h"
 
 namespace dsv4::cli {
 
 void AddModelOptions(cxxopts::Options& options) {
+  AddThreadOptions(options);
   options.add_options()
       ("m,model", "Model directory (Hugging Face layout)", cxxopts::value<std::string>())
       ("numerics", kNumericsHelp, cxxopts::value<std::string>()->default_value("default"))
       ("chunk", "Token rows per forward call: prefill chunks (bounds activation memory; 0 = a whole prompt at once)",
        cxxopts::value<int64_t>()->default_value("512"))
-      ("threads", "Worker threads (default: OMP_NUM_THREADS if set, else physical cores)", cxxopts::value<int>())
       ("mem-budget", "Resident weight bytes (dense + expert cache), e.g. 40G, routed experts beyond it paged; auto: "
        "planned from the memory this process may use (dsv4 plan shows it)",
        cxxopts::value<std::string>()->default_value("auto"))
@@ -73,13 +73,8 @@ MemoryPlan PlanFromArgs(const cxxopts::ParseResult& args, const Checkpoint& chec
 
 LoadedModel LoadModel(const cxxopts::ParseResult& args, const Workload& workload) {
   if (!args.count("model")) throw Error("-m/--model DIR is required");
-  // One pinned team of --threads (default: OMP_NUM_THREADS, else physical cores; simd/threads.h).
-  int threads = 0;
-  if (args.count("threads")) {
-    threads = args["threads"].as<int>();
-    if (threads < 1) throw Error("--threads must be >= 1");
-  }
-  SetThreadCount(threads);
+  // Before any weight memory is mapped: the team's placement decides where it goes.
+  StartThreadTeam(args);
   try {
     SetMatMulKernels(ParseMatMulKernels(args["matmul"].as<std::string>()));
   } catch (const std::invalid_argument& e) {

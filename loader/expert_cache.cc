@@ -12,6 +12,7 @@
 #include <numeric>
 
 #include "loader/error.h"
+#include "simd/threads.h"
 
 namespace dsv4 {
 namespace {
@@ -54,6 +55,7 @@ uint8_t* MapWeightMemory(uint64_t bytes, uintptr_t like) {
   // Fewer TLB misses while streaming gigabytes of weights; a kernel without
   // transparent huge pages refuses the advice and small pages serve.
   ::madvise(reinterpret_cast<void*>(start), bytes, MADV_HUGEPAGE);
+  PlaceWeightMemory(reinterpret_cast<void*>(start), bytes);
   return reinterpret_cast<uint8_t*>(start);
 }
 

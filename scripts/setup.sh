@@ -3,7 +3,7 @@
 set -euo pipefail
 packages=(cmake ninja-build g++ pkg-config libhwy-dev libdnnl-dev ocl-icd-opencl-dev libcxxopts-dev
           libgtest-dev libgmock-dev libbenchmark-dev
-          libpcre2-dev nlohmann-json3-dev libssl-dev libcpp-httplib-dev libeigen3-dev
+          libpcre2-dev nlohmann-json3-dev libssl-dev libcpp-httplib-dev libeigen3-dev libhwloc-dev
           clang-14 libclang-rt-14-dev libomp-14-dev)
 missing=()
 for p in "${packages[@]}"; do

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -87,6 +88,7 @@ HWY_AFTER_NAMESPACE();
 #include "hwy/aligned_allocator.h"
 #include "simd/matmul.h"
 #include "simd/matrix_engine.h"
+#include "simd/threads.h"
 
 namespace dsv4 {
 
@@ -281,7 +283,8 @@ std::vector<KernelCase> FlashKernelCases() {
 }
 
 struct KernelWorkload::Buffers {
-  std::vector<std::vector<uint8_t>> data, scales;
+  std::vector<std::unique_ptr<uint8_t[]>> data;  // placed on NUMA nodes as the engine's weights are
+  std::vector<std::vector<uint8_t>> scales;
   std::vector<WeightMatrix> matrices;
   std::vector<float> x, y;
 };
@@ -314,10 +317,16 @@ KernelWorkload::KernelWorkload(const KernelCase& kernel_case, int64_t min_total_
         scale_bytes = case_.n * shape.ScaleCols();
         break;
     }
-    std::vector<uint8_t> data(data_bytes), scales(scale_bytes);
-    random.Fill(data.data(), data_bytes);
+    // Not value-initialized: placed before anything touches it.
+    std::unique_ptr<uint8_t[]> data(new uint8_t[data_bytes]);
+    PlaceWeightMemory(data.get(), static_cast<uint64_t>(data_bytes));
+    std::vector<uint8_t> scales(scale_bytes);
+    random.Fill(data.get(), data_bytes);
     if (case_.format == WeightFormat::kE4M3Blocked) {
-      for (uint8_t& code : data) code = (code & 0x7F) == 0x7F ? code - 1 : code;  // no NaN codes
+      for (int64_t i = 0; i < data_bytes; ++i) {
+        uint8_t& code = data[i];
+        code = (code & 0x7F) == 0x7F ? code - 1 : code;  // no NaN codes
+      }
     } else if (case_.format == WeightFormat::kBF16 || case_.format == WeightFormat::kF32) {
       // Finite normal values of magnitude about 2^-8..1, like real weights.
       const int bytes_per_value = case_.format == WeightFormat::kBF16 ? 2 : 4;
@@ -331,7 +340,7 @@ KernelWorkload::KernelWorkload(const KernelCase& kernel_case, int64_t min_total_
     }
     for (uint8_t& e : scales) e = static_cast<uint8_t>(112 + e % 12);  // 2^-15 .. 2^-4
     WeightMatrix w = shape;
-    w.data = data.data();
+    w.data = data.get();
     w.scales = scales.empty() ? nullptr : scales.data();
     buffers_->data.push_back(std::move(data));
     buffers_->scales.push_back(std::move(scales));

@@ -6,86 +6,160 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <fstream>
-#include <set>
-#include <string>
-#include <utility>
-#include <vector>
+#include <stdexcept>
 
 namespace dsv4 {
+
+const char kNumaHelp[] =
+    "distribute | isolate | off: threads spread over the NUMA nodes with the weights interleaved over them; "
+    "threads and weights on the node the process started on; or no placement (numactl's)";
+
+NumaPolicy ParseNumaPolicy(const std::string& text) {
+  if (text == "distribute") return NumaPolicy::kDistribute;
+  if (text == "isolate") return NumaPolicy::kIsolate;
+  if (text == "off") return NumaPolicy::kOff;
+  throw std::invalid_argument("--numa: expected distribute, isolate or off, got \"" + text + "\"");
+}
+
+const char* NumaPolicyName(NumaPolicy policy) {
+  switch (policy) {
+    case NumaPolicy::kDistribute:
+      return "distribute";
+    case NumaPolicy::kIsolate:
+      return "isolate";
+    case NumaPolicy::kOff:
+      return "off";
+  }
+  return "?";
+}
+
 namespace {
 
-// -1 where sysfs does not say.
-int ReadTopologyValue(int cpu, const char* field) {
-  std::ifstream in("/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/" + field);
-  int value = -1;
-  if (!(in >> value)) return -1;
-  return value;
-}
-
-// The CPUs the process may use, as they were on the first call: pinning
-// later narrows the calling thread's own mask to one CPU.
-const std::vector<int>& AllowedCpus() {
-  static const std::vector<int> cpus = [] {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    std::vector<int> allowed;
-    if (sched_getaffinity(0, sizeof(set), &set) != 0) return allowed;
-    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
-      if (CPU_ISSET(cpu, &set)) allowed.push_back(cpu);
+// A node's CPUs, one per physical core first, then the cores' second CPUs, and so on.
+std::vector<int> CpusCoresFirst(const NumaNode& node) {
+  std::vector<int> order;
+  for (size_t round = 0;; ++round) {
+    const size_t before = order.size();
+    for (const auto& core : node.cores) {
+      if (round < core.size()) order.push_back(core[round]);
     }
-    return allowed;
-  }();
-  return cpus;
+    if (order.size() == before) return order;
+  }
 }
 
-// Allowed CPUs ordered so that the first PhysicalCores() entries sit on
-// distinct physical cores.
-std::vector<int> CpusSpreadOverCores() {
-  std::vector<int> first, siblings;
-  std::set<std::pair<int, int>> seen;
-  for (const int cpu : AllowedCpus()) {
-    const std::pair<int, int> core{ReadTopologyValue(cpu, "physical_package_id"), ReadTopologyValue(cpu, "core_id")};
-    const bool unknown = core.second < 0;
-    (unknown || seen.insert(core).second ? first : siblings).push_back(cpu);
+// `threads` split over `nodes` in proportion to their cores (largest
+// remainders first, ties to the lower node).
+std::vector<int> ThreadsPerNode(const Topology& topology, const std::vector<int>& nodes, int threads) {
+  int64_t cores = 0;
+  for (const int n : nodes) cores += static_cast<int64_t>(topology.nodes()[n].cores.size());
+  std::vector<int> share(nodes.size());
+  std::vector<std::pair<int64_t, size_t>> remainders;
+  int given = 0;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const int64_t scaled = threads * static_cast<int64_t>(topology.nodes()[nodes[i]].cores.size());
+    share[i] = static_cast<int>(scaled / cores);
+    given += share[i];
+    remainders.push_back({-(scaled % cores), i});
   }
-  first.insert(first.end(), siblings.begin(), siblings.end());
-  return first;
+  std::sort(remainders.begin(), remainders.end());
+  for (size_t k = 0; given < threads; ++k, ++given) ++share[remainders[k % remainders.size()].second];
+  return share;
 }
+
+int DefaultThreads(const Topology& topology, const std::vector<int>& nodes) {
+  // OMP_NUM_THREADS, when set, is the user's default, as in every OpenMP program.
+  const char* env = std::getenv("OMP_NUM_THREADS");
+  const int from_env = env != nullptr ? std::atoi(env) : 0;
+  if (from_env > 0) return from_env;
+  size_t cores = 0;
+  for (const int n : nodes) cores += topology.nodes()[n].cores.size();
+  return std::max<int>(1, static_cast<int>(cores));
+}
+
+TeamPlacement g_placement;
 
 }  // namespace
 
-int PhysicalCores() {
-  std::set<std::pair<int, int>> cores;
-  int unknown = 0;
-  for (const int cpu : AllowedCpus()) {
-    const int core = ReadTopologyValue(cpu, "core_id");
-    if (core < 0) {
-      ++unknown;
-    } else {
-      cores.insert({ReadTopologyValue(cpu, "physical_package_id"), core});
-    }
+TeamPlacement PlanTeam(const Topology& topology, int threads, NumaPolicy policy, int home_cpu, bool user_placed) {
+  TeamPlacement placement;
+  placement.policy = policy;
+  placement.topology_nodes = static_cast<int>(topology.nodes().size());
+  std::vector<int> nodes;
+  if (policy == NumaPolicy::kIsolate) {
+    nodes.push_back(std::max(0, topology.NodeIndexOfCpu(home_cpu)));
+  } else {
+    for (size_t n = 0; n < topology.nodes().size(); ++n) nodes.push_back(static_cast<int>(n));
   }
-  return std::max<int>(1, static_cast<int>(cores.size()) + unknown);
+  placement.threads = threads > 0 ? threads : DefaultThreads(topology, nodes);
+  if (policy == NumaPolicy::kOff) return placement;
+  const std::vector<int> share = ThreadsPerNode(topology, nodes, placement.threads);
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (share[i] == 0) continue;
+    const std::vector<int> cpus = CpusCoresFirst(topology.nodes()[nodes[i]]);
+    for (int k = 0; k < share[i]; ++k) {
+      placement.cpus.push_back(cpus[k % cpus.size()]);
+      placement.thread_nodes.push_back(nodes[i]);
+    }
+    // On a one-node machine first touch already puts every page there.
+    if (placement.topology_nodes > 1) placement.memory_nodes.push_back(nodes[i]);
+  }
+  if (user_placed) {
+    placement.cpus.clear();
+    placement.thread_nodes.clear();
+  }
+  return placement;
 }
 
-void SetThreadCount(int threads) {
-  if (threads <= 0) {
-    // OMP_NUM_THREADS, when set, is the user's default, as in every OpenMP program.
-    const char* env = std::getenv("OMP_NUM_THREADS");
-    threads = env != nullptr ? std::atoi(env) : 0;
-    if (threads <= 0) threads = PhysicalCores();
+std::string TeamPlacement::Summary(const Topology& topology) const {
+  std::string line = std::string("numa ") + NumaPolicyName(policy) + ", " + std::to_string(topology_nodes) +
+                     (topology_nodes == 1 ? " node: " : " nodes: ") + std::to_string(threads) + " threads";
+  auto node_name = [&](int index) { return std::to_string(topology.nodes()[index].os_index); };
+  if (policy == NumaPolicy::kOff) return line + ", placed by OpenMP and the kernel";
+  if (cpus.empty()) {
+    line += ", placed by OMP_PLACES / OMP_PROC_BIND";
+  } else {
+    line += " pinned (";
+    for (size_t t = 0; t < thread_nodes.size();) {
+      size_t end = t;
+      while (end < thread_nodes.size() && thread_nodes[end] == thread_nodes[t]) ++end;
+      line += t > 0 ? ", node " : "node ";
+      line += node_name(thread_nodes[t]) + ": " + std::to_string(end - t);
+      t = end;
+    }
+    line += ")";
   }
-  omp_set_num_threads(threads);
-  if (std::getenv("OMP_PROC_BIND") != nullptr || std::getenv("OMP_PLACES") != nullptr) return;
-  const std::vector<int> cpus = CpusSpreadOverCores();
-  if (cpus.empty()) return;
-#pragma omp parallel num_threads(threads)
+  if (memory_nodes.empty()) return line + ", weights where first touched";
+  line += memory_nodes.size() > 1 ? ", weights interleaved over nodes " : ", weights on node ";
+  for (size_t i = 0; i < memory_nodes.size(); ++i) {
+    if (i > 0) line += ",";
+    line += node_name(memory_nodes[i]);
+  }
+  return line;
+}
+
+const TeamPlacement& SetThreadCount(int threads, NumaPolicy policy) {
+  // Read before any pinning narrows the calling thread's mask; the home CPU
+  // too, so that a second call sees the same machine and the same node.
+  const Topology& topology = Topology::OfThisProcess();
+  static const int home_cpu = sched_getcpu();
+  const bool user_placed = std::getenv("OMP_PROC_BIND") != nullptr || std::getenv("OMP_PLACES") != nullptr;
+  g_placement = PlanTeam(topology, threads, policy, home_cpu, user_placed);
+  omp_set_num_threads(g_placement.threads);
+  if (g_placement.cpus.empty()) return g_placement;
+  const std::vector<int>& cpus = g_placement.cpus;
+#pragma omp parallel num_threads(g_placement.threads)
   {
     cpu_set_t set;
     CPU_ZERO(&set);
     CPU_SET(cpus[omp_get_thread_num() % cpus.size()], &set);
     pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+  }
+  return g_placement;
+}
+
+void PlaceWeightMemory(void* address, uint64_t bytes) {
+  if (!g_placement.memory_nodes.empty()) {
+    Topology::OfThisProcess().PlaceMemory(address, bytes, g_placement.memory_nodes);
   }
 }
 

@@ -47,6 +47,16 @@ TEST(OptionErrors, AKvDirectoryThatCannotHoldAFileIsRefusedAtOnce) {
   EXPECT_NE(error.find("--kv-dir"), std::string::npos) << error;
 }
 
+TEST(OptionErrors, AnUnknownNumaPolicyIsRefusedBeforeTheModelLoads) {
+  for (const std::string& command : {"run -m " + Model() + " --prompt-ids 1,2 -n 1", "bench -m " + Model(),
+                                    std::string("bench --kernels"), "plan -m " + Model()}) {
+    const std::string error = Refusal(command + " --numa interleave");
+    EXPECT_NE(error.find("--numa: expected distribute, isolate or off, got \"interleave\""), std::string::npos)
+        << command << "\n" << error;
+    EXPECT_EQ(error.find("loaded "), std::string::npos) << "refused only after the load:\n" << error;
+  }
+}
+
 TEST(OptionErrors, HugeBenchDepthsAreRefused) {
   const std::string error = Refusal("bench -m " + Model() + " --depths 99999999999999999k");
   EXPECT_NE(error.find("--depths: \"99999999999999999k\" is too large"), std::string::npos) << error;
