@@ -188,7 +188,10 @@ ExpertCache::ExpertCache(const std::vector<std::string>& paths, const std::vecto
   slot_of_.assign(items.size(), -1);
   queued_.assign(items.size(), kNotQueued);
   uses_.assign(items.size(), 0);
-  reader_ = std::thread([this] { ReaderLoop(); });
+  reader_ = std::thread([this] {
+    LeaveTeamCpu();
+    ReaderLoop();
+  });
 }
 
 ExpertCache::~ExpertCache() {

@@ -157,6 +157,14 @@ const TeamPlacement& SetThreadCount(int threads, NumaPolicy policy) {
   return g_placement;
 }
 
+void LeaveTeamCpu() {
+  if (g_placement.cpus.empty()) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (const int cpu : g_placement.cpus) CPU_SET(cpu, &set);
+  pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
 void PlaceWeightMemory(void* address, uint64_t bytes) {
   if (!g_placement.memory_nodes.empty()) {
     Topology::OfThisProcess().PlaceMemory(address, bytes, g_placement.memory_nodes);

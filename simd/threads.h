@@ -48,6 +48,11 @@ TeamPlacement PlanTeam(const Topology& topology, int threads, NumaPolicy policy,
 // the first kernel runs.
 const TeamPlacement& SetThreadCount(int threads, NumaPolicy policy = NumaPolicy::kDistribute);
 
+// For a helper thread (I/O, HTTP) started by a pinned team thread, which
+// inherits that thread's single CPU: lets the calling thread run on every CPU
+// the team may use, so it does not compete with one team thread alone.
+void LeaveTeamCpu();
+
 // Applies the current team's memory policy to fresh weight memory, before
 // anything touches it, so that the threads streaming the weights read them
 // from every node's memory controllers rather than from the node of the one

@@ -15,6 +15,7 @@
 #include "engine/api/stable_hash.h"
 #include "engine/serve/chat_page.h"
 #include "loader/error.h"
+#include "simd/threads.h"
 
 namespace dsv4 {
 namespace {
@@ -114,7 +115,11 @@ int Server::Start() {
     throw Error("cannot listen on " + options_.host + ":" + std::to_string(options_.port) +
                 " (in use, or not an address of this machine? --host, --port)");
   }
-  http_thread_ = std::thread([this] { http_->listen_after_bind(); });
+  // httplib's pool threads start from this one and inherit its CPUs.
+  http_thread_ = std::thread([this] {
+    LeaveTeamCpu();
+    http_->listen_after_bind();
+  });
   return port_;
 }
 

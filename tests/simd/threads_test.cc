@@ -2,6 +2,8 @@
 // topologies stand in for the two-socket servers this machine is not.
 #include "simd/threads.h"
 
+#include <pthread.h>
+#include <sched.h>
 #include <sys/mman.h>
 
 #include <cstdio>
@@ -11,6 +13,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -136,6 +139,26 @@ TEST(TeamPlacement, PolicyNamesParseAndBadOnesAreRefused) {
     EXPECT_EQ(ParseNumaPolicy(NumaPolicyName(policy)), policy);
   }
   EXPECT_THROW(ParseNumaPolicy("interleave"), std::invalid_argument);
+}
+
+TEST(TeamPlacement, HelperThreadsLeaveTheirParentsCpu) {
+  const TeamPlacement& placement = SetThreadCount(2);
+  if (placement.cpus.size() < 2 || placement.cpus[0] == placement.cpus[1]) GTEST_SKIP() << "one CPU";
+  auto cpus_of_this_thread = [] {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    pthread_getaffinity_np(pthread_self(), sizeof(set), &set);
+    return CPU_COUNT(&set);
+  };
+  int inherited = 0, widened = 0;
+  // This (main) thread is team thread 0, pinned to one CPU; a thread it starts inherits that.
+  std::thread([&] {
+    inherited = cpus_of_this_thread();
+    LeaveTeamCpu();
+    widened = cpus_of_this_thread();
+  }).join();
+  EXPECT_EQ(inherited, 1);
+  EXPECT_EQ(widened, 2);
 }
 
 TEST(Topology, ThisMachineIsReadAndItsMemoryCanBePlaced) {
