@@ -703,6 +703,7 @@ int RunModelBench(int argc, char** argv) {
   plan_request.parallel = parallel.empty() ? 1 : *std::max_element(parallel.begin(), parallel.end());
   plan_request.context_tokens = longest + gen_tokens;
   plan_request.chunk = chunk;
+  plan_request.longest_prompt = longest;
   store_options.mtp_resident = args.count("speculative") > 0;
   const MemoryPlan plan = PlanMemory(ReadMemoryLimits(), WeightStore::Measure(*checkpoint, store_options.mtp_resident), config,
                                      SequenceState::Size(config, numerics), plan_request);

@@ -116,9 +116,24 @@ int RunRun(int argc, char** argv) {
   const std::optional<OutputSpec> output = OutputSpecFromArgs(args);  // a bad schema file fails before the load
   if (output && !args.count("prompt")) throw Error("--json and --json-schema need text output (-p)");
 
+  // The chat text of -p, encoded once the model's tokenizer is loaded.
+  std::optional<std::string> rendered;
+  if (args.count("prompt")) {
+    std::optional<std::string_view> system;
+    if (args.count("system")) system = args["system"].as<std::string>();
+    nlohmann::ordered_json messages = SingleTurnConversation(args["prompt"].as<std::string>(), system);
+    if (output) {
+      const nlohmann::ordered_json format = ResponseFormat(*output);
+      AttachToSystem(messages, nullptr, &format);
+    }
+    rendered = RenderChat(messages, mode);
+  }
+
   const Speculation speculation = SpeculativeFromArgs(args);
   Workload workload;
   workload.speculative = speculation.mode != Speculation::Mode::kOff;
+  // Byte-level BPE: a token covers at least one byte (+1 for a BOS the encoder may add).
+  workload.longest_prompt = rendered ? static_cast<int64_t>(rendered->size()) + 1 : static_cast<int64_t>(prompt.size());
   LoadedModel loaded = LoadModel(args, workload);
   const ModelConfig& config = loaded.model().config();
   GenerationRequest request;
@@ -126,18 +141,13 @@ int RunRun(int argc, char** argv) {
   request.reasoning_budget = ReasoningBudgetFromArgs(args);
   std::optional<Tokenizer> tokenizer;
   std::optional<ConstraintCompiler> constraints;
-  if (args.count("prompt")) {
+  if (rendered) {
     tokenizer = LoadTokenizer(args, config);
-    std::optional<std::string_view> system;
-    if (args.count("system")) system = args["system"].as<std::string>();
-    nlohmann::ordered_json messages = SingleTurnConversation(args["prompt"].as<std::string>(), system);
     if (output) {
-      const nlohmann::ordered_json format = ResponseFormat(*output);
-      AttachToSystem(messages, nullptr, &format);
       constraints.emplace(*tokenizer, config.vocab_size);
       request.constraint = constraints->Compile(*output);
     }
-    prompt = tokenizer->Encode(RenderChat(messages, mode));
+    prompt = tokenizer->Encode(*rendered);
     request.reasoning = IsThinking(mode);
     // As in the API: a constrained answer gets half of max tokens unless told.
     if (output && request.reasoning && request.reasoning_budget < 0) request.reasoning_budget = request.sampling.max_tokens / 2;

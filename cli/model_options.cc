@@ -64,6 +64,7 @@ MemoryPlan PlanFromArgs(const cxxopts::ParseResult& args, const Checkpoint& chec
   if (request.context_tokens < 0) throw Error("--ctx-size must be >= 0");
   request.chunk = args["chunk"].as<int64_t>();
   request.prefix_cache_bytes = workload.prefix_cache_bytes;
+  request.longest_prompt = workload.longest_prompt;
   const ModelConfig& config = checkpoint.config();
   KvOptions kv;
   kv.spill_dir = request.kv_spill ? args["kv-dir"].as<std::string>() : "";

@@ -29,6 +29,7 @@ struct Workload {
   int64_t parallel = 1;
   int64_t prefix_cache_bytes = 0;
   bool speculative = false;
+  int64_t longest_prompt = 0;  // an upper bound on a prompt's tokens, where the command knows it (0: unknown)
 };
 
 // The memory plan (engine/runtime/memory_plan.h) of the checkpoint for the

@@ -111,7 +111,11 @@ MemoryPlan PlanMemory(const MemoryLimits& limits, const WeightSizes& weights, co
                             : config.max_position_embeddings;
   const int64_t reserve_tokens = std::min(plan.context_tokens, kKvReserveTokens);
   plan.kv_reserve_bytes = plan.parallel * kv.TotalBytes(reserve_tokens);
-  const int64_t rows = request.chunk > 0 ? request.chunk : plan.context_tokens;
+  // A forward call holds at most a chunk of rows, and no more than the
+  // prompts it prefills; a decode step has a row per sequence, or a few with
+  // speculative drafts (16 covers them).
+  int64_t rows = request.chunk > 0 ? request.chunk : plan.context_tokens;
+  if (request.longest_prompt > 0) rows = std::min(rows, plan.parallel * std::max<int64_t>(request.longest_prompt, 16));
   plan.working_bytes = ForwardScratchBytes(config, std::min(rows, plan.context_tokens)) +
                        plan.parallel * config.vocab_size * static_cast<int64_t>(sizeof(float)) +
                        std::max<int64_t>(0, request.prefix_cache_bytes) + kFixedMargin;

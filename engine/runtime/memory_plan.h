@@ -30,6 +30,7 @@ struct MemoryPlanRequest {
   int64_t parallel = 1;         // sequences at once
   int64_t context_tokens = 0;   // --ctx-size; 0: the model's context
   int64_t chunk = 512;          // rows per forward call (0: a whole prompt)
+  int64_t longest_prompt = 0;   // tokens of the longest prompt, where known (0: unknown); bounds the rows too
   int64_t prefix_cache_bytes = 0;
 };
 

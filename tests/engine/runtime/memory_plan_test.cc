@@ -107,6 +107,30 @@ TEST_F(MemoryPlanTest, TheReserveGrowsWithSequencesAndContextUpTo64k) {
             4 * kv_.TotalBytes(std::min<int64_t>(kKvReserveTokens, config_.max_position_embeddings)));
 }
 
+TEST_F(MemoryPlanTest, WorkingMemoryCoversTheRowsOfOneForwardCall) {
+  request_.chunk = 512;
+  const int64_t chunk = Plan(1000 * kGiB).working_bytes;
+  const int64_t per_row = ForwardScratchBytes(config_, 1);
+  // A known short prompt: its rows, not a whole chunk's, so more memory is left for experts.
+  request_.longest_prompt = 64;
+  EXPECT_EQ(Plan(1000 * kGiB).working_bytes, chunk - (512 - 64) * per_row);
+  // Speculative verification rows and one-token prompts: at least 16 rows.
+  request_.longest_prompt = 1;
+  EXPECT_EQ(Plan(1000 * kGiB).working_bytes, chunk - (512 - 16) * per_row);
+  // Sequences prefill side by side in one call, up to the chunk.
+  request_.longest_prompt = 64;
+  request_.parallel = 4;
+  const MemoryPlan four = Plan(1000 * kGiB);
+  EXPECT_EQ(four.working_bytes - 3 * config_.vocab_size * static_cast<int64_t>(sizeof(float)),
+            chunk - (512 - 256) * per_row);
+  request_.parallel = 16;
+  EXPECT_EQ(Plan(1000 * kGiB).working_bytes - 15 * config_.vocab_size * static_cast<int64_t>(sizeof(float)), chunk);
+  // The longest prompt never raises what a chunk bounds.
+  request_.parallel = 1;
+  request_.longest_prompt = 100000;
+  EXPECT_EQ(Plan(1000 * kGiB).working_bytes, chunk);
+}
+
 TEST_F(MemoryPlanTest, SpillingSequencesShareThePool) {
   request_.kv_spill = true;
   request_.parallel = 2;
