@@ -25,6 +25,7 @@
 #include "cli/arguments.h"
 #include "cli/bench_plot.h"
 #include "cli/output_file.h"
+#include "cli/thread_options.h"
 #include "engine/model/numerics.h"
 #include "engine/model/paged_experts.h"
 #include "engine/runtime/memory_plan.h"
@@ -37,7 +38,6 @@
 #include "loader/process_memory.h"
 #include "simd/matrix_engine.h"
 #include "simd/roofline.h"
-#include "cli/thread_options.h"
 
 namespace dsv4::cli {
 namespace {

@@ -12,11 +12,11 @@
 #include "cli/arguments.h"
 #include "cli/bench_model.h"
 #include "cli/command.h"
+#include "cli/thread_options.h"
 #include "loader/error.h"
 #include "simd/matmul.h"
 #include "simd/matrix_engine.h"
 #include "simd/roofline.h"
-#include "cli/thread_options.h"
 
 namespace dsv4::cli {
 namespace {

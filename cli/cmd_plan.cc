@@ -15,12 +15,12 @@
 #include "cli/command.h"
 #include "cli/model_options.h"
 #include "cli/sampling_options.h"
+#include "cli/thread_options.h"
 #include "engine/kv/kv_spill.h"
 #include "loader/error.h"
 #include "loader/expert_cache.h"
 #include "loader/model_summary.h"
 #include "simd/roofline.h"
-#include "cli/thread_options.h"
 
 namespace dsv4::cli {
 namespace {

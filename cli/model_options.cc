@@ -6,12 +6,12 @@
 #include <limits>
 
 #include "cli/arguments.h"
+#include "cli/thread_options.h"
 #include "engine/kv/kv_spill.h"
 #include "engine/model/numerics.h"
 #include "engine/model/session_file.h"
 #include "loader/error.h"
 #include "simd/matmul.h"
-#include "cli/thread_options.h"
 
 namespace dsv4::cli {
 
