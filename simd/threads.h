@@ -48,9 +48,11 @@ TeamPlacement PlanTeam(const Topology& topology, int threads, NumaPolicy policy,
 // the first kernel runs.
 const TeamPlacement& SetThreadCount(int threads, NumaPolicy policy = NumaPolicy::kDistribute);
 
-// For a helper thread (I/O, HTTP) started by a pinned team thread, which
-// inherits that thread's single CPU: lets the calling thread run on every CPU
-// the team may use, so it does not compete with one team thread alone.
+// For a helper thread (I/O) started by a pinned team thread after
+// SetThreadCount, which inherits that thread's single CPU: lets the calling
+// thread run on every CPU of the team, so it does not compete with one team
+// thread alone. (Threads started before SetThreadCount keep the process's
+// CPUs and need not call it; SetThreadCount must not run while they do.)
 void LeaveTeamCpu();
 
 // Applies the current team's memory policy to fresh weight memory, before

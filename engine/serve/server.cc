@@ -15,7 +15,6 @@
 #include "engine/api/stable_hash.h"
 #include "engine/serve/chat_page.h"
 #include "loader/error.h"
-#include "simd/threads.h"
 
 namespace dsv4 {
 namespace {
@@ -115,11 +114,9 @@ int Server::Start() {
     throw Error("cannot listen on " + options_.host + ":" + std::to_string(options_.port) +
                 " (in use, or not an address of this machine? --host, --port)");
   }
-  // httplib's pool threads start from this one and inherit its CPUs.
-  http_thread_ = std::thread([this] {
-    LeaveTeamCpu();
-    http_->listen_after_bind();
-  });
+  // Started before the model loads and the team is pinned, so httplib's
+  // pool threads keep every CPU the process may use.
+  http_thread_ = std::thread([this] { http_->listen_after_bind(); });
   return port_;
 }
 
