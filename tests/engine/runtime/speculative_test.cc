@@ -215,8 +215,12 @@ TEST_F(Speculative, OracleDraftsAcceptAllSomeOrNone) {
         ExpectSame(Run(requests, options, &stats, /*return_state=*/true, drafters), expected,
                    name + (kv.spill_dir.empty() ? "" : ", spilled") + ", k " + std::to_string(k));
         EXPECT_GT(stats.drafts, 0);
-        if (name == "all right") EXPECT_EQ(stats.accepted_drafts, stats.drafts);
-        if (name == "all wrong") EXPECT_EQ(stats.accepted_drafts, 0);
+        if (name == "all right") {
+          EXPECT_EQ(stats.accepted_drafts, stats.drafts);
+        }
+        if (name == "all wrong") {
+          EXPECT_EQ(stats.accepted_drafts, 0);
+        }
         if (name == "every third wrong") {
           EXPECT_GT(stats.accepted_drafts, 0);
           EXPECT_LT(stats.accepted_drafts, stats.drafts);
