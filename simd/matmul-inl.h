@@ -333,9 +333,10 @@ struct StepScales {
 };
 
 // The outputs of kN chains' sets at once: chains[o] points to output o's
-// kDotChains floats, and out[o] gets SumDotChains of them, the same sums
-// (levels 8, 4, 2, 1 of the tree), computed on the outputs side by side.
-HWY_INLINE void SumChainsSideBySide(const float* const* chains, float* HWY_RESTRICT out) {
+// kDotChains floats, and lane o of the result is SumDotChains of them, the
+// same sums (levels 8, 4, 2, 1 of the tree), computed on the outputs side by
+// side.
+HWY_INLINE VF SumChainsSideBySide(const float* const* chains) {
 #if DSV4_MATMUL_AVX3
   // Level 8: output 2p's sums in lanes 0-7, 2p + 1's in 8-15.
   __m512 pairs[8];
@@ -360,7 +361,7 @@ HWY_INLINE void SumChainsSideBySide(const float* const* chains, float* HWY_RESTR
   const __m512 sums = _mm512_add_ps(_mm512_shuffle_ps(halves[0], halves[1], _MM_SHUFFLE(2, 0, 2, 0)),
                                     _mm512_shuffle_ps(halves[0], halves[1], _MM_SHUFFLE(3, 1, 3, 1)));
   const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-  _mm512_storeu_ps(out, _mm512_permutexvar_ps(order, sums));
+  return VF{_mm512_permutexvar_ps(order, sums)};
 #else
   // Level 8: the two vectors of each output's chains.
   __m256 eights[8];
@@ -380,7 +381,7 @@ HWY_INLINE void SumChainsSideBySide(const float* const* chains, float* HWY_RESTR
   // Level 1: block 0 holds outputs 0, 2, 4, 6; block 1 outputs 1, 3, 5, 7.
   const __m256 sums = _mm256_add_ps(_mm256_shuffle_ps(halves[0], halves[1], _MM_SHUFFLE(2, 0, 2, 0)),
                                     _mm256_shuffle_ps(halves[0], halves[1], _MM_SHUFFLE(3, 1, 3, 1)));
-  _mm256_storeu_ps(out, _mm256_permutevar8x32_ps(sums, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  return VF{_mm256_permutevar8x32_ps(sums, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))};
 #endif
 }
 
@@ -643,10 +644,10 @@ void Gemm(const MatMulJob& job, const Scales& scales, int64_t r_begin, int64_t r
             const int64_t t = row / static_cast<int64_t>(kTileRows), r = row % static_cast<int64_t>(kTileRows);
             row_chains[i] = chains + t * kTileChains + (r * static_cast<int64_t>(kTileInputs) + m) * kDotChains;
           }
-          alignas(64) float sums[kN];
-          SumChainsSideBySide(row_chains, sums);
-          const int64_t valid = std::min<int64_t>(static_cast<int64_t>(kN), count - first);
-          std::memcpy(job.y + (m0 + m) * w.rows + r0 + first, sums, static_cast<size_t>(valid) * sizeof(float));
+          // The valid lanes in one masked store.
+          const size_t valid = static_cast<size_t>(std::min<int64_t>(static_cast<int64_t>(kN), count - first));
+          hn::BlendedStore(SumChainsSideBySide(row_chains), hn::FirstN(DF(), valid), DF(),
+                           job.y + (m0 + m) * w.rows + r0 + first);
         }
       }
     }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -24,6 +25,9 @@ class ExpertSource {
   virtual ExpertHandle Acquire(int64_t block, int32_t expert) = 0;
   // A hint that these experts of `block` are needed soon.
   virtual void Prefetch(int64_t block, const std::vector<int32_t>& experts) {}
+  // How many handles may be held at once without a further Acquire waiting
+  // forever for a free place.
+  virtual int64_t MaxHeld() const { return std::numeric_limits<int64_t>::max(); }
 };
 
 // Views straight into the mapped checkpoint (everything the OS can page).

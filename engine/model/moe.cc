@@ -1,8 +1,11 @@
 #include "engine/model/moe.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <exception>
 
 #include "loader/error.h"
 #include "simd/expert_ffn.h"
@@ -11,6 +14,11 @@
 
 namespace dsv4 {
 namespace {
+
+// Routed experts with at most this many rows are small products: run one
+// per thread, they skip the team's fork and barriers per expert (a dozen
+// per layer at decode, where this made decode 7 % faster on flash4).
+constexpr int64_t kSideBySideRows = 16;
 
 // softplus with PyTorch's threshold of 20.
 float Softplus(float x) { return x > 20.0f ? x : std::log1p(std::exp(x)); }
@@ -56,19 +64,49 @@ std::vector<Routing> Moe::Route(const float* input, const int32_t* tokens, int64
   return routing;
 }
 
-void Moe::RunExpert(const ExpertWeights& expert, const float* input, const std::vector<int64_t>& members,
-                    const std::vector<float>& route_weights, float* out) const {
+void Moe::ExpertOutput(const ExpertWeights& expert, const float* input, const std::vector<int64_t>& members,
+                       const std::vector<float>& route_weights, float* y) const {
   const int64_t hidden = config_.hidden_size, m = members.size();
-  std::vector<float> x(m * hidden), y(m * hidden);
+  std::vector<float> x(m * hidden);
   for (int64_t i = 0; i < m; ++i) {
     std::copy(input + members[i] * hidden, input + (members[i] + 1) * hidden, x.begin() + i * hidden);
   }
   ExpertFfn(expert.w1, expert.w3, expert.w2, x.data(), m, route_weights.data(),
-            static_cast<float>(config_.swiglu_limit), y.data());
-  for (int64_t i = 0; i < m; ++i) {
+            static_cast<float>(config_.swiglu_limit), y);
+}
+
+void Moe::AddExpertOutput(const float* y, const std::vector<int64_t>& members, float* out) const {
+  const int64_t hidden = config_.hidden_size;
+  for (size_t i = 0; i < members.size(); ++i) {
     float* o = out + members[i] * hidden;
     for (int64_t c = 0; c < hidden; ++c) o[c] += y[i * hidden + c];
   }
+}
+
+void Moe::RunSideBySide(const std::vector<int32_t>& group, const float* input,
+                        const std::vector<std::vector<int64_t>>& members,
+                        const std::vector<std::vector<float>>& route_weights, float* out) const {
+  const int64_t hidden = config_.hidden_size, n = static_cast<int64_t>(group.size());
+  std::vector<ExpertHandle> handles;
+  for (int32_t e : group) handles.push_back(experts_.Acquire(block_, e));
+  std::vector<std::vector<float>> y(n);
+  std::vector<std::exception_ptr> failed(n);
+#pragma omp parallel for schedule(static, 1) num_threads(static_cast<int>(n))
+  for (int64_t g = 0; g < n; ++g) {
+    omp_set_num_threads(1);  // the expert's own regions run on this thread alone
+    try {
+      const int32_t e = group[g];
+      y[g].resize(members[e].size() * hidden);
+      ExpertOutput(handles[g].weights, input, members[e], route_weights[e], y[g].data());
+    } catch (...) {
+      failed[g] = std::current_exception();
+    }
+  }
+  for (const std::exception_ptr& f : failed) {
+    if (f) std::rethrow_exception(f);
+  }
+  // In the group's order: each row's sum is the one experts run one by one make.
+  for (int64_t g = 0; g < n; ++g) AddExpertOutput(y[g].data(), members[group[g]], out);
 }
 
 void Moe::Forward(const float* input, const int32_t* tokens, int64_t rows, float* out) const {
@@ -90,14 +128,33 @@ void Moe::Forward(const float* input, const int32_t* tokens, int64_t rows, float
   }
   experts_.Prefetch(block_, used);
   std::fill(out, out + rows * hidden, 0.0f);
-  for (int32_t e : used) {
+  // A team's worth of consecutive experts with few rows each run side by
+  // side, one per thread; any other expert runs on the whole team.
+  const int64_t team = std::min<int64_t>(omp_get_max_threads(), experts_.MaxHeld());
+  std::vector<float> y;
+  for (size_t i = 0; i < used.size();) {
+    size_t end = i;
+    while (end < used.size() && static_cast<int64_t>(end - i) < team &&
+           static_cast<int64_t>(members[used[end]].size()) <= kSideBySideRows) {
+      ++end;
+    }
+    if (team >= 2 && static_cast<int64_t>(end - i) == team) {
+      RunSideBySide(std::vector<int32_t>(used.begin() + i, used.begin() + end), input, members, weights, out);
+      i = end;
+      continue;
+    }
+    const int32_t e = used[i++];
     const ExpertHandle expert = experts_.Acquire(block_, e);
-    RunExpert(expert.weights, input, members[e], weights[e], out);
+    y.resize(members[e].size() * hidden);
+    ExpertOutput(expert.weights, input, members[e], weights[e], y.data());
+    AddExpertOutput(y.data(), members[e], out);
   }
   if (w_.has_shared) {
     std::vector<int64_t> all(rows);
     for (int64_t t = 0; t < rows; ++t) all[t] = t;
-    RunExpert(w_.shared, input, all, std::vector<float>(rows, 1.0f), out);
+    y.resize(rows * hidden);
+    ExpertOutput(w_.shared, input, all, std::vector<float>(rows, 1.0f), y.data());
+    AddExpertOutput(y.data(), all, out);
   }
 }
 

@@ -30,6 +30,11 @@ ExpertHandle PagedExperts::Acquire(int64_t block, int32_t expert) {
   return handle;
 }
 
+int64_t PagedExperts::MaxHeld() const {
+  if (const ExpertCache* cache = store_.expert_cache()) return cache->slots() - 1;
+  return ExpertSource::MaxHeld();
+}
+
 void PagedExperts::Prefetch(int64_t block, const std::vector<int32_t>& experts) {
   ExpertCache* cache = store_.expert_cache();
   if (!cache) return;

@@ -25,6 +25,8 @@ class PagedExperts : public ExpertSource {
 
   ExpertHandle Acquire(int64_t block, int32_t expert) override;
   void Prefetch(int64_t block, const std::vector<int32_t>& experts) override;
+  // Paged: all slots of the cache but one, which stays free for reads ahead.
+  int64_t MaxHeld() const override;
 
   // Acquisitions so far and the expert weight bytes they handed out.
   int64_t acquisitions() const { return acquisitions_.load(); }
