@@ -2,9 +2,12 @@
 // per-32 E8M0 scales) fused (ExpertFfnSimd: one OpenMP team, one packed
 // input for w1 and w3, the activation applied by the thread that computed
 // the rows) against the same three MatMulSimd calls and an activation pass,
-// for M = 1, 4, 16 and 128 rows sharing the expert. Experts are cycled
-// through copies larger than the last-level cache, so both read DRAM; the
-// DRAM read probe of the same run comes first.
+// for M = 1, 4, 16 and 128 rows sharing the expert; and the six routed
+// experts of one decode layer (a row each, or 4 with 4 sequences) as one
+// ExpertFfnGroup (one team, one fork and join) against ExpertFfnSimd one
+// after another. Experts are cycled through copies larger than the
+// last-level cache, so all read DRAM; the DRAM read probe of the same run
+// comes first.
 //
 // Counters: us_per_expert, GBps (weight bytes per second) and
 // pct_of_read_bw (against the probe).
@@ -69,6 +72,14 @@ std::vector<Expert>& Experts() {
   return experts;
 }
 
+// The counters of `experts` expert runs in `seconds`.
+void ReportPerExpert(benchmark::State& state, double experts, double seconds) {
+  const double gbps = experts * static_cast<double>(Experts()[0].Bytes()) / seconds / 1e9;
+  state.counters["us_per_expert"] = seconds / experts * 1e6;
+  state.counters["GBps"] = gbps;
+  state.counters["pct_of_read_bw"] = 100.0 * gbps / g_read_gbps;
+}
+
 void Unfused(const Expert& e, const float* x, int64_t m, const float* route_weights, float* y) {
   std::vector<float> gate(m * kInner), up(m * kInner);
   MatMulSimd(e.w1.w, x, m, gate.data());
@@ -100,11 +111,39 @@ void BM_Expert(benchmark::State& state, bool fused) {
     state.SetIterationTime(elapsed);
     seconds += elapsed;
   }
-  const double calls = static_cast<double>(state.iterations());
-  const double gbps = calls * experts[0].Bytes() / seconds / 1e9;
-  state.counters["us_per_expert"] = seconds / calls * 1e6;
-  state.counters["GBps"] = gbps;
-  state.counters["pct_of_read_bw"] = 100.0 * gbps / g_read_gbps;
+  ReportPerExpert(state, static_cast<double>(state.iterations()), seconds);
+}
+
+// Six experts per iteration, kTopK different ones, as one group or one by one.
+constexpr int64_t kTopK = 6;
+
+void BM_DecodeLayer(benchmark::State& state, bool grouped) {
+  const int64_t m = state.range(0);
+  std::vector<Expert>& experts = Experts();
+  std::mt19937 rng(13);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  std::vector<float> x(m * kHidden), route_weights(m, 0.125f);
+  for (float& v : x) v = uniform(rng);
+  std::vector<std::vector<float>> y(kTopK, std::vector<float>(m * kHidden));
+  size_t next = 0;
+  double seconds = 0;
+  for (auto _ : state) {
+    std::vector<ExpertFfnJob> jobs;
+    for (int64_t k = 0; k < kTopK; ++k) {
+      const Expert& e = experts[next++ % experts.size()];
+      jobs.push_back({&e.w1.w, &e.w3.w, &e.w2.w, x.data(), m, route_weights.data(), y[k].data()});
+    }
+    const auto start = std::chrono::steady_clock::now();
+    if (grouped) {
+      ExpertFfnGroup(jobs, kSwiGluLimit);
+    } else {
+      for (const ExpertFfnJob& j : jobs) ExpertFfnSimd(*j.w1, *j.w3, *j.w2, j.x, m, j.route_weights, kSwiGluLimit, j.y);
+    }
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    state.SetIterationTime(elapsed);
+    seconds += elapsed;
+  }
+  ReportPerExpert(state, static_cast<double>(state.iterations()) * kTopK, seconds);
 }
 
 void BM_ReadProbe(benchmark::State& state) {
@@ -127,12 +166,23 @@ int main(int argc, char** argv) {
   }
   argc = out;
   SetThreadCount(threads);
+  SetMatMulKernels(MatMulImpl::kSimd);  // ExpertFfnGroup runs the active kernels
   benchmark::Initialize(&argc, argv);
   benchmark::RegisterBenchmark("probe/read_bandwidth", BM_ReadProbe)->Iterations(1)->UseRealTime();
   for (const int64_t m : {1, 4, 16, 128}) {
     for (const bool fused : {true, false}) {
       const std::string name = std::string("expert/fp4/") + (fused ? "fused" : "unfused") + "/M" + std::to_string(m);
       benchmark::RegisterBenchmark(name.c_str(), BM_Expert, fused)
+          ->Arg(m)
+          ->UseManualTime()
+          ->Unit(benchmark::kMicrosecond);
+    }
+  }
+  for (const int64_t m : {1, 4}) {
+    for (const bool grouped : {true, false}) {
+      const std::string name =
+          std::string("decode_layer/6x_fp4/") + (grouped ? "grouped" : "one_by_one") + "/M" + std::to_string(m);
+      benchmark::RegisterBenchmark(name.c_str(), BM_DecodeLayer, grouped)
           ->Arg(m)
           ->UseManualTime()
           ->Unit(benchmark::kMicrosecond);

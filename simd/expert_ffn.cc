@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <stdexcept>
 #include <vector>
 
@@ -26,6 +27,102 @@ void Activate(const float* up, int64_t batch, int64_t inner, int64_t begin, int6
   for (int64_t m = 0; m < batch; ++m) {
     for (int64_t c = begin; c < end; ++c) {
       gate[m * inner + c] = SwiGluActivation(gate[m * inner + c], up[m * inner + c], limit, route_weights[m]);
+    }
+  }
+}
+
+// Output rows [begin, end) of product `product` of a group.
+struct RowPiece {
+  size_t product;
+  int64_t begin, end;
+};
+
+// The work of `rows` rows of y = x W^T with `batch` input rows, in bytes of
+// weights and scales read plus a byte per eight multiply-adds (the balance of a machine
+// that does some 16 flops per byte of read bandwidth): the few-row products
+// of decode go with the bytes, wider batches with the arithmetic. A row of
+// no columns still counts, as the zeros it writes.
+double PieceWork(const WeightMatrix& w, int64_t rows, int64_t batch) {
+  const double bytes_per_row = static_cast<double>(w.Bytes()) / static_cast<double>(std::max<int64_t>(1, w.rows));
+  return static_cast<double>(rows) *
+         (bytes_per_row + static_cast<double>(w.cols) * static_cast<double>(batch) / 8.0 + 1.0);
+}
+
+// Thread `thread` of `threads`'s share of the output rows of `products`
+// (each with its batch): 16-row pieces in order, each to the thread whose
+// equal part of the total work holds the piece's middle, so every thread
+// gets one contiguous run.
+std::vector<RowPiece> ShareOfRows(const std::vector<const WeightMatrix*>& products,
+                                  const std::vector<int64_t>& batches, int thread, int threads) {
+  double total = 0;
+  for (size_t p = 0; p < products.size(); ++p) total += PieceWork(*products[p], products[p]->rows, batches[p]);
+  std::vector<RowPiece> share;
+  double before = 0;
+  for (size_t p = 0; p < products.size(); ++p) {
+    for (int64_t begin = 0; begin < products[p]->rows; begin += 16) {
+      const int64_t end = std::min(products[p]->rows, begin + 16);
+      const double work = PieceWork(*products[p], end - begin, batches[p]);
+      const int owner = std::min(threads - 1, static_cast<int>((before + work / 2) / total * threads));
+      before += work;
+      if (owner != thread) continue;
+      if (!share.empty() && share.back().product == p && share.back().end == begin) {
+        share.back().end = end;
+      } else {
+        share.push_back({p, begin, end});
+      }
+    }
+  }
+  return share;
+}
+
+// The SIMD kernels' plan of one job: h's two halves and the three products.
+struct PlannedExpert {
+  std::vector<float> gate, up;
+  std::optional<MatMulCall> gate_call, up_call, down_call;
+};
+
+// Every job on one team: the inputs packed, w1 and w3 (each thread
+// activating the rows of h it computed), h packed, w2, with a barrier
+// between the steps.
+void RunInOneTeam(const std::vector<ExpertFfnJob>& jobs, float limit) {
+  std::vector<PlannedExpert> plans(jobs.size());
+  std::vector<const WeightMatrix*> firsts, seconds;
+  std::vector<int64_t> batches;
+  int team = 0;
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    const ExpertFfnJob& job = jobs[j];
+    CheckShapes(*job.w1, *job.w3, *job.w2);
+    PlannedExpert& plan = plans[j];
+    plan.gate.resize(job.batch * job.w1->rows);
+    plan.up.resize(job.batch * job.w1->rows);
+    plan.gate_call.emplace(*job.w1, job.x, job.batch, plan.gate.data());
+    plan.up_call.emplace(*job.w3, job.x, job.batch, plan.up.data(), &*plan.gate_call);
+    plan.down_call.emplace(*job.w2, plan.gate.data(), job.batch, job.y);
+    firsts.push_back(job.w1);
+    seconds.push_back(job.w2);
+    batches.push_back(job.batch);
+    team += std::max(plan.gate_call->TeamSize(), plan.down_call->TeamSize());
+  }
+  if (jobs.empty()) return;
+  team = std::min(team, omp_get_max_threads());
+#pragma omp parallel num_threads(team)
+  {
+    const int t = omp_get_thread_num(), n = omp_get_num_threads();
+    for (const PlannedExpert& plan : plans) plan.gate_call->Pack(t, n);
+#pragma omp barrier
+    for (const RowPiece& piece : ShareOfRows(firsts, batches, t, n)) {
+      PlannedExpert& plan = plans[piece.product];
+      const ExpertFfnJob& job = jobs[piece.product];
+      plan.gate_call->Rows(piece.begin, piece.end);
+      plan.up_call->Rows(piece.begin, piece.end);
+      Activate(plan.up.data(), job.batch, job.w1->rows, piece.begin, piece.end, job.route_weights, limit,
+               plan.gate.data());
+    }
+#pragma omp barrier
+    for (const PlannedExpert& plan : plans) plan.down_call->Pack(t, n);
+#pragma omp barrier
+    for (const RowPiece& piece : ShareOfRows(seconds, batches, t, n)) {
+      plans[piece.product].down_call->Rows(piece.begin, piece.end);
     }
   }
 }
@@ -66,29 +163,19 @@ void ExpertFfn(const WeightMatrix& w1, const WeightMatrix& w3, const WeightMatri
 
 void ExpertFfnSimd(const WeightMatrix& w1, const WeightMatrix& w3, const WeightMatrix& w2, const float* x,
                    int64_t batch, const float* route_weights, float limit, float* y) {
-  CheckShapes(w1, w3, w2);
-  const int64_t inner = w1.rows;
-  std::vector<float> gate(batch * inner), up(batch * inner);
-  const MatMulCall gate_call(w1, x, batch, gate.data());
-  const MatMulCall up_call(w3, x, batch, up.data(), &gate_call);
-  const MatMulCall down_call(w2, gate.data(), batch, y);
-  if (batch == 0) return;
-  const int team = std::max(gate_call.TeamSize(), down_call.TeamSize());
-#pragma omp parallel num_threads(team)
-  {
-    const int t = omp_get_thread_num(), n = omp_get_num_threads();
-    gate_call.Pack(t, n);
-#pragma omp barrier
-    int64_t begin, end;
-    gate_call.RowRange(t, n, &begin, &end);
-    gate_call.Rows(begin, end);
-    up_call.Rows(begin, end);
-    Activate(up.data(), batch, inner, begin, end, route_weights, limit, gate.data());
-#pragma omp barrier
-    down_call.Pack(t, n);
-#pragma omp barrier
-    down_call.Rows(t, n);
+  RunInOneTeam({{&w1, &w3, &w2, x, batch, route_weights, y}}, limit);
+}
+
+void ExpertFfnGroup(const std::vector<ExpertFfnJob>& jobs, float limit) {
+  std::vector<ExpertFfnJob> together;
+  for (const ExpertFfnJob& job : jobs) {
+    if (ActiveMatMulKernels() == MatMulImpl::kSimd && !RunsOnMatrixEngine(*job.w1, job.batch)) {
+      together.push_back(job);
+    } else {
+      ExpertFfn(*job.w1, *job.w3, *job.w2, job.x, job.batch, job.route_weights, limit, job.y);
+    }
   }
+  RunInOneTeam(together, limit);
 }
 
 void ExpertFfnReference(const WeightMatrix& w1, const WeightMatrix& w3, const WeightMatrix& w2, const float* x,

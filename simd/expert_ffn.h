@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "simd/weight_matrix.h"
 
@@ -18,6 +19,25 @@ namespace dsv4 {
 // its three products on the matrix engine where RunsOnMatrixEngine says so.
 void ExpertFfn(const WeightMatrix& w1, const WeightMatrix& w3, const WeightMatrix& w2, const float* x,
                int64_t batch, const float* route_weights, float limit, float* y);
+
+// One expert's product for ExpertFfnGroup: ExpertFfn's arguments but the
+// limit, which the group shares.
+struct ExpertFfnJob {
+  const WeightMatrix* w1;
+  const WeightMatrix* w3;
+  const WeightMatrix* w2;
+  const float* x;
+  int64_t batch;
+  const float* route_weights;
+  float* y;
+};
+
+// ExpertFfn of every job, each output bit for bit ExpertFfn's. The jobs that
+// ExpertFfnSimd would run share one OpenMP team and its barriers: their
+// output rows are dealt out to the threads in 16-row pieces by the work they
+// take, so experts with few rows each (decode) cost one fork and join for
+// the group instead of one per expert, on any number of threads.
+void ExpertFfnGroup(const std::vector<ExpertFfnJob>& jobs, float limit);
 
 // One OpenMP team for the whole expert: w1 and w3 read one packed copy of
 // the input, each thread activates the rows of h it computed (no pass over

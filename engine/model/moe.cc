@@ -1,11 +1,8 @@
 #include "engine/model/moe.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <exception>
 
 #include "loader/error.h"
 #include "simd/expert_ffn.h"
@@ -15,10 +12,13 @@
 namespace dsv4 {
 namespace {
 
-// Routed experts with at most this many rows are small products: run one
-// per thread, they skip the team's fork and barriers per expert (a dozen
-// per layer at decode, where this made decode 7 % faster on flash4).
-constexpr int64_t kSideBySideRows = 16;
+// Experts with at most this many rows are small products (a few weight
+// bytes per multiply-add): they run in groups on one team, which saves the
+// fork and barriers of each (seven experts per layer at decode). A group
+// stops at kGroupRows rows in all, so that its buffers (some 48 KB per row
+// at Flash's sizes) stay small.
+constexpr int64_t kFewRows = 16;
+constexpr int64_t kGroupRows = 64;
 
 // softplus with PyTorch's threshold of 20.
 float Softplus(float x) { return x > 20.0f ? x : std::log1p(std::exp(x)); }
@@ -64,17 +64,6 @@ std::vector<Routing> Moe::Route(const float* input, const int32_t* tokens, int64
   return routing;
 }
 
-void Moe::ExpertOutput(const ExpertWeights& expert, const float* input, const std::vector<int64_t>& members,
-                       const std::vector<float>& route_weights, float* y) const {
-  const int64_t hidden = config_.hidden_size, m = members.size();
-  std::vector<float> x(m * hidden);
-  for (int64_t i = 0; i < m; ++i) {
-    std::copy(input + members[i] * hidden, input + (members[i] + 1) * hidden, x.begin() + i * hidden);
-  }
-  ExpertFfn(expert.w1, expert.w3, expert.w2, x.data(), m, route_weights.data(),
-            static_cast<float>(config_.swiglu_limit), y);
-}
-
 void Moe::AddExpertOutput(const float* y, const std::vector<int64_t>& members, float* out) const {
   const int64_t hidden = config_.hidden_size;
   for (size_t i = 0; i < members.size(); ++i) {
@@ -83,30 +72,32 @@ void Moe::AddExpertOutput(const float* y, const std::vector<int64_t>& members, f
   }
 }
 
-void Moe::RunSideBySide(const std::vector<int32_t>& group, const float* input,
-                        const std::vector<std::vector<int64_t>>& members,
-                        const std::vector<std::vector<float>>& route_weights, float* out) const {
-  const int64_t hidden = config_.hidden_size, n = static_cast<int64_t>(group.size());
+void Moe::RunGroup(const std::vector<int32_t>& group, const float* input,
+                   const std::vector<std::vector<int64_t>>& members,
+                   const std::vector<std::vector<float>>& route_weights, float* out) const {
+  const int64_t hidden = config_.hidden_size;
+  const size_t n = group.size();
   std::vector<ExpertHandle> handles;
-  for (int32_t e : group) handles.push_back(experts_.Acquire(block_, e));
-  std::vector<std::vector<float>> y(n);
-  std::vector<std::exception_ptr> failed(n);
-#pragma omp parallel for schedule(static, 1) num_threads(static_cast<int>(n))
-  for (int64_t g = 0; g < n; ++g) {
-    omp_set_num_threads(1);  // the expert's own regions run on this thread alone
-    try {
-      const int32_t e = group[g];
-      y[g].resize(members[e].size() * hidden);
-      ExpertOutput(handles[g].weights, input, members[e], route_weights[e], y[g].data());
-    } catch (...) {
-      failed[g] = std::current_exception();
+  handles.reserve(n);  // the jobs point into the handles' weights
+  std::vector<std::vector<float>> x(n), y(n);
+  std::vector<ExpertFfnJob> jobs;
+  for (size_t g = 0; g < n; ++g) {
+    const int32_t e = group[g];
+    const ExpertWeights* weights = &w_.shared;
+    if (e != config_.n_routed_experts) {
+      handles.push_back(experts_.Acquire(block_, e));
+      weights = &handles.back().weights;
     }
+    const int64_t m = static_cast<int64_t>(members[e].size());
+    x[g].resize(m * hidden);
+    for (int64_t i = 0; i < m; ++i) {
+      std::copy(input + members[e][i] * hidden, input + (members[e][i] + 1) * hidden, x[g].begin() + i * hidden);
+    }
+    y[g].resize(m * hidden);
+    jobs.push_back({&weights->w1, &weights->w3, &weights->w2, x[g].data(), m, route_weights[e].data(), y[g].data()});
   }
-  for (const std::exception_ptr& f : failed) {
-    if (f) std::rethrow_exception(f);
-  }
-  // In the group's order: each row's sum is the one experts run one by one make.
-  for (int64_t g = 0; g < n; ++g) AddExpertOutput(y[g].data(), members[group[g]], out);
+  ExpertFfnGroup(jobs, static_cast<float>(config_.swiglu_limit));
+  for (size_t g = 0; g < n; ++g) AddExpertOutput(y[g].data(), members[group[g]], out);
 }
 
 void Moe::Forward(const float* input, const int32_t* tokens, int64_t rows, float* out) const {
@@ -114,8 +105,10 @@ void Moe::Forward(const float* input, const int32_t* tokens, int64_t rows, float
   const std::vector<Routing> routing = Route(input, tokens, rows);
   // Gather the rows of each expert so that one weight pass serves them all;
   // a row routed twice to one expert (a repeated hash entry) counts twice.
-  std::vector<std::vector<int64_t>> members(config_.n_routed_experts);
-  std::vector<std::vector<float>> weights(config_.n_routed_experts);
+  // The last place stands for the shared expert, which takes every row.
+  const int32_t shared = static_cast<int32_t>(config_.n_routed_experts);
+  std::vector<std::vector<int64_t>> members(shared + 1);
+  std::vector<std::vector<float>> weights(shared + 1);
   for (int64_t t = 0; t < rows; ++t) {
     for (size_t i = 0; i < routing[t].experts.size(); ++i) {
       members[routing[t].experts[i]].push_back(t);
@@ -123,39 +116,41 @@ void Moe::Forward(const float* input, const int32_t* tokens, int64_t rows, float
     }
   }
   std::vector<int32_t> used;
-  for (int64_t e = 0; e < config_.n_routed_experts; ++e) {
-    if (!members[e].empty()) used.push_back(static_cast<int32_t>(e));
+  for (int32_t e = 0; e < shared; ++e) {
+    if (!members[e].empty()) used.push_back(e);
   }
   experts_.Prefetch(block_, used);
-  std::fill(out, out + rows * hidden, 0.0f);
-  // A team's worth of consecutive experts with few rows each run side by
-  // side, one per thread; any other expert runs on the whole team.
-  const int64_t team = std::min<int64_t>(omp_get_max_threads(), experts_.MaxHeld());
-  std::vector<float> y;
-  for (size_t i = 0; i < used.size();) {
-    size_t end = i;
-    while (end < used.size() && static_cast<int64_t>(end - i) < team &&
-           static_cast<int64_t>(members[used[end]].size()) <= kSideBySideRows) {
-      ++end;
-    }
-    if (team >= 2 && static_cast<int64_t>(end - i) == team) {
-      RunSideBySide(std::vector<int32_t>(used.begin() + i, used.begin() + end), input, members, weights, out);
-      i = end;
-      continue;
-    }
-    const int32_t e = used[i++];
-    const ExpertHandle expert = experts_.Acquire(block_, e);
-    y.resize(members[e].size() * hidden);
-    ExpertOutput(expert.weights, input, members[e], weights[e], y.data());
-    AddExpertOutput(y.data(), members[e], out);
-  }
   if (w_.has_shared) {
-    std::vector<int64_t> all(rows);
-    for (int64_t t = 0; t < rows; ++t) all[t] = t;
-    y.resize(rows * hidden);
-    ExpertOutput(w_.shared, input, all, std::vector<float>(rows, 1.0f), y.data());
-    AddExpertOutput(y.data(), all, out);
+    for (int64_t t = 0; t < rows; ++t) members[shared].push_back(t);
+    weights[shared].assign(rows, 1.0f);
+    used.push_back(shared);
   }
+  std::fill(out, out + rows * hidden, 0.0f);
+  // Consecutive experts with few rows run as one group, as many as the
+  // store lets one hold at once; any other expert runs alone on the whole
+  // team. The outputs are added in `used` order either way, so a row's sum
+  // does not depend on which experts ran together.
+  const int64_t most_held = std::max<int64_t>(1, experts_.MaxHeld());
+  std::vector<int32_t> group;
+  int64_t group_rows = 0;
+  for (const int32_t e : used) {
+    const int64_t m = static_cast<int64_t>(members[e].size());
+    const bool few = m <= kFewRows;
+    if (!group.empty() &&
+        (!few || group_rows + m > kGroupRows || static_cast<int64_t>(group.size()) >= most_held)) {
+      RunGroup(group, input, members, weights, out);
+      group.clear();
+      group_rows = 0;
+    }
+    group.push_back(e);
+    group_rows += m;
+    if (!few) {
+      RunGroup(group, input, members, weights, out);
+      group.clear();
+      group_rows = 0;
+    }
+  }
+  if (!group.empty()) RunGroup(group, input, members, weights, out);
 }
 
 }  // namespace dsv4

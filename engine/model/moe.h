@@ -27,17 +27,14 @@ class Moe {
   std::vector<Routing> Route(const float* input, const int32_t* tokens, int64_t rows) const;
 
  private:
-  // expert(input rows) * weight over the `members` rows of input, into y:
-  // [members][hidden].
-  void ExpertOutput(const ExpertWeights& expert, const float* input, const std::vector<int64_t>& members,
-                    const std::vector<float>& route_weights, float* y) const;
   // out[row] += y's row, over `members` rows.
   void AddExpertOutput(const float* y, const std::vector<int64_t>& members, float* out) const;
-  // ExpertOutput of each of `group` (routed experts, one per thread of a
-  // team), then AddExpertOutput in the group's order.
-  void RunSideBySide(const std::vector<int32_t>& group, const float* input,
-                     const std::vector<std::vector<int64_t>>& members,
-                     const std::vector<std::vector<float>>& route_weights, float* out) const;
+  // The experts of `group` (n_routed_experts stands for the shared expert)
+  // over their `members` rows of input, times their route weights, in one
+  // ExpertFfnGroup; then AddExpertOutput of each, in the group's order.
+  void RunGroup(const std::vector<int32_t>& group, const float* input,
+                const std::vector<std::vector<int64_t>>& members,
+                const std::vector<std::vector<float>>& route_weights, float* out) const;
 
   const ModelConfig& config_;
   const MoeWeights& w_;

@@ -1,12 +1,15 @@
 // The fused expert feed-forward on every compiled target: bit for bit the
 // same as its three MatMulSimd products around the activation and as the
-// reference, at every batch size; the activation's clamps.
+// reference, at every batch size, alone and in groups on any team; the
+// activation's clamps.
 #include "simd/expert_ffn.h"
 
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <random>
 #include <stdexcept>
 #include <vector>
@@ -90,6 +93,49 @@ TEST(ExpertFfn, FusedEqualsItsMatMulsBitForBit) {
       }
     }
   }
+}
+
+TEST(ExpertFfn, AGroupEqualsItsExpertsAloneBitForBitOnAnyTeam) {
+  struct Member {
+    WeightFormat format;
+    int64_t hidden, inner, batch;
+  };
+  // Routed FP4 experts of a few rows (one with none), an FP8 shared expert
+  // of more, and shapes whose rows split unevenly into 16-row pieces.
+  const Member group[] = {{WeightFormat::kE2M1Grouped, 256, 96, 1},
+                          {WeightFormat::kE2M1Grouped, 256, 96, 3},
+                          {WeightFormat::kE2M1Grouped, 192, 300, 0},
+                          {WeightFormat::kE2M1Grouped, 192, 300, 2},
+                          {WeightFormat::kE4M3Blocked, 200, 130, 13}};
+  std::vector<Expert> experts;
+  std::vector<std::vector<float>> x, route_weights, reference;
+  for (size_t i = 0; i < std::size(group); ++i) {
+    const Member& g = group[i];
+    experts.push_back(MakeExpert(g.format, g.hidden, g.inner, static_cast<uint32_t>(7 * i + 3)));
+    x.push_back(RandomVector(g.batch * g.hidden, 2.0f, static_cast<uint32_t>(i + 40)));
+    route_weights.push_back(RandomVector(g.batch, 1.0f, static_cast<uint32_t>(i + 60)));
+    reference.emplace_back(g.batch * g.hidden);
+    ExpertFfnReference(experts[i].w1.w, experts[i].w3.w, experts[i].w2.w, x[i].data(), g.batch,
+                       route_weights[i].data(), 0.75f, reference[i].data());
+  }
+  const int threads_before = omp_get_max_threads();
+  for (const int threads : {1, 2, 3, 7}) {
+    omp_set_num_threads(threads);
+    ForEachTarget([&] {
+      std::vector<std::vector<float>> y;
+      std::vector<ExpertFfnJob> jobs;
+      for (size_t i = 0; i < std::size(group); ++i) y.emplace_back(group[i].batch * group[i].hidden, std::nanf(""));
+      for (size_t i = 0; i < std::size(group); ++i) {
+        jobs.push_back({&experts[i].w1.w, &experts[i].w3.w, &experts[i].w2.w, x[i].data(), group[i].batch,
+                        route_weights[i].data(), y[i].data()});
+      }
+      ExpertFfnGroup(jobs, 0.75f);
+      for (size_t i = 0; i < std::size(group); ++i) {
+        EXPECT_TRUE(SameBits(y[i], reference[i])) << "expert " << i << ", " << threads << " threads";
+      }
+    });
+  }
+  omp_set_num_threads(threads_before);
 }
 
 TEST(ExpertFfn, ActivationClampsTheGateFromAboveAndTheUpProjectionBothWays) {
