@@ -7,7 +7,9 @@
 // ExpertFfnGroup (one team, one fork and join) against ExpertFfnSimd one
 // after another. Experts are cycled through copies larger than the
 // last-level cache, so all read DRAM; the DRAM read probe of the same run
-// comes first.
+// comes first. bf16_decode/fp4: DecodeRowsBf16 of w1 (what --numerics fast
+// does to each weight panel before oneDNN) on one thread, into a 256-row
+// panel, in weights per second.
 //
 // Counters: us_per_expert, GBps (weight bytes per second) and
 // pct_of_read_bw (against the probe).
@@ -15,6 +17,7 @@
 //   expert_ffn_benchmark [--threads=N] [Google Benchmark flags]
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -23,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "simd/bf16_weights.h"
 #include "simd/expert_ffn.h"
 #include "simd/matmul.h"
 #include "simd/roofline.h"
@@ -146,6 +150,19 @@ void BM_DecodeLayer(benchmark::State& state, bool grouped) {
   ReportPerExpert(state, static_cast<double>(state.iterations()) * kTopK, seconds);
 }
 
+void BM_Bf16Decode(benchmark::State& state) {
+  constexpr int64_t kPanelRows = 256;
+  std::vector<Expert>& experts = Experts();
+  std::vector<uint16_t> panel(kPanelRows * kHidden);
+  size_t next = 0;
+  for (auto _ : state) {
+    const WeightMatrix& w = experts[next++ % experts.size()].w1.w;
+    for (int64_t r = 0; r < w.rows; r += kPanelRows) DecodeRowsBf16(w, r, std::min(w.rows, r + kPanelRows), panel.data());
+  }
+  state.counters["Gweights_per_s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * kInner * kHidden / 1e9, benchmark::Counter::kIsRate);
+}
+
 void BM_ReadProbe(benchmark::State& state) {
   for (auto _ : state) g_read_gbps = MeasureReadBandwidth(ReadProbeBytes(), 4);
   state.counters["read_GBps"] = g_read_gbps;
@@ -188,6 +205,7 @@ int main(int argc, char** argv) {
           ->Unit(benchmark::kMicrosecond);
     }
   }
+  benchmark::RegisterBenchmark("bf16_decode/fp4/2048x4096", BM_Bf16Decode)->Unit(benchmark::kMicrosecond);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;
