@@ -140,6 +140,12 @@ void ExpertFfnWith(void (*matmul)(const WeightMatrix&, const float*, int64_t, fl
   matmul(w2, gate.data(), batch, y);
 }
 
+// Whether an expert of this batch runs on the fused SIMD team: the SIMD
+// kernels are selected and the matrix engine does not take it.
+bool RunsOnSimdTeam(const WeightMatrix& w1, int64_t batch) {
+  return ActiveMatMulKernels() == MatMulImpl::kSimd && !RunsOnMatrixEngine(w1, batch);
+}
+
 }  // namespace
 
 float SwiGluActivation(float gate, float up, float limit, float route_weight) {
@@ -152,10 +158,10 @@ float SwiGluActivation(float gate, float up, float limit, float route_weight) {
 
 void ExpertFfn(const WeightMatrix& w1, const WeightMatrix& w3, const WeightMatrix& w2, const float* x,
                int64_t batch, const float* route_weights, float limit, float* y) {
-  if (RunsOnMatrixEngine(w1, batch)) {
-    ExpertFfnWith(MatMul, w1, w3, w2, x, batch, route_weights, limit, y);
-  } else if (ActiveMatMulKernels() == MatMulImpl::kSimd) {
+  if (RunsOnSimdTeam(w1, batch)) {
     ExpertFfnSimd(w1, w3, w2, x, batch, route_weights, limit, y);
+  } else if (RunsOnMatrixEngine(w1, batch)) {
+    ExpertFfnWith(MatMul, w1, w3, w2, x, batch, route_weights, limit, y);
   } else {
     ExpertFfnReference(w1, w3, w2, x, batch, route_weights, limit, y);
   }
@@ -169,7 +175,7 @@ void ExpertFfnSimd(const WeightMatrix& w1, const WeightMatrix& w3, const WeightM
 void ExpertFfnGroup(const std::vector<ExpertFfnJob>& jobs, float limit) {
   std::vector<ExpertFfnJob> together;
   for (const ExpertFfnJob& job : jobs) {
-    if (ActiveMatMulKernels() == MatMulImpl::kSimd && !RunsOnMatrixEngine(*job.w1, job.batch)) {
+    if (RunsOnSimdTeam(*job.w1, job.batch)) {
       together.push_back(job);
     } else {
       ExpertFfn(*job.w1, *job.w3, *job.w2, job.x, job.batch, job.route_weights, limit, job.y);

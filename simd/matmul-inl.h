@@ -74,32 +74,18 @@ constexpr int64_t kGroupCols = 32;
 inline int64_t PaddedCols(int64_t cols) { return (cols + kGroupCols - 1) / kGroupCols * kGroupCols; }
 inline int64_t RowStride(int64_t cols) { return PaddedCols(cols) + kDotChains; }
 
-// ------------------------------------------------------------------ E8M0 table
-
-// E8M0 code -> scale, exactly as E8M0ToF32.
-inline const float* E8M0Values() {
-  static const struct Table {
-    float value[256];
-    Table() {
-      for (int e = 0; e < 256; ++e) value[e] = E8M0ToF32(static_cast<uint8_t>(e));
-    }
-  } table;
-  return table.value;
-}
-
 // ------------------------------------------------------------------ Codecs
 //
 // A codec decodes kCols consecutive columns of a row (kCols * kBitsPerCol / 8
 // bytes) into kVecs vectors in position order, scaled to the exact weights
-// DecodeRow gives: Decode(bytes, scale, out), where `scale` is the block's
-// scale times kScaleFactor (1 for formats without scales).
+// DecodeRow gives: Decode(bytes, block, out), where `block` is the vector its
+// scales (below) give for the column block (formats with kScaled only).
 
 struct F32Codec {
   static constexpr int64_t kCols = 16;
   static constexpr size_t kVecs = kCols / kN;
   static constexpr int kBitsPerCol = 32;
   static constexpr bool kScaled = false;
-  static constexpr float kScaleFactor = 1.0f;
 
   static HWY_INLINE void Decode(const uint8_t* HWY_RESTRICT bytes, VF, VF* out) {
     const DF df;
@@ -114,7 +100,6 @@ struct BF16Codec {
   static constexpr size_t kVecs = kCols / kN;
   static constexpr int kBitsPerCol = 16;
   static constexpr bool kScaled = false;
-  static constexpr float kScaleFactor = 1.0f;
 
   static HWY_INLINE void Decode(const uint8_t* HWY_RESTRICT bytes, VF, VF* out) {
     const DF df;
@@ -167,9 +152,21 @@ struct E4M3Codec {
 };
 
 // E2M1, one group of 32 columns (16 bytes, element 2j in the low nibble),
-// decoded as the 16 even columns, then the 16 odd ones. The 16 values are
-// multiplied by the group's scale once (the same products DecodeRow makes),
-// then looked up per nibble.
+// decoded as the 16 even columns, then the 16 odd ones, by looking each
+// nibble up in a table of the group's scale times the E2M1 values. The table
+// of every E8M0 code is made once (the same products DecodeRow makes), so a
+// group costs a load where it cost a multiply on the FMA ports.
+struct E2M1Tables {
+  // kN floats per code: the code's scale times entries[j].
+  alignas(64) float values[256 * kN];
+  explicit E2M1Tables(const float* entries) {
+    for (int code = 0; code < 256; ++code) {
+      const float scale = E8M0ToF32(static_cast<uint8_t>(code));
+      for (size_t j = 0; j < kN; ++j) values[code * kN + j] = entries[j] * scale;
+    }
+  }
+};
+
 #if DSV4_MATMUL_AVX3
 // Zero-extend the 16 bytes into 32-bit lanes; vpermps looks only at the low
 // four bits of each index lane, so the byte itself indexes the table with its
@@ -179,15 +176,14 @@ struct E2M1Codec {
   static constexpr size_t kVecs = 2;
   static constexpr int kBitsPerCol = 4;
   static constexpr bool kScaled = true;
-  static constexpr float kScaleFactor = 1.0f;
 
-  static HWY_INLINE void Decode(const uint8_t* HWY_RESTRICT bytes, VF scale, VF* out) {
-    static_assert(kN == 16, "one 512-bit vector per 16 bytes");
-    alignas(64) static constexpr float kValues[16] = {0.f,  0.5f,  1.f,  1.5f,  2.f,  3.f,  4.f,  6.f,
-                                                      -0.f, -0.5f, -1.f, -1.5f, -2.f, -3.f, -4.f, -6.f};
+  static_assert(kN == 16, "one 512-bit vector per 16 bytes");
+  static constexpr float kTableEntries[16] = {0.f,  0.5f,  1.f,  1.5f,  2.f,  3.f,  4.f,  6.f,
+                                              -0.f, -0.5f, -1.f, -1.5f, -2.f, -3.f, -4.f, -6.f};
+
+  static HWY_INLINE void Decode(const uint8_t* HWY_RESTRICT bytes, VF table, VF* out) {
     const DU du;
     const hn::Rebind<uint8_t, DF> d8;
-    const VF table = hn::Mul(hn::Load(DF(), kValues), scale);
     const auto lanes = hn::PromoteTo(du, hn::LoadU(d8, bytes));
     out[0] = VF{_mm512_permutexvar_ps(lanes.raw, table.raw)};
     out[1] = VF{_mm512_permutexvar_ps(hn::ShiftRight<4>(lanes).raw, table.raw)};
@@ -203,13 +199,12 @@ struct E2M1Codec {
   static constexpr size_t kVecs = 4;
   static constexpr int kBitsPerCol = 4;
   static constexpr bool kScaled = true;
-  static constexpr float kScaleFactor = 1.0f;
 
-  static HWY_INLINE void Decode(const uint8_t* HWY_RESTRICT bytes, VF scale, VF* out) {
-    alignas(32) static constexpr float kMagnitudes[8] = {0.f, 0.5f, 1.f, 1.5f, 2.f, 3.f, 4.f, 6.f};
+  static constexpr float kTableEntries[8] = {0.f, 0.5f, 1.f, 1.5f, 2.f, 3.f, 4.f, 6.f};  // magnitudes
+
+  static HWY_INLINE void Decode(const uint8_t* HWY_RESTRICT bytes, VF magnitudes, VF* out) {
     const DU du;
     const hn::Rebind<uint8_t, DF> d8;
-    const VF magnitudes = hn::Mul(hn::Load(DF(), kMagnitudes), scale);
     const auto sign_bit = hn::Set(du, 0x80000000u);
     for (size_t half = 0; half < 2; ++half) {
       const auto lanes = hn::PromoteTo(du, hn::LoadU(d8, bytes + 8 * half));
@@ -222,13 +217,17 @@ struct E2M1Codec {
 };
 #endif
 
+// Made before main, so that a group's table is a load from a fixed address.
+inline const E2M1Tables kE2M1Tables(E2M1Codec::kTableEntries);
+
 // ------------------------------------------------------------------ Scales
 //
-// ForRow(r)[b]: the scale of row r in column block b (Codec::kScaled only).
+// ForRow(r).Vector(b): the codec's vector for row r in column block b
+// (Codec::kScaled only).
 
 struct NoScales {
   struct Row {
-    float operator[](int64_t) const { return 1.0f; }
+    VF Vector(int64_t) const { return hn::Set(DF(), 1.0f); }
   };
   Row ForRow(int64_t) const { return Row(); }
 };
@@ -239,7 +238,8 @@ struct TileScales {  // E4M3: one f32 scale per block_rows x block_cols tile
   int64_t row_offset;  // WeightMatrix::scale_row_offset of a row slice
   struct Row {
     const float* scales;
-    float operator[](int64_t b) const { return scales[b]; }
+    // The scale times E4M3Codec::kScaleFactor, in every lane.
+    VF Vector(int64_t b) const { return hn::Set(DF(), scales[b] * E4M3Codec::kScaleFactor); }
   };
   Row ForRow(int64_t r) const { return Row{scales + ((r + row_offset) / block_rows) * scale_cols}; }
 };
@@ -247,13 +247,12 @@ struct TileScales {  // E4M3: one f32 scale per block_rows x block_cols tile
 struct GroupScales {  // E2M1: one E8M0 code per row and 32 columns
   const uint8_t* codes;
   int64_t scale_cols;
-  const float* values;  // E8M0Values()
   struct Row {
     const uint8_t* codes;
-    const float* values;
-    float operator[](int64_t b) const { return values[codes[b]]; }
+    // The scaled E2M1 table of block b (E2M1Codec's vector).
+    VF Vector(int64_t b) const { return hn::Load(DF(), kE2M1Tables.values + static_cast<size_t>(codes[b]) * kN); }
   };
-  Row ForRow(int64_t r) const { return Row{codes + r * scale_cols, values}; }
+  Row ForRow(int64_t r) const { return Row{codes + r * scale_cols}; }
 };
 
 // E4M3Codec folds kScaleFactor into the tile scales (exact while the product
@@ -309,7 +308,7 @@ HWY_INLINE void DecodeStep(const uint8_t* row, int64_t row_bytes, int64_t c, VF 
   }
 }
 
-// The decode scales (the scale times Codec::kScaleFactor) of kRows rows,
+// The decode vectors (Scales::Row::Vector) of kRows rows,
 // updated as the steps enter each column block.
 template <class Codec, size_t kRows, class RowScales>
 struct StepScales {
@@ -325,7 +324,7 @@ struct StepScales {
   HWY_INLINE void At(int64_t c) {
     if constexpr (Codec::kScaled) {
       if (c != next_block) return;
-      for (size_t i = 0; i < kRows; ++i) scale[i] = hn::Set(DF(), rows[i][block] * Codec::kScaleFactor);
+      for (size_t i = 0; i < kRows; ++i) scale[i] = rows[i].Vector(block);
       next_block += block_cols;
       ++block;
     }
@@ -687,7 +686,7 @@ inline void MatMulRows(const MatMulJob& job, int64_t r_begin, int64_t r_end) {
                                   r_begin, r_end);
     case WeightFormat::kE2M1Grouped:
       if (w.block_cols != E2M1Codec::kCols) return ExactRows(job, r_begin, r_end);
-      return RunFormat<E2M1Codec>(job, GroupScales{w.scales, w.ScaleCols(), E8M0Values()}, r_begin, r_end);
+      return RunFormat<E2M1Codec>(job, GroupScales{w.scales, w.ScaleCols()}, r_begin, r_end);
   }
 }
 
