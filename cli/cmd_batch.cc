@@ -76,9 +76,9 @@ int RunBatch(int argc, char** argv) {
   defaults.reasoning_budget = ReasoningBudgetFromArgs(args);
   if (!std::filesystem::exists(job.input)) throw Error(job.input + ": not found (--input)");
 
+  const Tokenizer tokenizer = LoadTokenizer(args, ConfigFromArgs(args));  // before the weights: a bad one fails at once
   const LoadedModel loaded = LoadModel(args, WorkloadFromArgs(args));
   const Model& model = loaded.model();
-  const Tokenizer tokenizer = LoadTokenizer(args, model.config());
   defaults.context_tokens = loaded.plan.context_tokens;
   job.scheduler = SchedulerOptionsFromArgs(args, loaded);
   job.fingerprint = {{"model", api::Hex64(ModelIdentity(loaded.checkpoint()))},

@@ -298,8 +298,8 @@ int RunChat(int argc, char** argv) {
   const SamplingParams sampling = SamplingFromArgs(args, std::numeric_limits<int64_t>::max());
   const int64_t reasoning_budget = ReasoningBudgetFromArgs(args);
 
+  const Tokenizer tokenizer = LoadTokenizer(args, ConfigFromArgs(args));  // before the weights: a bad one fails at once
   const LoadedModel loaded = LoadModel(args, WorkloadFromArgs(args));
-  const Tokenizer tokenizer = LoadTokenizer(args, loaded.model().config());
   if (!args.count("seed")) {
     std::fprintf(stderr, "seed %llu (--seed repeats this chat)\n", static_cast<unsigned long long>(*sampling.seed));
   }

@@ -130,21 +130,18 @@ int RunRun(int argc, char** argv) {
   }
 
   const Speculation speculation = SpeculativeFromArgs(args);
-  Workload workload;
-  workload.speculative = speculation.mode != Speculation::Mode::kOff;
-  // Byte-level BPE: a token covers at least one byte (+1 for a BOS the encoder may add).
-  workload.longest_prompt = rendered ? static_cast<int64_t>(rendered->size()) + 1 : static_cast<int64_t>(prompt.size());
-  LoadedModel loaded = LoadModel(args, workload);
-  const ModelConfig& config = loaded.model().config();
+  // Everything that can be wrong with the request is found before the
+  // weights load: the options against the config, the tokenizer, the schema.
+  const ModelConfig file_config = ConfigFromArgs(args);
   GenerationRequest request;
-  request.sampling = SamplingFromArgs(args, config.vocab_size);
+  request.sampling = SamplingFromArgs(args, file_config.vocab_size);
   request.reasoning_budget = ReasoningBudgetFromArgs(args);
   std::optional<Tokenizer> tokenizer;
   std::optional<ConstraintCompiler> constraints;
   if (rendered) {
-    tokenizer = LoadTokenizer(args, config);
+    tokenizer = LoadTokenizer(args, file_config);
     if (output) {
-      constraints.emplace(*tokenizer, config.vocab_size);
+      constraints.emplace(*tokenizer, file_config.vocab_size);
       request.constraint = constraints->Compile(*output);
     }
     prompt = tokenizer->Encode(*rendered);
@@ -153,6 +150,12 @@ int RunRun(int argc, char** argv) {
     if (output && request.reasoning && request.reasoning_budget < 0) request.reasoning_budget = request.sampling.max_tokens / 2;
   }
   if (!request.sampling.stop.empty() && !tokenizer) throw Error("--stop needs text output (-p)");
+
+  Workload workload;
+  workload.speculative = speculation.mode != Speculation::Mode::kOff;
+  workload.longest_prompt = static_cast<int64_t>(prompt.size());
+  LoadedModel loaded = LoadModel(args, workload);
+  const ModelConfig& config = loaded.model().config();
   request.prompt = std::move(prompt);
   SessionStart session(args, loaded, request);
   const uint64_t seed = *request.sampling.seed;

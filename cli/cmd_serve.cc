@@ -58,6 +58,8 @@ int RunServe(int argc, char** argv) {
   if (!args.count("seed")) defaults.sampling.seed.reset();
   defaults.reasoning_budget = ReasoningBudgetFromArgs(args);
   if (args["parallel"].as<int64_t>() < 1) throw Error("--parallel must be >= 1");
+  // Before the port opens and the weights load: a bad tokenizer fails at once.
+  const Tokenizer tokenizer = LoadTokenizer(args, ConfigFromArgs(args));
 
   // Signals go to one thread that stops the server; every thread started
   // from here inherits the mask.
@@ -89,7 +91,6 @@ int RunServe(int argc, char** argv) {
 
   const LoadedModel loaded = LoadModel(args, WorkloadFromArgs(args));
   const Model& model = loaded.model();
-  const Tokenizer tokenizer = LoadTokenizer(args, model.config());
   std::fprintf(stderr, "dsv4 serve: model loaded (%s, %lld sequences at once, %lld queued at most)\n",
                server_options.model_name.c_str(), static_cast<long long>(server_options.scheduler.max_sequences),
                static_cast<long long>(server_options.queue));

@@ -72,8 +72,19 @@ MemoryPlan PlanFromArgs(const cxxopts::ParseResult& args, const Checkpoint& chec
                     SequenceState::Size(config, numerics, kv), request);
 }
 
-LoadedModel LoadModel(const cxxopts::ParseResult& args, const Workload& workload) {
+namespace {
+
+std::string ModelDirFromArgs(const cxxopts::ParseResult& args) {
   if (!args.count("model")) throw Error("-m/--model DIR is required");
+  return args["model"].as<std::string>();
+}
+
+}  // namespace
+
+ModelConfig ConfigFromArgs(const cxxopts::ParseResult& args) { return Checkpoint::ReadConfig(ModelDirFromArgs(args)); }
+
+LoadedModel LoadModel(const cxxopts::ParseResult& args, const Workload& workload) {
+  const std::string dir = ModelDirFromArgs(args);
   // Before any weight memory is mapped: the team's placement decides where it goes.
   StartThreadTeam(args);
   try {
@@ -94,7 +105,6 @@ LoadedModel LoadModel(const cxxopts::ParseResult& args, const Workload& workload
   const Numerics numerics = ParseNumerics(args["numerics"].as<std::string>());
   CheckNumericsSupported(numerics);
   const auto start = std::chrono::steady_clock::now();
-  const std::string dir = args["model"].as<std::string>();
   auto checkpoint = std::make_unique<Checkpoint>(dir);
   loaded.plan = PlanFromArgs(args, *checkpoint, workload);
   if (!loaded.kv.spill_dir.empty()) loaded.kv.ram_budget = loaded.plan.kv_ram_per_sequence;
@@ -167,7 +177,7 @@ void RefuseSessionOptions(const cxxopts::ParseResult& args, const std::string& c
 }
 
 Tokenizer LoadTokenizer(const cxxopts::ParseResult& args, const ModelConfig& config) {
-  const std::string path = (std::filesystem::path(args["model"].as<std::string>()) / "tokenizer.json").string();
+  const std::string path = (std::filesystem::path(ModelDirFromArgs(args)) / "tokenizer.json").string();
   if (!std::filesystem::exists(path)) throw Error(path + ": not found (text input needs the model's tokenizer)");
   Tokenizer tokenizer = Tokenizer::FromFile(path);
   if (tokenizer.VocabSize() > config.vocab_size) {

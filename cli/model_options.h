@@ -75,6 +75,11 @@ class SessionSequence {
 // command that keeps no single sequence; `why` says what it does instead.
 void RefuseSessionOptions(const cxxopts::ParseResult& args, const std::string& command, const std::string& why);
 
+// The config.json of the model of -m, read alone: commands check the
+// tokenizer and the options that depend on the model before LoadModel, so
+// that a mistake is reported before the weights load, which can take minutes.
+ModelConfig ConfigFromArgs(const cxxopts::ParseResult& args);
+
 // The tokenizer.json beside the model of -m, checked against its vocabulary.
 Tokenizer LoadTokenizer(const cxxopts::ParseResult& args, const ModelConfig& config);
 

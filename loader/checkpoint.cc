@@ -41,11 +41,15 @@ std::vector<std::string> ShardNames(const std::string& dir) {
 
 }  // namespace
 
-Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
+ModelConfig Checkpoint::ReadConfig(const std::string& dir) {
   if (!fs::is_directory(dir)) throw Error(dir + ": model directory not found");
   const fs::path config_path = fs::path(dir) / "config.json";
   if (!fs::exists(config_path)) throw Error(config_path.string() + ": not found");
-  config_ = ModelConfig::FromFile(config_path.string());
+  return ModelConfig::FromFile(config_path.string());
+}
+
+Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
+  config_ = ReadConfig(dir);
   schema_ = ExpectedTensors(config_);
 
   for (const std::string& name : ShardNames(dir)) {

@@ -19,6 +19,9 @@ class Checkpoint {
   // problem: a missing file, a tensor missing or with the wrong dtype/shape.
   explicit Checkpoint(const std::string& dir);
 
+  // The config.json of `dir` alone (no shard opened), with the same errors.
+  static ModelConfig ReadConfig(const std::string& dir);
+
   const std::string& dir() const { return dir_; }
   const ModelConfig& config() const { return config_; }
   const std::vector<TensorSpec>& schema() const { return schema_; }

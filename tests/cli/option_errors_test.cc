@@ -39,6 +39,21 @@ TEST(OptionErrors, AnEmptyPromptIsRefusedBeforeTheModelLoads) {
   }
 }
 
+// The tiny checkpoint has no tokenizer.json: every command that reads text
+// says so before the weights load (minutes for the real model).
+TEST(OptionErrors, AMissingTokenizerIsReportedBeforeTheModelLoads) {
+  testing::TempDir dir;
+  testing::WriteFile(dir.File("in.jsonl"), "");
+  for (const std::string& command :
+       {"run -m " + Model() + " -p hello -n 1", "chat -m " + Model(), "serve -m " + Model() + " --port 0",
+        "batch -m " + Model() + " --input " + ShellQuote(dir.File("in.jsonl")) + " --output " +
+            ShellQuote(dir.File("out.jsonl"))}) {
+    const std::string error = Refusal(command);
+    EXPECT_NE(error.find("tokenizer.json: not found"), std::string::npos) << command << "\n" << error;
+    EXPECT_EQ(error.find("loaded "), std::string::npos) << "refused only after the load:\n" << error;
+  }
+}
+
 TEST(OptionErrors, AKvDirectoryThatCannotHoldAFileIsRefusedAtOnce) {
   testing::TempDir dir;
   testing::WriteFile(dir.File("file"), "not a directory");
