@@ -89,6 +89,15 @@ Scheduler::Scheduler(const Model& model, const Tokenizer* tokenizer, const Sched
 
 Scheduler::~Scheduler() = default;
 
+void CheckPromptTokens(const std::vector<int32_t>& prompt, int64_t vocab_size) {
+  for (size_t i = 0; i < prompt.size(); ++i) {
+    if (prompt[i] < 0 || prompt[i] >= vocab_size) {
+      throw Error("prompt token " + std::to_string(prompt[i]) + " at index " + std::to_string(i) +
+                  " is outside the vocabulary [0, " + std::to_string(vocab_size) + ")");
+    }
+  }
+}
+
 int64_t Scheduler::Submit(GenerationRequest request, UpdateCallback on_update) {
   const ModelConfig& c = model_.config();
   const int64_t n = static_cast<int64_t>(request.prompt.size());
@@ -97,12 +106,7 @@ int64_t Scheduler::Submit(GenerationRequest request, UpdateCallback on_update) {
     throw Error("the prompt has " + std::to_string(n) + " tokens; the context is " + std::to_string(context_tokens_) +
                 (context_tokens_ < c.max_position_embeddings ? " (--ctx-size)" : " (max_position_embeddings)"));
   }
-  for (int64_t i = 0; i < n; ++i) {
-    if (request.prompt[i] < 0 || request.prompt[i] >= c.vocab_size) {
-      throw Error("prompt token " + std::to_string(request.prompt[i]) + " at index " + std::to_string(i) +
-                  " is outside the vocabulary [0, " + std::to_string(c.vocab_size) + ")");
-    }
-  }
+  CheckPromptTokens(request.prompt, c.vocab_size);
   ValidateSampling(request.sampling, c.vocab_size);
   if (request.constraint && request.constraint->vocabulary().vocab_size() != c.vocab_size) {
     throw Error("the structured-output constraint was compiled for another vocabulary size");

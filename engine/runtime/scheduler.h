@@ -55,6 +55,10 @@ struct SchedulerOptions {
   int64_t draft_tokens = 1;
 };
 
+// Throws dsv4::Error naming the first prompt token outside [0, vocab_size)
+// (Submit checks every request; a command can check before the model loads).
+void CheckPromptTokens(const std::vector<int32_t>& prompt, int64_t vocab_size);
+
 class Scheduler {
  public:
   // tokenizer: for text output and stop strings; null = token ids only.

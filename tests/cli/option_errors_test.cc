@@ -54,6 +54,14 @@ TEST(OptionErrors, AMissingTokenizerIsReportedBeforeTheModelLoads) {
   }
 }
 
+TEST(OptionErrors, PromptIdsOutsideTheVocabularyAreRefusedBeforeTheModelLoads) {
+  for (const char* ids : {"1,1024", "70000"}) {  // the tiny model's vocabulary is [0, 1024)
+    const std::string error = Refusal("run -m " + Model() + " --prompt-ids=" + ids + " -n 1");
+    EXPECT_NE(error.find("is outside the vocabulary [0, 1024)"), std::string::npos) << error;
+    EXPECT_EQ(error.find("loaded "), std::string::npos) << "refused only after the load:\n" << error;
+  }
+}
+
 TEST(OptionErrors, AKvDirectoryThatCannotHoldAFileIsRefusedAtOnce) {
   testing::TempDir dir;
   testing::WriteFile(dir.File("file"), "not a directory");
