@@ -48,6 +48,11 @@ int RunLogits(int argc, char** argv) {
     throw Error("--prompt-ids is required (or --load-session to continue a saved sequence)");
   }
 
+  // Before the weights load, which can take minutes.
+  const int64_t file_vocab = ConfigFromArgs(args).vocab_size;
+  CheckTokenIds(prompt, file_vocab, "--prompt-ids");
+  CheckTokenIds(decode, file_vocab, "--decode-ids");
+
   LoadedModel loaded = LoadModel(args);
   const int64_t vocab = loaded.model().config().vocab_size;
   // With --session-dir the prompt loses the prefix restored from a session:

@@ -150,7 +150,7 @@ int RunRun(int argc, char** argv) {
     if (output && request.reasoning && request.reasoning_budget < 0) request.reasoning_budget = request.sampling.max_tokens / 2;
   }
   if (!request.sampling.stop.empty() && !tokenizer) throw Error("--stop needs text output (-p)");
-  CheckPromptTokens(prompt, file_config.vocab_size);
+  CheckTokenIds(prompt, file_config.vocab_size, "--prompt-ids");
 
   Workload workload;
   workload.speculative = speculation.mode != Speculation::Mode::kOff;

@@ -89,10 +89,10 @@ Scheduler::Scheduler(const Model& model, const Tokenizer* tokenizer, const Sched
 
 Scheduler::~Scheduler() = default;
 
-void CheckPromptTokens(const std::vector<int32_t>& prompt, int64_t vocab_size) {
-  for (size_t i = 0; i < prompt.size(); ++i) {
-    if (prompt[i] < 0 || prompt[i] >= vocab_size) {
-      throw Error("prompt token " + std::to_string(prompt[i]) + " at index " + std::to_string(i) +
+void CheckTokenIds(const std::vector<int32_t>& ids, int64_t vocab_size, const std::string& what) {
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || ids[i] >= vocab_size) {
+      throw Error(what + " token " + std::to_string(ids[i]) + " at index " + std::to_string(i) +
                   " is outside the vocabulary [0, " + std::to_string(vocab_size) + ")");
     }
   }
@@ -106,7 +106,7 @@ int64_t Scheduler::Submit(GenerationRequest request, UpdateCallback on_update) {
     throw Error("the prompt has " + std::to_string(n) + " tokens; the context is " + std::to_string(context_tokens_) +
                 (context_tokens_ < c.max_position_embeddings ? " (--ctx-size)" : " (max_position_embeddings)"));
   }
-  CheckPromptTokens(request.prompt, c.vocab_size);
+  CheckTokenIds(request.prompt, c.vocab_size, "prompt");
   ValidateSampling(request.sampling, c.vocab_size);
   if (request.constraint && request.constraint->vocabulary().vocab_size() != c.vocab_size) {
     throw Error("the structured-output constraint was compiled for another vocabulary size");

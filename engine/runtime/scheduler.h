@@ -21,6 +21,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "engine/model/model.h"
@@ -55,9 +56,10 @@ struct SchedulerOptions {
   int64_t draft_tokens = 1;
 };
 
-// Throws dsv4::Error naming the first prompt token outside [0, vocab_size)
-// (Submit checks every request; a command can check before the model loads).
-void CheckPromptTokens(const std::vector<int32_t>& prompt, int64_t vocab_size);
+// Throws dsv4::Error naming the first token id outside [0, vocab_size), as
+// "`what` token ID at index I ..." (Submit checks every request's prompt; a
+// command checks the ids of its options before the model loads).
+void CheckTokenIds(const std::vector<int32_t>& ids, int64_t vocab_size, const std::string& what);
 
 class Scheduler {
  public:

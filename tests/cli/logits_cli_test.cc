@@ -139,7 +139,7 @@ TEST(LogitsCli, BadInputGivesOneLineError) {
   const std::string out = " --out " + dir.File("out.json");
   const std::vector<BadInput> cases = {
       {"logits -m " + dir.File("missing") + " --prompt-ids 1" + out, "model directory not found"},
-      {"logits" + model + " --prompt-ids 1,1024" + out, "token id 1024"},
+      {"logits" + model + " --prompt-ids 1,1024" + out, "--prompt-ids token 1024"},
       {"logits" + model + " --prompt-ids 1,x" + out, "--prompt-ids"},
       {"logits" + model + " --prompt-ids @" + dir.File("long.txt") + out, "max_position_embeddings"},
       {"logits" + model + " --prompt-ids 1 --numerics quick" + out, "--numerics"},

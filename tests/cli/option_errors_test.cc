@@ -55,10 +55,17 @@ TEST(OptionErrors, AMissingTokenizerIsReportedBeforeTheModelLoads) {
 }
 
 TEST(OptionErrors, PromptIdsOutsideTheVocabularyAreRefusedBeforeTheModelLoads) {
+  testing::TempDir dir;
   for (const char* ids : {"1,1024", "70000"}) {  // the tiny model's vocabulary is [0, 1024)
-    const std::string error = Refusal("run -m " + Model() + " --prompt-ids=" + ids + " -n 1");
-    EXPECT_NE(error.find("is outside the vocabulary [0, 1024)"), std::string::npos) << error;
-    EXPECT_EQ(error.find("loaded "), std::string::npos) << "refused only after the load:\n" << error;
+    for (const std::string& command :
+         {"run -m " + Model() + " -n 1 --prompt-ids=" + ids,
+          "logits -m " + Model() + " --out " + ShellQuote(dir.File("l.json")) + " --prompt-ids=" + ids,
+          "logits -m " + Model() + " --out " + ShellQuote(dir.File("l.json")) + " --prompt-ids=1 --decode-ids=" + ids}) {
+      const std::string error = Refusal(command);
+      EXPECT_NE(error.find("-ids token "), std::string::npos) << error;  // names the option
+      EXPECT_NE(error.find("is outside the vocabulary [0, 1024)"), std::string::npos) << error;
+      EXPECT_EQ(error.find("loaded "), std::string::npos) << "refused only after the load:\n" << error;
+    }
   }
 }
 
