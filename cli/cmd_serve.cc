@@ -58,8 +58,6 @@ int RunServe(int argc, char** argv) {
   if (!args.count("seed")) defaults.sampling.seed.reset();
   defaults.reasoning_budget = ReasoningBudgetFromArgs(args);
   if (args["parallel"].as<int64_t>() < 1) throw Error("--parallel must be >= 1");
-  // Before the port opens and the weights load: a bad tokenizer fails at once.
-  const Tokenizer tokenizer = LoadTokenizer(args, ConfigFromArgs(args));
 
   // Signals go to one thread that stops the server; every thread started
   // from here inherits the mask.
@@ -68,6 +66,10 @@ int RunServe(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Before the port opens and the weights load: a bad tokenizer fails at once.
+  // (After the mask: the tokenizer's build may start threads, which must
+  // inherit it, or a SIGTERM could end the process in one of them.)
+  const Tokenizer tokenizer = LoadTokenizer(args, ConfigFromArgs(args));
 
   server_options.scheduler.max_sequences = args["parallel"].as<int64_t>();
   Server server(server_options);
