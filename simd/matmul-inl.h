@@ -708,7 +708,16 @@ inline void PackInput(const MatMulJob& job, int64_t m_begin, int64_t m_end) {
     // Columns 2i and 2i + 1 of a group at positions i and 16 + i; the last
     // group's missing columns are zeros.
     constexpr int64_t kHalf = kGroupCols / 2;
-    for (int64_t g = 0; g < cols; g += kGroupCols) {
+    const DF df;
+    int64_t g = 0;
+    for (; g + kGroupCols <= cols; g += kGroupCols) {
+      for (int64_t k = 0; k < kHalf; k += static_cast<int64_t>(kN)) {
+        const VF first = hn::LoadU(df, in + g + 2 * k), second = hn::LoadU(df, in + g + 2 * k + static_cast<int64_t>(kN));
+        hn::Store(hn::ConcatEven(df, second, first), df, out + g + k);
+        hn::Store(hn::ConcatOdd(df, second, first), df, out + g + kHalf + k);
+      }
+    }
+    for (; g < cols; g += kGroupCols) {
       for (int64_t i = 0; i < kHalf; ++i) {
         const int64_t c = g + 2 * i;
         out[g + i] = c < cols ? in[c] : 0.0f;
