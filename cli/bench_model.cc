@@ -721,6 +721,7 @@ int RunModelBench(int argc, char** argv) {
   // busy neighbour can only make a probe slower).
   auto probe_dram = [&] {
     const double gbps = MeasureReadBandwidth(plan.ProbeBytes(ReadProbeBytes()), 16);
+    ReleaseFreedMemory();
     std::fprintf(stderr, "bench: DRAM read %.2f GB/s with %d threads\n", gbps, threads);
     report.read_gbps = std::max(report.read_gbps, gbps);
   };

@@ -9,6 +9,7 @@
 
 #include "cli/command.h"
 #include "loader/mapped_files.h"
+#include "loader/process_memory.h"
 
 namespace dsv4::cli {
 
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
     std::string program = std::string("dsv4 ") + argv[1];
     argv[1] = program.data();
     dsv4::InstallMappedFileFaultHandler(program.c_str());
+    dsv4::RetainFreedMemory();
     // Past a file-size limit (ulimit -f), a write fails with EFBIG, which every
     // writer reports like a full disk, instead of the signal killing the process.
     std::signal(SIGXFSZ, SIG_IGN);

@@ -1,5 +1,7 @@
 #include "loader/process_memory.h"
 
+#include <malloc.h>
+
 #include <fstream>
 
 namespace dsv4 {
@@ -19,5 +21,14 @@ bool ResetPeakRss() {
   out.flush();
   return static_cast<bool>(out);
 }
+
+void RetainFreedMemory() {
+  // Every block from the heap (no mmap of its own, which munmap gives back),
+  // and no trimming of the heap's top (-1: a threshold of SIZE_MAX).
+  ::mallopt(M_MMAP_MAX, 0);
+  ::mallopt(M_TRIM_THRESHOLD, -1);
+}
+
+void ReleaseFreedMemory() { ::malloc_trim(0); }
 
 }  // namespace dsv4

@@ -1,5 +1,6 @@
-// This process's memory as Linux reports it under /proc/self: the peak-RSS
-// figures of `dsv4 bench -m` and the weight store's budget tests.
+// This process's memory as Linux reports it under /proc/self (the peak-RSS
+// figures of `dsv4 bench -m` and the weight store's budget tests), and how
+// the memory it frees is kept for its next allocations.
 #pragma once
 
 #include <cstdint>
@@ -13,5 +14,19 @@ int64_t ProcessStatusBytes(const std::string& field);
 // Makes VmHWM start again from the current RSS (Linux >= 4.0); false where
 // /proc/self/clear_refs is not writable.
 bool ResetPeakRss();
+
+// From now on, memory that malloc's callers free stays in the process for
+// the next allocation, instead of going back to the kernel (glibc returns
+// blocks from 128 KiB to 32 MiB, and every larger one, at each free). A
+// forward pass allocates and frees its scratch (activations of a 512-row
+// prefill chunk: tens of MiB per buffer) in every layer; given back, each
+// byte is faulted in and zeroed by the kernel again on the next call, which
+// cost a third of prefill's time on a 2-vCPU VM. The peak is the same: the
+// memory plan reserves the working memory of a chunk either way.
+void RetainFreedMemory();
+
+// Gives the free memory kept above back to the kernel: after a one-off
+// buffer larger than any working set (a bandwidth probe).
+void ReleaseFreedMemory();
 
 }  // namespace dsv4
