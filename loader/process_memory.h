@@ -16,13 +16,14 @@ int64_t ProcessStatusBytes(const std::string& field);
 bool ResetPeakRss();
 
 // From now on, memory that malloc's callers free stays in the process for
-// the next allocation, instead of going back to the kernel (glibc returns
-// blocks from 128 KiB to 32 MiB, and every larger one, at each free). A
-// forward pass allocates and frees its scratch (activations of a 512-row
-// prefill chunk: tens of MiB per buffer) in every layer; given back, each
-// byte is faulted in and zeroed by the kernel again on the next call, which
-// cost a third of prefill's time on a 2-vCPU VM. The peak is the same: the
-// memory plan reserves the working memory of a chunk either way.
+// the next allocation, instead of going back to the kernel (by default glibc
+// maps every block above a threshold, 128 KiB rising to at most 32 MiB, on
+// its own and unmaps it at free, and trims the heap's free top). A forward
+// pass allocates and frees its scratch (activations of a 512-row prefill
+// chunk: tens of MiB per buffer) in every layer; given back, each byte is
+// faulted in and zeroed by the kernel again on the next call, which cost a
+// third of prefill's time on a 2-vCPU VM. The peak is the same: the memory
+// plan reserves the working memory of a chunk either way.
 void RetainFreedMemory();
 
 // Gives the free memory kept above back to the kernel: after a one-off
