@@ -705,8 +705,9 @@ inline void PackInput(const MatMulJob& job, int64_t m_begin, int64_t m_end) {
       std::memcpy(out, in, static_cast<size_t>(cols) * sizeof(float));
       continue;
     }
-    // Columns 2i and 2i + 1 of a group at positions i and 16 + i; the last
-    // group's missing columns are zeros.
+    // Columns 2i and 2i + 1 of a group at positions i and 16 + i: the even
+    // and odd lanes of each pair of vectors in whole groups; the last group
+    // column by column, its missing columns zeros.
     constexpr int64_t kHalf = kGroupCols / 2;
     const DF df;
     int64_t g = 0;
