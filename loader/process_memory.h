@@ -21,7 +21,7 @@ bool ResetPeakRss();
 // its own and unmaps it at free, and trims the heap's free top). A forward
 // pass allocates and frees its scratch (activations of a 512-row prefill
 // chunk: tens of MiB per buffer) in every layer; given back, each byte is
-// faulted in and zeroed by the kernel again on the next call, which cost a
+// faulted in and zeroed by the kernel again on the next call, which cost up to a
 // third of prefill's time on a 2-vCPU VM. The peak is the same: the memory
 // plan reserves the working memory of a chunk either way.
 void RetainFreedMemory();
