@@ -20,6 +20,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr uint64_t kHugePage = uint64_t{2} << 20;
+// Writing one byte per 4 KiB makes the kernel provide every page of a range
+// (larger pages are only written more often than needed).
+constexpr int64_t kSmallPage = 4096;
 constexpr uint8_t kNotQueued = 0, kQueuedPrefetch = 1, kQueuedDemand = 2;
 
 uint64_t AlignDown(uint64_t x, uint64_t a) { return x / a * a; }
@@ -106,6 +109,13 @@ double MeasureFileReadBandwidth(const std::string& path, int64_t bytes, int64_t 
   return total / seconds / 1e9;
 }
 
+bool FreshSlotPaysOff(const SlotFillCosts& costs) {
+  if (costs.touch_bytes < kFillCostSampleBytes || costs.read_bytes < kFillCostSampleBytes) return true;
+  // Seconds per byte: touching no slower than reading.
+  if (costs.touch_seconds * costs.read_bytes <= costs.read_seconds * costs.touch_bytes) return true;
+  return costs.growth_touch_seconds <= kGrowthShareOfReReads * costs.reread_seconds;
+}
+
 ExpertCache::Layout ExpertCache::LayOut(const std::vector<FileExtent>& parts) {
   std::vector<size_t> order(parts.size());
   std::iota(order.begin(), order.end(), 0);
@@ -185,6 +195,8 @@ ExpertCache::ExpertCache(const std::vector<std::string>& paths, const std::vecto
     throw;
   }
   slots_.resize(slots);
+  touched_.assign(slots, lock_memory ? 1 : 0);  // mlock has faulted every page in
+  evicted_.assign(items.size(), 0);
   slot_of_.assign(items.size(), -1);
   queued_.assign(items.size(), kNotQueued);
   uses_.assign(items.size(), 0);
@@ -207,8 +219,8 @@ ExpertCache::~ExpertCache() {
   ::munmap(memory_, memory_bytes_);
 }
 
-int ExpertCache::FindVictim(bool demand) const {
-  int coldest = -1, latest_hint = -1;
+ExpertCache::Victim ExpertCache::FindVictim(bool demand) const {
+  int fresh = -1, coldest = -1, latest_hint = -1;
   auto colder = [&](const Slot& a, const Slot& b) {
     const uint32_t ua = uses_[a.item], ub = uses_[b.item];
     return ua != ub ? ua < ub : a.last_use < b.last_use;
@@ -216,15 +228,25 @@ int ExpertCache::FindVictim(bool demand) const {
   for (int s = 0; s < static_cast<int>(slots_.size()); ++s) {
     const Slot& slot = slots_[s];
     if (slot.pins > 0 || slot.state == SlotState::kLoading || (slot.unclaimed && slot.demanded)) continue;
-    if (slot.state == SlotState::kEmpty || slot.state == SlotState::kFailed) return s;
-    if (!slot.hinted) {
+    if (slot.state == SlotState::kEmpty || slot.state == SlotState::kFailed) {
+      if (touched_[s]) return {s, false};
+      if (fresh < 0) fresh = s;
+    } else if (!slot.hinted) {
       if (coldest < 0 || colder(slot, slots_[coldest])) coldest = s;
     } else if (latest_hint < 0 || slot.hinted_at > slots_[latest_hint].hinted_at) {
       latest_hint = s;
     }
   }
-  if (coldest >= 0) return coldest;
-  return demand ? latest_hint : -1;
+  if (fresh >= 0 && (coldest < 0 || FreshSlotPaysOff(fill_costs_))) return {fresh, coldest >= 0};
+  if (coldest >= 0) return {coldest, false};
+  return {demand ? latest_hint : -1, false};
+}
+
+double ExpertCache::TouchSlot(int slot) {
+  const Clock::time_point start = Clock::now();
+  volatile uint8_t* base = memory_ + static_cast<uint64_t>(slot) * slot_bytes_;
+  for (int64_t at = 0; at < slot_bytes_; at += kSmallPage) base[at] = 0;
+  return SecondsSince(start);
 }
 
 void ExpertCache::Load(int slot, int64_t item) {
@@ -251,7 +273,8 @@ void ExpertCache::ReaderLoop() {
       demand = false;
       queue = &prefetch_;
     }
-    const int victim = queue->empty() ? -1 : FindVictim(demand);
+    const Victim chosen = queue->empty() ? Victim{} : FindVictim(demand);
+    const int victim = chosen.slot;
     if (victim < 0) {  // nothing to do, or no slot may be given up yet
       work_cv_.wait(lock);
       continue;
@@ -260,7 +283,12 @@ void ExpertCache::ReaderLoop() {
     queue->pop_front();
     queued_[item] = kNotQueued;
     Slot& slot = slots_[victim];
-    if (slot.item >= 0) slot_of_[slot.item] = -1;
+    if (slot.item >= 0) {
+      slot_of_[slot.item] = -1;
+      evicted_[slot.item] = 1;
+    }
+    const bool fresh = !touched_[victim], reread = evicted_[item] != 0;
+    touched_[victim] = 1;
     slot = Slot{};
     slot.item = item;
     slot.state = SlotState::kLoading;
@@ -271,6 +299,7 @@ void ExpertCache::ReaderLoop() {
     slot_of_[item] = victim;
 
     lock.unlock();
+    const double touch_seconds = fresh ? TouchSlot(victim) : 0;
     const Clock::time_point start = Clock::now();
     std::string error;
     try {
@@ -281,6 +310,14 @@ void ExpertCache::ReaderLoop() {
     const double seconds = SecondsSince(start);
     lock.lock();
     stats_.read_seconds += seconds;
+    fill_costs_.read_seconds += seconds;
+    fill_costs_.read_bytes += LayoutBytes(layouts_[item]);
+    if (reread) fill_costs_.reread_seconds += seconds;
+    if (fresh) {
+      fill_costs_.touch_seconds += touch_seconds;
+      fill_costs_.touch_bytes += slot_bytes_;
+      if (chosen.grows) fill_costs_.growth_touch_seconds += touch_seconds;
+    }
     slot.state = error.empty() ? SlotState::kReady : SlotState::kFailed;
     slot.error = std::move(error);
     ready_cv_.notify_all();

@@ -5,8 +5,10 @@
 // least often lately (use counts halve as they age; ties go to the least
 // recently used): plain LRU would evict everything under the layer-by-layer
 // cycle of decode once the cache is smaller than one token's working set.
-// Because every byte comes from an explicit read, a shard truncated or
-// damaged after load is a dsv4::Error naming the file, never a SIGBUS.
+// A slot never used before is taken instead of evicting only while its first
+// touch pays off (FreshSlotPaysOff). Because every byte comes from an
+// explicit read, a shard truncated or damaged after load is a dsv4::Error
+// naming the file, never a SIGBUS.
 // docs/weight-store.md explains the policy.
 #pragma once
 
@@ -63,6 +65,33 @@ uint8_t* MapWeightMemory(uint64_t bytes, uintptr_t like = 0);
 // `bytes` (or the whole file) read once in `chunk`-byte preads, the way the
 // cache reads a miss, after asking the kernel to drop the file's cached pages.
 double MeasureFileReadBandwidth(const std::string& path, int64_t bytes, int64_t chunk, bool direct_io);
+
+// What filling slots has cost so far, to decide whether the next miss takes
+// a slot never used before (whose pages the kernel must first provide and
+// zero) or evicts a resident item.
+struct SlotFillCosts {
+  double touch_seconds = 0;  // first touch of fresh slots' pages
+  int64_t touch_bytes = 0;
+  double read_seconds = 0;  // reads of misses (pread only)
+  int64_t read_bytes = 0;
+  double growth_touch_seconds = 0;  // first touches of slots taken while an eviction was possible
+  double reread_seconds = 0;        // reads of items that had been evicted before
+};
+
+// Whether a miss should take a fresh slot when it could evict instead. Yes
+// while too few bytes were measured to judge (kFillCostSampleBytes each), and
+// whenever fresh memory is no slower to touch than the disk is to read (any
+// bare-metal machine, where a cached expert pays for its slot at its first
+// hit). Where it is slower (a VM that hands freed memory back to its host:
+// 0.3-0.6 GB/s against a 2-3 GB/s disk), a fresh slot pays off only after
+// many hits, which a short run never gets: the cache then grows only by
+// spending on fresh slots a share (kGrowthShareOfReReads) of the time it has
+// spent re-reading evicted items, so that growing costs a run at most that
+// share more than keeping the cache it has, whatever the run's length, and a
+// long run still grows it to its full size.
+inline constexpr int64_t kFillCostSampleBytes = int64_t{64} << 20;
+inline constexpr double kGrowthShareOfReReads = 0.1;
+bool FreshSlotPaysOff(const SlotFillCosts& costs);
 
 class ExpertCache {
  public:
@@ -124,9 +153,17 @@ class ExpertCache {
   static uint64_t LayoutBytes(const Layout& layout);
 
   void ReaderLoop();
-  // A slot the next read may use, or -1. Demand reads may take back a
-  // hinted slot; read-ahead never does.
-  int FindVictim(bool demand) const;
+  struct Victim {
+    int slot = -1;  // -1: none may be given up yet
+    bool grows = false;  // a fresh slot, taken where an eviction was possible
+  };
+  // The slot the next read may use: a used empty one, else a fresh one while
+  // that pays off (or nothing else is free), else the coldest. Demand reads
+  // may take back a hinted slot; read-ahead never does.
+  Victim FindVictim(bool demand) const;
+  // Writes one byte per page of a fresh slot, so that the kernel's work to
+  // provide its pages is timed apart from the read. Returns the seconds.
+  double TouchSlot(int slot);
   void Load(int slot, int64_t item);
   void Unpin(int slot);
 
@@ -142,6 +179,9 @@ class ExpertCache {
   std::condition_variable work_cv_;   // the reader waits for requests or a free slot
   std::condition_variable ready_cv_;  // Acquire waits for reads
   std::vector<Slot> slots_;
+  std::vector<uint8_t> touched_;      // per slot: its pages were written once
+  std::vector<uint8_t> evicted_;      // per item: was resident once and evicted
+  SlotFillCosts fill_costs_;
   std::vector<int> slot_of_;          // item -> slot, -1 if none
   std::vector<uint8_t> queued_;       // kNotQueued, kQueuedPrefetch or kQueuedDemand per item
   std::vector<uint32_t> uses_;        // acquisitions per item, halved every items() acquisitions

@@ -353,6 +353,31 @@ TEST_F(ExpertCacheTest, ConcurrentPrefetchAndAcquireStayConsistent) {
   EXPECT_EQ(stats.hits + stats.misses, 400);
 }
 
+TEST(FreshSlotPaysOffTest, GrowsUntilMeasuredAndWheneverTouchingIsNoSlowerThanReading) {
+  constexpr int64_t kSample = kFillCostSampleBytes;
+  SlotFillCosts costs;
+  EXPECT_TRUE(FreshSlotPaysOff(costs));  // nothing measured
+  costs = {.touch_seconds = 10, .touch_bytes = kSample - 1, .read_seconds = 0.01, .read_bytes = 4 * kSample,
+           .growth_touch_seconds = 10};
+  EXPECT_TRUE(FreshSlotPaysOff(costs));  // too few bytes touched to judge
+  costs.touch_bytes = 2 * kSample;
+  costs.touch_seconds = costs.read_seconds / 2;  // touching a byte: as fast as reading one
+  EXPECT_TRUE(FreshSlotPaysOff(costs));
+}
+
+TEST(FreshSlotPaysOffTest, WhereTouchingIsSlowerGrowthSpendsAShareOfWhatReReadsCost) {
+  constexpr int64_t kSample = kFillCostSampleBytes;
+  // Touching costs 8x reading per byte (0.3 GB/s against 2.4).
+  SlotFillCosts costs{.touch_seconds = 8, .touch_bytes = kSample, .read_seconds = 1, .read_bytes = kSample};
+  EXPECT_TRUE(FreshSlotPaysOff(costs));  // nothing spent on growth yet
+  costs.growth_touch_seconds = 2;
+  EXPECT_FALSE(FreshSlotPaysOff(costs));  // and no evicted item read again
+  costs.reread_seconds = 0.99 * 2 / kGrowthShareOfReReads;
+  EXPECT_FALSE(FreshSlotPaysOff(costs));
+  costs.reread_seconds = 2 / kGrowthShareOfReReads;
+  EXPECT_TRUE(FreshSlotPaysOff(costs));
+}
+
 TEST_F(ExpertCacheTest, FileTruncatedAfterOpenIsAnErrorNamingIt) {
   ExpertCache cache({path_}, items_, 2, true, false);
   ExpectContents(0, cache.Acquire(0));
