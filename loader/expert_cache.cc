@@ -416,6 +416,11 @@ void ExpertCache::Unpin(int slot) {
   work_cv_.notify_one();
 }
 
+int64_t ExpertCache::filled_slots() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return std::count_if(slots_.begin(), slots_.end(), [](const Slot& slot) { return slot.state == SlotState::kReady; });
+}
+
 ExpertCacheStats ExpertCache::stats() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return stats_;

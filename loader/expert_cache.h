@@ -120,6 +120,9 @@ class ExpertCache {
 
   ExpertCacheStats stats() const;
   int64_t slots() const { return static_cast<int64_t>(slots_.size()); }
+  // Slots holding an expert now (fewer than slots() until the cache has
+  // grown to its full size).
+  int64_t filled_slots() const;
   int64_t slot_bytes() const { return slot_bytes_; }
   bool direct_io() const { return direct_io_; }
 

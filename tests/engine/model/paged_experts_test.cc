@@ -289,7 +289,9 @@ class ExpertCacheTest : public ::testing::Test {
 
 TEST_F(ExpertCacheTest, ServesTheFileBytesAndCountsHitsAndMisses) {
   ExpertCache cache({path_}, items_, 2, true, false);
+  EXPECT_EQ(cache.filled_slots(), 0);
   ExpectContents(3, cache.Acquire(3));
+  EXPECT_EQ(cache.filled_slots(), 1);
   ExpectContents(3, cache.Acquire(3));
   ExpectContents(4, cache.Acquire(4));
   ExpectContents(5, cache.Acquire(5));  // evicts 4: 3 was used more often
