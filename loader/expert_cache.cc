@@ -237,7 +237,9 @@ ExpertCache::Victim ExpertCache::FindVictim(bool demand) const {
       latest_hint = s;
     }
   }
-  if (fresh >= 0 && (coldest < 0 || FreshSlotPaysOff(fill_costs_))) return {fresh, coldest >= 0};
+  // A caller waits and nothing can be evicted: a fresh slot, whatever it costs.
+  const bool forced = demand && coldest < 0;
+  if (fresh >= 0 && (forced || FreshSlotPaysOff(fill_costs_))) return {fresh, !forced};
   if (coldest >= 0) return {coldest, false};
   return {demand ? latest_hint : -1, false};
 }

@@ -74,7 +74,7 @@ struct SlotFillCosts {
   int64_t touch_bytes = 0;
   double read_seconds = 0;  // reads of misses (pread only)
   int64_t read_bytes = 0;
-  double growth_touch_seconds = 0;  // first touches of slots taken while an eviction was possible
+  double growth_touch_seconds = 0;  // first touches of slots no waiting caller needed
   double reread_seconds = 0;        // reads of items that had been evicted before
 };
 
@@ -157,12 +157,13 @@ class ExpertCache {
 
   void ReaderLoop();
   struct Victim {
-    int slot = -1;  // -1: none may be given up yet
-    bool grows = false;  // a fresh slot, taken where an eviction was possible
+    int slot = -1;       // -1: none may be given up yet
+    bool grows = false;  // a fresh slot, taken where no caller had to have it
   };
   // The slot the next read may use: a used empty one, else a fresh one while
-  // that pays off (or nothing else is free), else the coldest. Demand reads
-  // may take back a hinted slot; read-ahead never does.
+  // that pays off (or a caller waits and nothing can be evicted), else the
+  // coldest. Demand reads may take back a hinted slot; read-ahead never does,
+  // so where fresh slots do not pay off, read-ahead waits for used ones.
   Victim FindVictim(bool demand) const;
   // Writes one byte per page of a fresh slot, so that the kernel's work to
   // provide its pages is timed apart from the read. Returns the seconds.
