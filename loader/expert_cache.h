@@ -5,10 +5,10 @@
 // least often lately (use counts halve as they age; ties go to the least
 // recently used): plain LRU would evict everything under the layer-by-layer
 // cycle of decode once the cache is smaller than one token's working set.
-// A slot never used before is taken instead of evicting only while its first
-// touch pays off (FreshSlotPaysOff). Because every byte comes from an
-// explicit read, a shard truncated or damaged after load is a dsv4::Error
-// naming the file, never a SIGBUS.
+// A slot never used before is filled only while its first touch pays off
+// (FreshSlotPaysOff), or for a waiting caller with nothing to evict.
+// Because every byte comes from an explicit read, a shard truncated or
+// damaged after load is a dsv4::Error naming the file, never a SIGBUS.
 // docs/weight-store.md explains the policy.
 #pragma once
 
@@ -78,11 +78,11 @@ struct SlotFillCosts {
   double reread_seconds = 0;        // reads of items that had been evicted before
 };
 
-// Whether a miss should take a fresh slot when it could evict instead. Yes
-// while too few bytes were measured to judge (kFillCostSampleBytes each), and
-// whenever fresh memory is no slower to touch than the disk is to read (any
-// bare-metal machine, where a cached expert pays for its slot at its first
-// hit). Where it is slower (a VM that hands freed memory back to its host:
+// Whether a read no waiting caller forces into a fresh slot (read-ahead, or
+// a miss that could evict instead) should take one. Yes while too few bytes
+// were measured to judge (kFillCostSampleBytes each), and whenever fresh
+// memory is no slower to touch than the disk is to read (most bare-metal
+// machines, where a cached expert pays for its slot at its first hit). Where it is slower (a VM that hands freed memory back to its host:
 // 0.3-0.6 GB/s against a 2-3 GB/s disk), a fresh slot pays off only after
 // many hits, which a short run never gets: the cache then grows only by
 // spending on fresh slots a share (kGrowthShareOfReReads) of the time it has
