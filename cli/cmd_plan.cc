@@ -35,6 +35,8 @@ constexpr int64_t kDiskProbeBytes = int64_t{256} << 20;
 constexpr int64_t kRamProbeBytes = int64_t{2} << 30;
 // Weights each decode-kernel probe cycles through.
 constexpr int64_t kKernelProbeBytes = int64_t{512} << 20;
+// Fresh memory touched once: 0.5-1 s where the host provides it lazily.
+constexpr int64_t kTouchProbeBytes = int64_t{256} << 20;
 
 double MedianDiskGbps(const Checkpoint& checkpoint, int64_t chunk) {
   const SafetensorsFile* largest = nullptr;
@@ -53,8 +55,13 @@ struct Figures {
   MemoryPlan plan;
   int64_t parallel = 1;
   DecodeReadRates rates;
+  double touch_gbps = 0;  // fresh memory's first touch
   DecodeStepRead one, many;
+  ExpertCacheFill fill;
+  // With the cache a run starts with, and with the plan's cache full: the
+  // same unless fresh memory is slower to touch than the disk to read.
   double tok_s_one = 0, tok_s_many = 0;
+  double tok_s_one_full = 0, tok_s_many_full = 0;
   int64_t max_context_ram = 0;
   int64_t max_context_disk = -1;  // with --kv-dir
   int64_t kv_dir_free = -1;
@@ -89,9 +96,14 @@ Json ToJson(const Figures& f) {
   out["ram_read_gbps"] = f.rates.ram_gbps;
   out["disk_read_gbps"] = f.rates.disk_gbps;
   out["kernel_read_gbps"] = {{"fp4", f.rates.fp4_gbps}, {"fp8", f.rates.fp8_gbps}, {"bf16", f.rates.bf16_gbps}};
+  out["fresh_memory_gbps"] = f.touch_gbps;
+  out["expert_cache_start_slots"] = f.fill.start_slots;
+  out["expert_cache_fill_tokens"] = f.fill.tokens_to_fill;
   out["predicted_decode_tok_s"] = f.tok_s_one;
+  out["predicted_decode_tok_s_full_cache"] = f.tok_s_one_full;
   out["parallel"] = f.parallel;
   out["predicted_parallel_decode_tok_s"] = f.tok_s_many;
+  out["predicted_parallel_decode_tok_s_full_cache"] = f.tok_s_many_full;
   out["reason"] = p.reason;
   return out;
 }
@@ -121,10 +133,20 @@ void PrintText(const Figures& f) {
   std::printf("\ndecode:     %.3f GB per token from RAM, %.3f GB from disk\n", gb(f.one.ram_bytes()), gb(f.one.disk_bytes));
   const DecodeReadRates& r = f.rates;
   if (r.ram_gbps <= 0) return;  // --no-probe
-  std::printf("bandwidth:  RAM %.2f GB/s, disk %.2f GB/s (O_DIRECT); decode kernels FP4 %.2f, FP8 %.2f, BF16 %.2f GB/s\n",
-              r.ram_gbps, r.disk_gbps, r.fp4_gbps, r.fp8_gbps, r.bf16_gbps);
+  std::printf(
+      "bandwidth:  RAM %.2f GB/s, disk %.2f GB/s (O_DIRECT), fresh memory %.2f GB/s (first touch); decode kernels "
+      "FP4 %.2f, FP8 %.2f, BF16 %.2f GB/s\n",
+      r.ram_gbps, r.disk_gbps, f.touch_gbps, r.fp4_gbps, r.fp8_gbps, r.bf16_gbps);
   std::printf("predicted:  %.2f tok/s decode, one sequence; %.2f tok/s in all with %lld\n", f.tok_s_one, f.tok_s_many,
               static_cast<long long>(f.parallel));
+  if (f.fill.start_slots < p.expert_slots) {
+    std::printf(
+        "            with the %lld slots a run starts with: fresh memory is slower to touch than the disk reads, so "
+        "the cache grows as re-reads pay for it; %.2f and %.2f tok/s once its %lld slots are full, after about "
+        "%.0f decoded tokens\n",
+        static_cast<long long>(f.fill.start_slots), f.tok_s_one_full, f.tok_s_many_full,
+        static_cast<long long>(p.expert_slots), f.fill.tokens_to_fill);
+  }
 }
 
 int RunPlan(int argc, char** argv) {
@@ -151,6 +173,7 @@ int RunPlan(int argc, char** argv) {
   f.plan = PlanFromArgs(args, checkpoint, workload);
   f.parallel = workload.parallel;
   const MemoryPlan& p = f.plan;
+  f.fill.start_slots = p.expert_slots;  // unless the probes below find fresh memory slow
   const ModelSummary summary = SummarizeConfig(config, dir);
   f.one = DecodeStepBytes(p, config, summary.decode, 1);
   f.many = DecodeStepBytes(p, config, summary.decode, f.parallel);
@@ -176,14 +199,20 @@ int RunPlan(int argc, char** argv) {
     f.rates.ram_gbps = MeasureReadBandwidth(probe_bytes, 5);
     std::fprintf(stderr, "plan: RAM read %.2f GB/s (best of 5 passes over %s)\n", f.rates.ram_gbps,
                  FormatBytes(probe_bytes).c_str());
+    f.touch_gbps = MeasureFirstTouchBandwidth(p.ProbeBytes(kTouchProbeBytes));
     const DecodeKernelRates kernels = MeasureDecodeKernelRates(p.ProbeBytes(kKernelProbeBytes));
     f.rates.fp4_gbps = kernels.fp4_gbps;
     f.rates.fp8_gbps = kernels.fp8_gbps;
     f.rates.bf16_gbps = kernels.bf16_gbps;
     f.rates.disk_gbps = MedianDiskGbps(checkpoint, std::max<int64_t>(p.weights.slot_bytes, int64_t{8} << 20));
     std::fprintf(stderr, "plan: disk read %.2f GB/s (O_DIRECT, median of %d)\n", f.rates.disk_gbps, kDiskProbes);
-    f.tok_s_one = PredictDecodeTokS(f.one, 1, f.rates);
-    f.tok_s_many = PredictDecodeTokS(f.many, f.parallel, f.rates);
+    f.tok_s_one_full = PredictDecodeTokS(f.one, 1, f.rates);
+    f.tok_s_many_full = PredictDecodeTokS(f.many, f.parallel, f.rates);
+    f.fill = PredictExpertCacheFill(p, f.one, f.rates.disk_gbps, f.touch_gbps);
+    MemoryPlan at_start = p;
+    at_start.expert_slots = f.fill.start_slots;
+    f.tok_s_one = PredictDecodeTokS(DecodeStepBytes(at_start, config, summary.decode, 1), 1, f.rates);
+    f.tok_s_many = PredictDecodeTokS(DecodeStepBytes(at_start, config, summary.decode, f.parallel), f.parallel, f.rates);
   }
   if (args.count("json")) {
     std::cout << ToJson(f).dump(2) << std::endl;

@@ -109,6 +109,20 @@ double MeasureFileReadBandwidth(const std::string& path, int64_t bytes, int64_t 
   return total / seconds / 1e9;
 }
 
+double TouchPages(uint8_t* p, int64_t bytes) {
+  const Clock::time_point start = Clock::now();
+  volatile uint8_t* base = p;
+  for (int64_t at = 0; at < bytes; at += kSmallPage) base[at] = 0;
+  return SecondsSince(start);
+}
+
+double MeasureFirstTouchBandwidth(int64_t bytes) {
+  uint8_t* memory = MapWeightMemory(static_cast<uint64_t>(bytes));
+  const double seconds = TouchPages(memory, bytes);
+  ::munmap(memory, static_cast<uint64_t>(bytes));
+  return bytes / seconds / 1e9;
+}
+
 bool FreshSlotPaysOff(const SlotFillCosts& costs) {
   if (costs.touch_bytes < kFillCostSampleBytes || costs.read_bytes < kFillCostSampleBytes) return true;
   // Seconds per byte: touching no slower than reading.
@@ -245,10 +259,7 @@ ExpertCache::Victim ExpertCache::FindVictim(bool demand) const {
 }
 
 double ExpertCache::TouchSlot(int slot) {
-  const Clock::time_point start = Clock::now();
-  volatile uint8_t* base = memory_ + static_cast<uint64_t>(slot) * slot_bytes_;
-  for (int64_t at = 0; at < slot_bytes_; at += kSmallPage) base[at] = 0;
-  return SecondsSince(start);
+  return TouchPages(memory_ + static_cast<uint64_t>(slot) * slot_bytes_, slot_bytes_);
 }
 
 void ExpertCache::Load(int slot, int64_t item) {

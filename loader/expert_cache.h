@@ -66,6 +66,15 @@ uint8_t* MapWeightMemory(uint64_t bytes, uintptr_t like = 0);
 // cache reads a miss, after asking the kernel to drop the file's cached pages.
 double MeasureFileReadBandwidth(const std::string& path, int64_t bytes, int64_t chunk, bool direct_io);
 
+// Writes one byte per 4 KiB page of [p, p + bytes), so that the kernel
+// provides (and zeroes) every page: what a fresh slot costs before its read.
+// Returns the seconds it took.
+double TouchPages(uint8_t* p, int64_t bytes);
+
+// GB/s at which this process gets fresh memory the way the cache's slots get
+// it: `bytes` mapped (MapWeightMemory), touched once (TouchPages), unmapped.
+double MeasureFirstTouchBandwidth(int64_t bytes);
+
 // What filling slots has cost so far, to decide whether the next miss takes
 // a slot never used before (whose pages the kernel must first provide and
 // zero) or evicts a resident item.

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "loader/error.h"
+#include "loader/expert_cache.h"
 
 namespace dsv4 {
 namespace {
@@ -67,6 +68,22 @@ double PredictDecodeTokS(const DecodeStepRead& step, int64_t sequences, const De
                    step.expert_bytes / rate(rates.fp4_gbps);
   if (step.disk_bytes > 0 && rates.disk_gbps > 0) seconds += step.disk_bytes / (rates.disk_gbps * 1e9);
   return seconds > 0 ? static_cast<double>(sequences) / seconds : 0;
+}
+
+ExpertCacheFill PredictExpertCacheFill(const MemoryPlan& plan, const DecodeStepRead& step, double disk_gbps,
+                                       double touch_gbps) {
+  ExpertCacheFill fill;
+  fill.start_slots = plan.expert_slots;
+  const int64_t slot = plan.weights.slot_bytes;
+  if (!plan.paging || slot <= 0 || disk_gbps <= 0 || touch_gbps <= 0 || touch_gbps >= disk_gbps) return fill;
+  fill.start_slots = std::min(plan.expert_slots, (kFillCostSampleBytes + slot - 1) / slot);
+  const double experts = static_cast<double>(plan.weights.experts);
+  const double empty_at_start = experts - static_cast<double>(fill.start_slots);
+  const double empty_when_full = experts - static_cast<double>(plan.expert_slots);
+  const double rate = kGrowthShareOfReReads * (step.expert_bytes + step.disk_bytes) * touch_gbps /
+                      (disk_gbps * static_cast<double>(slot) * experts);
+  if (rate > 0 && empty_when_full > 0) fill.tokens_to_fill = std::log(empty_at_start / empty_when_full) / rate;
+  return fill;
 }
 
 int64_t MemoryPlan::ContextFitting(int64_t bytes) const {

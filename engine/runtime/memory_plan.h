@@ -104,6 +104,22 @@ struct DecodeReadRates {
 // matvecs (attention, norms, routing) is not counted.
 double PredictDecodeTokS(const DecodeStepRead& step, int64_t sequences, const DecodeReadRates& rates);
 
+// How a paged run's expert cache fills (ExpertCache, FreshSlotPaysOff).
+// Where fresh memory is touched no slower than the disk reads, every slot
+// fills as soon as a miss wants one. Where it is slower (a VM whose host
+// provides memory lazily), a run starts with the slots the cache's fill-cost
+// sample takes (kFillCostSampleBytes) and each decoded token then spends on
+// fresh slots a share (kGrowthShareOfReReads) of the time it re-read misses:
+// with uniform routing, the slots still empty fall by the same factor every
+// token, e^-(share x expert bytes x touch / (disk x slot bytes x experts)).
+struct ExpertCacheFill {
+  int64_t start_slots = 0;    // the slots a run's first tokens have
+  double tokens_to_fill = 0;  // decoded tokens until the plan's slots are full (0: from the start)
+};
+// `step`: one sequence's decode step under the full plan.
+ExpertCacheFill PredictExpertCacheFill(const MemoryPlan& plan, const DecodeStepRead& step, double disk_gbps,
+                                       double touch_gbps);
+
 // Activation bytes of one forward call of `rows` rows (the plan's estimate).
 int64_t ForwardScratchBytes(const ModelConfig& config, int64_t rows);
 

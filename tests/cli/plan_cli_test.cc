@@ -32,7 +32,9 @@ TEST(PlanCli, JsonHoldsThePlan) {
   const Json plan = PlanJson("");
   for (const char* key : {"mem_budget_bytes", "resident_bytes", "paged_bytes", "decode_bytes_per_token",
                           "kv_bytes_per_token", "max_context_ram", "ram_read_gbps", "disk_read_gbps",
-                          "predicted_decode_tok_s", "available_bytes", "kv_ram_pool_bytes"}) {
+                          "predicted_decode_tok_s", "available_bytes", "kv_ram_pool_bytes", "fresh_memory_gbps",
+                          "expert_cache_start_slots", "expert_cache_fill_tokens",
+                          "predicted_decode_tok_s_full_cache"}) {
     EXPECT_TRUE(plan.contains(key)) << key;
   }
   EXPECT_FALSE(plan["paging"].get<bool>());
@@ -51,6 +53,8 @@ TEST(PlanCli, ABudgetPagesTheExperts) {
   EXPECT_GT(plan["expert_cache_slots"].get<int64_t>(), 1);
   EXPECT_GT(plan["paged_bytes"].get<int64_t>(), 0);
   EXPECT_LE(plan["resident_bytes"].get<int64_t>(), budget);
+  // Nothing probed: no reason to expect a cache that fills slowly.
+  EXPECT_EQ(plan["expert_cache_start_slots"].get<int64_t>(), plan["expert_cache_slots"].get<int64_t>());
 }
 
 TEST(PlanCli, KvDirAddsTheContextTheDiskHolds) {

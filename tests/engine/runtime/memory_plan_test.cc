@@ -6,7 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "engine/model/numerics.h"
+#include "loader/expert_cache.h"
 #include "tests/support/golden.h"
 #include "tests/support/test_support.h"
 
@@ -184,6 +187,39 @@ TEST_F(MemoryPlanTest, TheRooflineCountsDistinctExpertsAndMisses) {
   const DecodeStepRead miss = DecodeStepBytes(paged, config_, read, 1);
   EXPECT_NEAR(miss.disk_bytes / 6000.0, 1 - static_cast<double>(paged.expert_slots) / weights_.experts, 1e-9);
   EXPECT_LT(PredictDecodeTokS(miss, 1, rates), PredictDecodeTokS(one, 1, rates));
+}
+
+TEST_F(MemoryPlanTest, TheExpertCacheFillsAsFreshMemoryPaysOff) {
+  const MemoryPlan paged = Plan(weights_.dense_bytes + weights_.expert_bytes / 2 + Overhead());
+  ASSERT_TRUE(paged.paging);
+  DecodeStepRead step;
+  step.expert_bytes = 200 * kMiB;
+  step.disk_bytes = 200 * kMiB;
+  // Touching no slower than reading: full from the start.
+  ExpertCacheFill fill = PredictExpertCacheFill(paged, step, 2.0, 2.0);
+  EXPECT_EQ(fill.start_slots, paged.expert_slots);
+  EXPECT_EQ(fill.tokens_to_fill, 0);
+  // Slower: the sample's slots (64 MiB of 30 MiB slots), then the empty
+  // slots fall by e^-rate a decoded token.
+  fill = PredictExpertCacheFill(paged, step, 2.0, 0.5);
+  EXPECT_EQ(fill.start_slots, 3);
+  const double rate = kGrowthShareOfReReads * 400.0 * 0.5 / (2.0 * 30 * weights_.experts);
+  EXPECT_NEAR(fill.tokens_to_fill,
+              std::log((weights_.experts - 3.0) / (weights_.experts - paged.expert_slots)) / rate, 1e-6);
+  // Token by token, spending the share of each token's re-reads on fresh slots
+  // fills the cache in as many tokens, to within one.
+  double slots = 3;
+  int tokens = 0;
+  for (; slots < paged.expert_slots; ++tokens) {
+    const double reread_seconds = (1 - slots / weights_.experts) * 400.0 * kMiB / 2e9;
+    slots += kGrowthShareOfReReads * reread_seconds * 0.5e9 / (30.0 * kMiB);
+  }
+  EXPECT_NEAR(tokens, fill.tokens_to_fill, 1.0 + 0.01 * tokens);
+  // Half the touch rate, twice the tokens; nothing paged, nothing to fill.
+  EXPECT_NEAR(PredictExpertCacheFill(paged, step, 2.0, 0.25).tokens_to_fill, 2 * fill.tokens_to_fill, 1e-6);
+  const MemoryPlan resident = Plan(1000 * kGiB);
+  EXPECT_EQ(PredictExpertCacheFill(resident, step, 2.0, 0.5).start_slots, resident.expert_slots);
+  EXPECT_EQ(PredictExpertCacheFill(resident, step, 2.0, 0.5).tokens_to_fill, 0);
 }
 
 }  // namespace
