@@ -395,6 +395,7 @@ struct Report {
   bool direct_io = false;
   double predicted_decode_tok_s = 0;  // the memory plan's roofline (dsv4 plan) for the cache the runs had
   int64_t filled_slots = 0;           // cache slots holding an expert after the runs (paging only)
+  double fresh_memory_gbps = 0;       // the first touch of the cache's fresh slots (paging only)
   double read_gbps = 0;      // DRAM, measured
   double disk_gbps = 0;      // sequential reads the way the cache reads, measured (paging only)
   int64_t cold_cached_bytes = 0;  // page cache of the shards left when the cold load began
@@ -467,6 +468,7 @@ void PrintJson(const Report& r) {
   out["resident_weight_bytes"] = r.store.resident_bytes;
   out["cache_slots"] = r.store.cache_slots;
   out["cache_slots_filled"] = r.filled_slots;
+  out["cache_fresh_memory_GBps"] = Round(r.fresh_memory_gbps, 3);
   out["load_s"] = Round(r.load_seconds, 3);
   out["time_to_first_token_s"] = Round(r.TimeToFirstToken(), 3);
   out["cold_page_cache_bytes"] = r.cold_cached_bytes;
@@ -593,9 +595,10 @@ void PrintMarkdown(const Report& r) {
   std::printf("\n- weights: dense %.3f GB resident, routed experts %.3f GB ", r.store.dense_bytes / gb,
               r.store.expert_bytes / gb);
   if (r.store.paging) {
-    std::printf("paged through %lld cache slots of %.2f MB (%lld filled after the runs)\n",
+    std::printf("paged through %lld cache slots of %.2f MB (%lld filled after the runs; fresh slots touched at %.2f "
+                "GB/s)\n",
                 static_cast<long long>(r.store.cache_slots), r.store.slot_bytes / 1e6,
-                static_cast<long long>(r.filled_slots));
+                static_cast<long long>(r.filled_slots), r.fresh_memory_gbps);
   } else {
     std::printf("resident\n");
   }
@@ -786,7 +789,11 @@ int RunModelBench(int argc, char** argv) {
                    sp.PredictedTokensPerSecond(0.8), sp.PredictedTokensPerSecond(0.9));
     }
     report.peak_rss = ProcessStatusBytes("VmHWM");
-    if (const ExpertCache* cache = stored.store->expert_cache()) report.filled_slots = cache->filled_slots();
+    if (const ExpertCache* cache = stored.store->expert_cache()) {
+      report.filled_slots = cache->filled_slots();
+      const SlotFillCosts costs = cache->fill_costs();
+      if (costs.touch_seconds > 0) report.fresh_memory_gbps = costs.touch_bytes / costs.touch_seconds / 1e9;
+    }
   }
   probe_dram();
   DecodeReadRates rates;

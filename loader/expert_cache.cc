@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <limits>
 #include <numeric>
 
 #include "loader/error.h"
@@ -116,11 +117,17 @@ double TouchPages(uint8_t* p, int64_t bytes) {
   return SecondsSince(start);
 }
 
-double MeasureFirstTouchBandwidth(int64_t bytes) {
+double MeasureFirstTouchBandwidth(int64_t bytes, int64_t piece, double seconds) {
   uint8_t* memory = MapWeightMemory(static_cast<uint64_t>(bytes));
-  const double seconds = TouchPages(memory, bytes);
+  double slowest = std::numeric_limits<double>::infinity(), spent = 0;
+  for (int64_t at = 0; at < bytes && spent < seconds; at += piece) {
+    const int64_t n = std::min(piece, bytes - at);
+    const double s = TouchPages(memory + at, n);
+    spent += s;
+    slowest = std::min(slowest, n / s / 1e9);
+  }
   ::munmap(memory, static_cast<uint64_t>(bytes));
-  return bytes / seconds / 1e9;
+  return slowest;
 }
 
 bool FreshSlotPaysOff(const SlotFillCosts& costs) {
@@ -432,6 +439,11 @@ void ExpertCache::Unpin(int slot) {
 int64_t ExpertCache::filled_slots() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return std::count_if(slots_.begin(), slots_.end(), [](const Slot& slot) { return slot.state == SlotState::kReady; });
+}
+
+SlotFillCosts ExpertCache::fill_costs() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return fill_costs_;
 }
 
 ExpertCacheStats ExpertCache::stats() const {

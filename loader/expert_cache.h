@@ -72,8 +72,12 @@ double MeasureFileReadBandwidth(const std::string& path, int64_t bytes, int64_t 
 double TouchPages(uint8_t* p, int64_t bytes);
 
 // GB/s at which this process gets fresh memory the way the cache's slots get
-// it: `bytes` mapped (MapWeightMemory), touched once (TouchPages), unmapped.
-double MeasureFirstTouchBandwidth(int64_t bytes);
+// it: `bytes` mapped (MapWeightMemory) and touched once (TouchPages) in
+// `piece`-byte parts until `seconds` are spent, then unmapped; the slowest
+// part's rate. A VM's host may keep memory the guest freed in the last
+// seconds backed for a while: the first gigabyte or two then comes at 10+
+// GB/s, the rest (what a cache of tens of GB fills) at its own rate.
+double MeasureFirstTouchBandwidth(int64_t bytes, int64_t piece, double seconds);
 
 // What filling slots has cost so far, to decide whether the next miss takes
 // a slot never used before (whose pages the kernel must first provide and
@@ -132,6 +136,8 @@ class ExpertCache {
   // Slots holding an expert now (fewer than slots() until the cache has
   // grown to its full size).
   int64_t filled_slots() const;
+  // What filling slots has cost so far (the inputs of FreshSlotPaysOff).
+  SlotFillCosts fill_costs() const;
   int64_t slot_bytes() const { return slot_bytes_; }
   bool direct_io() const { return direct_io_; }
 

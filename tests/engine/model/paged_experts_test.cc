@@ -300,6 +300,12 @@ TEST_F(ExpertCacheTest, ServesTheFileBytesAndCountsHitsAndMisses) {
   EXPECT_EQ(stats.hits, 2);
   EXPECT_EQ(stats.misses, 3);
   EXPECT_EQ(stats.prefetched, 0);
+  // Both slots were fresh once; each miss read an item never read before.
+  const SlotFillCosts costs = cache.fill_costs();
+  EXPECT_EQ(costs.touch_bytes, 2 * cache.slot_bytes());
+  EXPECT_GT(costs.read_bytes, 2 * cache.slot_bytes());  // three items, each laid out within a slot
+  EXPECT_LE(costs.read_bytes, 3 * cache.slot_bytes());
+  EXPECT_EQ(costs.reread_seconds, 0);
 }
 
 TEST_F(ExpertCacheTest, PrefetchedItemsAreKeptUntilUsed) {
