@@ -144,9 +144,9 @@ void PrintText(const Figures& f) {
               static_cast<long long>(f.parallel));
   if (f.fill.start_slots < p.expert_slots) {
     std::printf(
-        "            with the %lld slots a run starts with: fresh memory is slower to touch than the disk reads, so "
-        "the cache grows as re-reads pay for it; %.2f and %.2f tok/s once its %lld slots are full, after about "
-        "%.0f decoded tokens\n",
+        "            for the %lld cache slots a run starts with (fresh memory is slower to touch than the disk "
+        "reads, so the cache grows as re-reads pay for it); %.2f and %.2f tok/s once all %lld are full, after "
+        "about %.0f decoded tokens\n",
         static_cast<long long>(f.fill.start_slots), f.tok_s_one_full, f.tok_s_many_full,
         static_cast<long long>(p.expert_slots), f.fill.tokens_to_fill);
   }
