@@ -28,6 +28,7 @@
 #include "cli/thread_options.h"
 #include "engine/model/numerics.h"
 #include "engine/model/paged_experts.h"
+#include "engine/runtime/decode_overhead.h"
 #include "engine/runtime/memory_plan.h"
 #include "engine/runtime/sampler.h"
 #include "engine/runtime/scheduler.h"
@@ -394,6 +395,7 @@ struct Report {
   bool mem_budget_auto = true;
   bool direct_io = false;
   double predicted_decode_tok_s = 0;  // the memory plan's roofline (dsv4 plan) for the cache the runs had
+  double step_overhead_s = 0;         // in it: a decode step's time beyond its reads (decode_overhead.h)
   int64_t filled_slots = 0;           // cache slots holding an expert after the runs (paging only)
   double fresh_memory_gbps = 0;       // the first touch of the cache's fresh slots (paging only)
   double read_gbps = 0;      // DRAM, measured
@@ -479,6 +481,7 @@ void PrintJson(const Report& r) {
   out["read_GBps_measured"] = Round(r.read_gbps, 3);
   out["roof_fraction"] = Round(r.AchievedGbps(warm) / r.read_gbps, 4);
   out["predicted_decode_tok_s"] = Round(r.predicted_decode_tok_s, 3);
+  out["predicted_step_overhead_s"] = Round(r.step_overhead_s, 6);
   out["measured_over_predicted"] =
       Round(r.predicted_decode_tok_s > 0 ? warm.decode.TokensPerSecond() / r.predicted_decode_tok_s : 0, 4);
   out["peak_rss_bytes"] = r.peak_rss;
@@ -604,9 +607,9 @@ void PrintMarkdown(const Report& r) {
   }
   std::printf("- resident weights %.3f GB (budget %.3f GB, %s), peak RSS %.3f GB\n", r.store.resident_bytes / gb,
               r.mem_budget / gb, r.mem_budget_auto ? "auto" : "--mem-budget", r.peak_rss / gb);
-  std::printf("- decode predicted by the memory plan (bytes over measured kernel and disk rates) %.2f tok/s; warm "
-              "measured/predicted %.2f\n",
-              r.predicted_decode_tok_s,
+  std::printf("- decode predicted by the memory plan (bytes over measured kernel and disk rates, plus %.2f ms a step "
+              "beyond the reads) %.2f tok/s; warm measured/predicted %.2f\n",
+              1e3 * r.step_overhead_s, r.predicted_decode_tok_s,
               r.predicted_decode_tok_s > 0 ? r.Warm().decode.TokensPerSecond() / r.predicted_decode_tok_s : 0.0);
   std::printf("- cold start: load %.2f s (page cache of the shards dropped first, %.1f MB left), time to first token %.2f s\n\n",
               r.load_seconds, r.cold_cached_bytes / 1e6, r.TimeToFirstToken());
@@ -803,6 +806,9 @@ int RunModelBench(int argc, char** argv) {
   rates.fp4_gbps = kernels.fp4_gbps;
   rates.fp8_gbps = kernels.fp8_gbps;
   rates.bf16_gbps = kernels.bf16_gbps;
+  const DecodeOverhead overhead = MeasureDecodeOverhead(config, numerics, rates, plan.ProbeBytes(int64_t{1} << 30));
+  rates.step_overhead_seconds = overhead.seconds_per_layer * static_cast<double>(config.num_hidden_layers);
+  report.step_overhead_s = rates.step_overhead_seconds;
   // The roofline of the cache the runs had: where fresh memory is slower to
   // touch than the disk to read, the cache grows only as re-reads pay for it
   // (ExpertCache), and a short run does not fill it.

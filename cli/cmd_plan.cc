@@ -17,6 +17,7 @@
 #include "cli/sampling_options.h"
 #include "cli/thread_options.h"
 #include "engine/kv/kv_spill.h"
+#include "engine/runtime/decode_overhead.h"
 #include "loader/error.h"
 #include "loader/expert_cache.h"
 #include "loader/model_summary.h"
@@ -35,6 +36,8 @@ constexpr int64_t kDiskProbeBytes = int64_t{256} << 20;
 constexpr int64_t kRamProbeBytes = int64_t{2} << 30;
 // Weights each decode-kernel probe cycles through.
 constexpr int64_t kKernelProbeBytes = int64_t{512} << 20;
+// The zero-weight model timed for what a decode step costs beyond its reads.
+constexpr int64_t kOverheadProbeBytes = int64_t{1} << 30;
 // Fresh memory touched once, in parts, for at most about 1.5 s (a second
 // or two where the host provides it lazily, a tenth elsewhere).
 constexpr int64_t kTouchProbeBytes = int64_t{2} << 30;
@@ -59,6 +62,7 @@ struct Figures {
   int64_t parallel = 1;
   DecodeReadRates rates;
   double touch_gbps = 0;  // fresh memory's first touch
+  DecodeOverhead overhead;
   DecodeStepRead one, many;
   ExpertCacheFill fill;
   // With the cache a run starts with, and with the plan's cache full: the
@@ -100,6 +104,8 @@ Json ToJson(const Figures& f) {
   out["disk_read_gbps"] = f.rates.disk_gbps;
   out["kernel_read_gbps"] = {{"fp4", f.rates.fp4_gbps}, {"fp8", f.rates.fp8_gbps}, {"bf16", f.rates.bf16_gbps}};
   out["fresh_memory_gbps"] = f.touch_gbps;
+  out["decode_overhead_seconds_per_layer"] = f.overhead.seconds_per_layer;
+  out["decode_step_overhead_seconds"] = f.rates.step_overhead_seconds;
   out["expert_cache_start_slots"] = f.fill.start_slots;
   out["expert_cache_fill_tokens"] = f.fill.tokens_to_fill;
   out["predicted_decode_tok_s"] = f.tok_s_one;
@@ -140,6 +146,10 @@ void PrintText(const Figures& f) {
       "bandwidth:  RAM %.2f GB/s, disk %.2f GB/s (O_DIRECT), fresh memory %.2f GB/s (first touch); decode kernels "
       "FP4 %.2f, FP8 %.2f, BF16 %.2f GB/s\n",
       r.ram_gbps, r.disk_gbps, f.touch_gbps, r.fp4_gbps, r.fp8_gbps, r.bf16_gbps);
+  std::printf("overhead:   %.2f ms a decode step beyond its reads (attention, norms, routing, threads' waits): "
+              "%.3f ms a layer, timed on %lld layers of zero weights\n",
+              1e3 * r.step_overhead_seconds, 1e3 * f.overhead.seconds_per_layer,
+              static_cast<long long>(f.overhead.layers));
   std::printf("predicted:  %.2f tok/s decode, one sequence; %.2f tok/s in all with %lld\n", f.tok_s_one, f.tok_s_many,
               static_cast<long long>(f.parallel));
   if (f.fill.start_slots < p.expert_slots) {
@@ -168,6 +178,7 @@ int RunPlan(int argc, char** argv) {
   RefuseSessionOptions(args, "plan", "it plans, it runs nothing");
   const Workload workload = WorkloadFromArgs(args);
   StartThreadTeam(args);
+  SetMatMulKernelsFromArgs(args);
   const std::string dir = args["model"].as<std::string>();
   const Checkpoint checkpoint(dir);
   const ModelConfig& config = checkpoint.config();
@@ -212,6 +223,11 @@ int RunPlan(int argc, char** argv) {
     f.rates.bf16_gbps = kernels.bf16_gbps;
     f.rates.disk_gbps = MedianDiskGbps(checkpoint, std::max<int64_t>(p.weights.slot_bytes, int64_t{8} << 20));
     std::fprintf(stderr, "plan: disk read %.2f GB/s (O_DIRECT, median of %d)\n", f.rates.disk_gbps, kDiskProbes);
+    f.overhead = MeasureDecodeOverhead(config, Numerics::kDefault, f.rates, p.ProbeBytes(kOverheadProbeBytes));
+    f.rates.step_overhead_seconds = f.overhead.seconds_per_layer * static_cast<double>(config.num_hidden_layers);
+    std::fprintf(stderr, "plan: a decode step of %lld zero-weight layers took %.2f ms, its reads %.2f ms\n",
+                 static_cast<long long>(f.overhead.layers), 1e3 * f.overhead.step_seconds,
+                 1e3 * f.overhead.roofline_seconds);
     f.tok_s_one_full = PredictDecodeTokS(f.one, 1, f.rates);
     f.tok_s_many_full = PredictDecodeTokS(f.many, f.parallel, f.rates);
     f.fill = PredictExpertCacheFill(p, f.one, f.rates.disk_gbps, f.touch_gbps);

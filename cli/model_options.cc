@@ -83,15 +83,19 @@ std::string ModelDirFromArgs(const cxxopts::ParseResult& args) {
 
 ModelConfig ConfigFromArgs(const cxxopts::ParseResult& args) { return Checkpoint::ReadConfig(ModelDirFromArgs(args)); }
 
-LoadedModel LoadModel(const cxxopts::ParseResult& args, const Workload& workload) {
-  const std::string dir = ModelDirFromArgs(args);
-  // Before any weight memory is mapped: the team's placement decides where it goes.
-  StartThreadTeam(args);
+void SetMatMulKernelsFromArgs(const cxxopts::ParseResult& args) {
   try {
     SetMatMulKernels(ParseMatMulKernels(args["matmul"].as<std::string>()));
   } catch (const std::invalid_argument& e) {
     throw Error(e.what());
   }
+}
+
+LoadedModel LoadModel(const cxxopts::ParseResult& args, const Workload& workload) {
+  const std::string dir = ModelDirFromArgs(args);
+  // Before any weight memory is mapped: the team's placement decides where it goes.
+  StartThreadTeam(args);
+  SetMatMulKernelsFromArgs(args);
   LoadedModel loaded;
   loaded.chunk = args["chunk"].as<int64_t>();
   if (loaded.chunk < 0) throw Error("--chunk must be >= 0");

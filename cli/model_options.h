@@ -50,6 +50,10 @@ struct LoadedModel {
 };
 LoadedModel LoadModel(const cxxopts::ParseResult& args, const Workload& workload = {});
 
+// --matmul: which kernels every MatMul of this process runs (LoadModel sets
+// it; `plan` too, for the decode step it times).
+void SetMatMulKernelsFromArgs(const cxxopts::ParseResult& args);
+
 // The scheduler options the plan sets: rows per step, KV placement, the
 // context and the pools admission counts against (one sequence, no prefix
 // cache; SchedulerOptionsFromArgs adds those).

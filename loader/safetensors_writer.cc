@@ -83,12 +83,16 @@ SafetensorsWriter::~SafetensorsWriter() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-void SafetensorsWriter::Append(const void* data, size_t bytes) {
+void SafetensorsWriter::CheckRoomFor(uint64_t bytes) const {
   if (fd_ < 0) throw Error(path_ + ": append after Finish");
   if (bytes > layout_.data_bytes - data_written_) {
     throw Error(path_ + ": " + std::to_string(data_written_ + bytes) + " data bytes appended, the header declares " +
                 std::to_string(layout_.data_bytes));
   }
+}
+
+void SafetensorsWriter::Append(const void* data, size_t bytes) {
+  CheckRoomFor(bytes);
   const auto* p = static_cast<const uint8_t*>(data);
   data_written_ += bytes;
   if (buffer_.size() + bytes > kBufferBytes) Flush();
@@ -99,6 +103,13 @@ void SafetensorsWriter::Append(const void* data, size_t bytes) {
   }
 }
 
+void SafetensorsWriter::AppendZeros(uint64_t bytes) {
+  CheckRoomFor(bytes);
+  Flush();
+  if (::lseek(fd_, static_cast<off_t>(bytes), SEEK_CUR) < 0) throw Error(path_ + ": seek failed (" + ErrnoText() + ")");
+  data_written_ += bytes;
+}
+
 void SafetensorsWriter::Finish() {
   if (fd_ < 0) throw Error(path_ + ": Finish called twice");
   if (data_written_ != layout_.data_bytes) {
@@ -106,6 +117,10 @@ void SafetensorsWriter::Finish() {
                 " data bytes were written");
   }
   Flush();
+  // A hole at the end has no write to extend the file over it.
+  if (::ftruncate(fd_, static_cast<off_t>(layout_.FileBytes())) != 0) {
+    throw Error(path_ + ": cannot set the file's size (" + ErrnoText() + ")");
+  }
   const int fd = fd_;
   fd_ = -1;
   if (::close(fd) != 0) throw Error(path_ + ": write failed on close (" + ErrnoText() + ")");

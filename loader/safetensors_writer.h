@@ -58,10 +58,14 @@ class SafetensorsWriter {
 
   // The next `bytes` of the data section; more than the layout holds is an error.
   void Append(const void* data, size_t bytes);
+  // The next `bytes` of the data section, all zero, left as a hole in the
+  // file: no disk blocks, no time (a sparse file reads back as zeros).
+  void AppendZeros(uint64_t bytes);
   // Checks that the whole data section was written, flushes and closes.
   void Finish();
 
  private:
+  void CheckRoomFor(uint64_t bytes) const;
   void WriteOut(const uint8_t* data, size_t bytes);
   void Flush();
 

@@ -266,11 +266,17 @@ Rows RowsOf(const TensorSpec& spec) {
 
 class ShardGenerator {
  public:
-  ShardGenerator(const ModelConfig& config, uint64_t seed, SafetensorsWriter& writer,
+  ShardGenerator(const ModelConfig& config, uint64_t seed, bool zero_weights, SafetensorsWriter& writer,
                  std::function<void(uint64_t)> on_bytes)
-      : config_(config), seed_(seed), writer_(writer), on_bytes_(std::move(on_bytes)) {}
+      : config_(config), seed_(seed), zero_weights_(zero_weights), writer_(writer), on_bytes_(std::move(on_bytes)) {}
 
   void Generate(const TensorSpec& spec) {
+    if (zero_weights_ && spec.role != TensorRole::kHashTable) {
+      const uint64_t bytes = TensorBytes(TensorEntry{spec.name, spec.dtype, spec.shape});
+      writer_.AppendZeros(bytes);
+      on_bytes_(bytes);
+      return;
+    }
     switch (spec.role) {
       case TensorRole::kScale:
         return WritePendingScale(spec);
@@ -449,6 +455,7 @@ class ShardGenerator {
 
   const ModelConfig& config_;
   uint64_t seed_;
+  bool zero_weights_;
   SafetensorsWriter& writer_;
   std::function<void(uint64_t)> on_bytes_;
   std::map<std::string, std::vector<uint8_t>> pending_;  // scales waiting for their turn
@@ -574,9 +581,10 @@ void SynthesizeCheckpoint(const ModelConfig& unchecked, const SynthOptions& opti
   const uint64_t total = shard_bytes + JsonBytes(config, shards);
   const fs::space_info space = fs::space(dir, ec);
   if (ec) throw Error(out_dir + ": cannot query free space (" + ec.message() + ")");
-  if (total + tokenizer_bytes > space.available) {
-    throw Error(out_dir + ": the checkpoint needs " + std::to_string(total + tokenizer_bytes) + " bytes (" +
-                GiB(total + tokenizer_bytes) + ") but only " + GiB(space.available) + " are free");
+  const uint64_t needed = (options.zero_weights ? total - shard_bytes : total) + tokenizer_bytes;
+  if (needed > space.available) {
+    throw Error(out_dir + ": the checkpoint needs " + std::to_string(needed) + " bytes (" + GiB(needed) +
+                ") but only " + GiB(space.available) + " are free");
   }
 
   if (!options.tokenizer.empty()) {
@@ -607,7 +615,7 @@ void SynthesizeCheckpoint(const ModelConfig& unchecked, const SynthOptions& opti
     report(8 + writer.layout().header.size());
     std::map<std::string, const TensorSpec*> by_name;
     for (const TensorSpec& spec : shard.tensors) by_name[spec.name] = &spec;
-    ShardGenerator generator(config, options.seed, writer, report);
+    ShardGenerator generator(config, options.seed, options.zero_weights, writer, report);
     for (const TensorEntry& entry : writer.layout().tensors) {
       generator.Generate(*by_name.at(entry.name));
       weight_map[entry.name] = shard.file;

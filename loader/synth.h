@@ -50,6 +50,11 @@ struct SynthOptions {
   std::string tokenizer;
   // Called after every chunk written; may be empty.
   std::function<void(const SynthProgress&)> progress;
+  // Every weight zero (hash routing tables stay drawn, so routing stays
+  // valid), left as holes in sparse shards: written in no time and taking
+  // no disk space, for timing the engine on a model's shapes
+  // (engine/runtime/decode_overhead.h), not for running text through.
+  bool zero_weights = false;
 };
 
 // One safetensors file of the checkpoint and the tensors it holds.

@@ -67,6 +67,7 @@ double PredictDecodeTokS(const DecodeStepRead& step, int64_t sequences, const De
   double seconds = step.dense_bytes / rate(rates.fp8_gbps) + step.head_bytes / rate(rates.bf16_gbps) +
                    step.expert_bytes / rate(rates.fp4_gbps);
   if (step.disk_bytes > 0 && rates.disk_gbps > 0) seconds += step.disk_bytes / (rates.disk_gbps * 1e9);
+  seconds += rates.step_overhead_seconds;
   return seconds > 0 ? static_cast<double>(sequences) / seconds : 0;
 }
 

@@ -98,10 +98,14 @@ struct DecodeReadRates {
   double ram_gbps = 0;
   double fp4_gbps = 0, fp8_gbps = 0, bf16_gbps = 0;
   double disk_gbps = 0;
+  // What a step takes beyond its reads (decode_overhead.h): attention,
+  // norms, routing, the threads' synchronization. Measured with one
+  // sequence and added once a step.
+  double step_overhead_seconds = 0;
 };
 // Tokens per second of that step when each part is read at its rate:
-// experts as FP4, dense weights as FP8, the head as BF16. Compute beyond the
-// matvecs (attention, norms, routing) is not counted.
+// experts as FP4, dense weights as FP8, the head as BF16; plus the step's
+// overhead.
 double PredictDecodeTokS(const DecodeStepRead& step, int64_t sequences, const DecodeReadRates& rates);
 
 // How a paged run's expert cache fills (ExpertCache, FreshSlotPaysOff).

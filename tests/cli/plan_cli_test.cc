@@ -34,7 +34,8 @@ TEST(PlanCli, JsonHoldsThePlan) {
                           "kv_bytes_per_token", "max_context_ram", "ram_read_gbps", "disk_read_gbps",
                           "predicted_decode_tok_s", "available_bytes", "kv_ram_pool_bytes", "fresh_memory_gbps",
                           "expert_cache_start_slots", "expert_cache_fill_tokens",
-                          "predicted_decode_tok_s_full_cache"}) {
+                          "predicted_decode_tok_s_full_cache", "decode_overhead_seconds_per_layer",
+                          "decode_step_overhead_seconds"}) {
     EXPECT_TRUE(plan.contains(key)) << key;
   }
   EXPECT_FALSE(plan["paging"].get<bool>());
@@ -42,6 +43,19 @@ TEST(PlanCli, JsonHoldsThePlan) {
   EXPECT_EQ(plan["paged_bytes"].get<int64_t>(), 0);
   EXPECT_GT(plan["kv_bytes_per_token"].get<double>(), 0);
   EXPECT_GT(plan["decode_bytes_per_token"].get<double>(), 0);
+}
+
+TEST(PlanCli, ProbesPredictADecodeSpeedWithTheStepsOverhead) {
+  const testing::CommandResult r = testing::RunCli("plan -m " + Model() + " --json --threads 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Json plan = Json::parse(r.out);
+  EXPECT_GT(plan["ram_read_gbps"].get<double>(), 0);
+  EXPECT_GT(plan["predicted_decode_tok_s"].get<double>(), 0);
+  // Timed on 4 of the tiny model's 7 layers, counted for all 7.
+  EXPECT_GE(plan["decode_overhead_seconds_per_layer"].get<double>(), 0);
+  EXPECT_NEAR(plan["decode_step_overhead_seconds"].get<double>(),
+              7 * plan["decode_overhead_seconds_per_layer"].get<double>(), 1e-9);
+  EXPECT_NE(r.err.find("zero-weight layers took"), std::string::npos) << r.err;
 }
 
 TEST(PlanCli, ABudgetPagesTheExperts) {

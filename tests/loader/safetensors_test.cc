@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 
@@ -205,6 +206,27 @@ TEST(SafetensorsWriter, RoundTripsAlignedWithoutHoles) {
   }
   EXPECT_EQ(file.Find("i64")->shape, (std::vector<int64_t>{2, 1}));
   EXPECT_EQ(expected_offset, data.size());
+}
+
+TEST(SafetensorsWriter, ZerosAreHolesThatReadBackAsZeros) {
+  TempDir tmp;
+  const std::string path = tmp.File("z.safetensors");
+  const std::vector<uint8_t> ones(4096, 1);
+  {
+    SafetensorsWriter writer(path, {{"a", DType::kU8, {4096}}, {"b", DType::kU8, {1 << 22}}, {"c", DType::kU8, {1 << 21}}});
+    writer.Append(ones.data(), ones.size());
+    writer.AppendZeros(1 << 22);
+    EXPECT_THAT(ErrorOf([&] { writer.AppendZeros((1 << 21) + 1); }), AllOf(HasSubstr(path), HasSubstr("declares")));
+    writer.AppendZeros(1 << 21);  // the file ends in a hole
+    writer.Finish();
+    EXPECT_EQ(fs::file_size(path), writer.layout().FileBytes());
+  }
+  SafetensorsFile file(path);
+  EXPECT_TRUE(std::all_of(file.Find("a")->data, file.Find("a")->data + 4096, [](uint8_t v) { return v == 1; }));
+  for (const char* name : {"b", "c"}) {
+    const TensorView* v = file.Find(name);
+    EXPECT_TRUE(std::all_of(v->data, v->data + v->bytes, [](uint8_t b) { return b == 0; })) << name;
+  }
 }
 
 TEST(SafetensorsWriter, RejectsWrongByteCountsNamingTheFile) {

@@ -3,7 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <omp.h>
+#include <sys/stat.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -323,6 +325,39 @@ TEST(Synth, UnusualConfigsOpen) {
   Checkpoint mtp2(tmp.File("mtp2"));
   EXPECT_NE(mtp2.Find("mtp.1.hc_head_fn"), nullptr);
   EXPECT_EQ(mtp2.Get("mtp.1.hc_head_fn").file, mtp2.Get("mtp.0.e_proj.weight").file);
+}
+
+TEST(Synth, ZeroWeightsLeaveSparseShardsWithValidRouting) {
+  TempDir tmp;
+  const std::string dir = tmp.File("zero");
+  SynthOptions options;
+  options.zero_weights = true;
+  SynthesizeCheckpoint(TinyConfig(), options, dir);
+  Checkpoint ckpt(dir);
+  EXPECT_TRUE(ckpt.unexpected().empty());
+  EXPECT_EQ(IndexTotalSize(dir), IndexTotalSize(DataPath("tiny-dsv4/checkpoint")));
+  uint64_t file_bytes = 0, disk_bytes = 0;
+  for (const auto& shard : ckpt.shards()) {
+    struct stat st {};
+    ASSERT_EQ(::stat(shard->path().c_str(), &st), 0);
+    file_bytes += static_cast<uint64_t>(st.st_size);
+    disk_bytes += static_cast<uint64_t>(st.st_blocks) * 512;
+    for (const auto& [name, view] : shard->tensors()) {
+      if (name.find("tid2eid") != std::string::npos) continue;
+      EXPECT_TRUE(std::all_of(view.data, view.data + view.bytes, [](uint8_t b) { return b == 0; })) << name;
+    }
+  }
+  // Holes, apart from headers and hash tables.
+  EXPECT_LT(disk_bytes, file_bytes / 2);
+  // Hash routing stays a valid permutation prefix per token.
+  const ModelConfig& c = ckpt.config();
+  const TensorView& t = ckpt.Get("layers.0.ffn.gate.tid2eid");
+  for (int64_t r = 0; r < t.Dim(0); ++r) {
+    std::set<int64_t> row(t.As<int64_t>() + r * t.Dim(1), t.As<int64_t>() + (r + 1) * t.Dim(1));
+    ASSERT_EQ(static_cast<int64_t>(row.size()), c.num_experts_per_tok);
+    ASSERT_GE(*row.begin(), 0);
+    ASSERT_LT(*row.rbegin(), c.n_routed_experts);
+  }
 }
 
 TEST(Synth, RefusesANonEmptyDirectoryAndLeavesItAlone) {

@@ -178,6 +178,10 @@ TEST_F(MemoryPlanTest, TheRooflineCountsDistinctExpertsAndMisses) {
   slow_fp4.fp4_gbps = 5;
   slow_fp4.fp8_gbps = 20;
   EXPECT_NEAR(1 / PredictDecodeTokS(one, 1, slow_fp4), (one.ram_bytes() - 6000) / 10e9 + 6000 / 5e9, 1e-12);
+  // What a step takes beyond its reads adds to it, once a step.
+  DecodeReadRates with_overhead = rates;
+  with_overhead.step_overhead_seconds = 0.002;
+  EXPECT_NEAR(1 / PredictDecodeTokS(one, 1, with_overhead), one.ram_bytes() / 10e9 + 0.002, 1e-12);
   // Many sequences share the dense weights and, in part, the experts.
   const DecodeStepRead many = DecodeStepBytes(resident, config_, read, 16);
   EXPECT_LT(many.ram_bytes(), 16 * one.ram_bytes());

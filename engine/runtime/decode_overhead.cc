@@ -1,0 +1,123 @@
+#include "engine/runtime/decode_overhead.h"
+
+#include <stdlib.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "engine/model/model.h"
+#include "engine/runtime/sequence_runner.h"
+#include "loader/checkpoint.h"
+#include "loader/error.h"
+#include "loader/process_memory.h"
+#include "loader/synth.h"
+#include "loader/weight_store.h"
+
+namespace dsv4 {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int64_t kMostLayers = 4;
+// Enough to decode every layer kind a few times; the vocabulary only sizes
+// the head, which the roofline prices.
+constexpr int64_t kMostVocab = 4096;
+constexpr int kPromptTokens = 8;
+constexpr int kWarmSteps = 2;
+constexpr int kTimedSteps = 15;
+
+// The checkpoint's first `layers` main layers, no MTP block, and only the
+// experts a token picks (so every step reads each of them, as the roofline
+// counts: k experts a layer).
+ModelConfig TimedConfig(const ModelConfig& config, int64_t layers) {
+  ModelConfig c = config;
+  c.num_hidden_layers = layers;
+  c.num_nextn_predict_layers = 0;
+  c.compress_ratios.resize(layers);
+  c.num_hash_layers = std::min(c.num_hash_layers, layers);
+  c.n_routed_experts = c.num_experts_per_tok;
+  c.vocab_size = std::min(c.vocab_size, kMostVocab);
+  c.bos_token_id = std::min(c.bos_token_id, c.vocab_size - 1);
+  c.eos_token_id = std::min(c.eos_token_id, c.vocab_size - 1);
+  return c;
+}
+
+// A directory of its own under the system's temporary one, removed with
+// everything in it when done.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "dsv4-decode-overhead-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) throw Error(pattern + ": cannot create a temporary directory");
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+double Median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+}  // namespace
+
+DecodeOverhead MeasureDecodeOverhead(const ModelConfig& config, Numerics numerics, const DecodeReadRates& rates,
+                                     int64_t max_bytes) {
+  DecodeOverhead result;
+  int64_t layers = std::min(kMostLayers, config.num_hidden_layers);
+  while (layers > 0 && SynthesizedBytes(TimedConfig(config, layers)) > static_cast<uint64_t>(max_bytes)) --layers;
+  if (layers == 0) return result;
+  const ModelConfig timed = TimedConfig(config, layers);
+
+  // What earlier probes freed stays in the heap (RetainFreedMemory); the
+  // model below is mapped apart from it, so give it back first, and the
+  // two together stay within the room the plan gave each.
+  ReleaseFreedMemory();
+  TempDir dir;
+  SynthOptions synth;
+  synth.zero_weights = true;
+  SynthesizeCheckpoint(timed, synth, dir.path());
+  Checkpoint checkpoint(dir.path());
+  WeightStoreOptions store_options;
+  store_options.direct_io = false;  // holes: nothing to bypass
+  WeightStore store(checkpoint, store_options);
+  Model model(checkpoint, numerics);
+  SequenceRunner runner(model, 0);
+
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < kPromptTokens; ++i) prompt.push_back(static_cast<int32_t>((i * 7 + 3) % timed.vocab_size));
+  runner.Feed(prompt, false);
+  std::vector<double> steps;
+  for (int i = 0; i < kWarmSteps + kTimedSteps; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    runner.Feed({static_cast<int32_t>(i % timed.vocab_size)}, false);
+    if (i >= kWarmSteps) steps.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+
+  MemoryPlan resident;
+  resident.kv = SequenceState::Size(timed, numerics);
+  DecodeReadRates reads = rates;
+  reads.step_overhead_seconds = 0;
+  const double tok_s =
+      PredictDecodeTokS(DecodeStepBytes(resident, timed, SummarizeConfig(timed, dir.path()).decode, 1), 1, reads);
+  result.layers = layers;
+  result.weight_bytes = store.stats().resident_bytes;
+  result.step_seconds = Median(steps);
+  result.roofline_seconds = tok_s > 0 ? 1 / tok_s : 0;
+  result.seconds_per_layer = std::max(0.0, result.step_seconds - result.roofline_seconds) / static_cast<double>(layers);
+  return result;
+}
+
+}  // namespace dsv4
