@@ -808,6 +808,9 @@ int RunModelBench(int argc, char** argv) {
   rates.bf16_gbps = kernels.bf16_gbps;
   const DecodeOverhead overhead = MeasureDecodeOverhead(config, numerics, rates, plan.ProbeBytes(int64_t{1} << 30));
   rates.step_overhead_seconds = overhead.seconds_per_layer * static_cast<double>(config.num_hidden_layers);
+  if (overhead.layers == 0) {
+    std::fprintf(stderr, "bench: no decode step timed for the prediction (%s)\n", overhead.not_timed.c_str());
+  }
   report.step_overhead_s = rates.step_overhead_seconds;
   // The roofline of the cache the runs had: where fresh memory is slower to
   // touch than the disk to read, the cache grows only as re-reads pay for it

@@ -146,10 +146,14 @@ void PrintText(const Figures& f) {
       "bandwidth:  RAM %.2f GB/s, disk %.2f GB/s (O_DIRECT), fresh memory %.2f GB/s (first touch); decode kernels "
       "FP4 %.2f, FP8 %.2f, BF16 %.2f GB/s\n",
       r.ram_gbps, r.disk_gbps, f.touch_gbps, r.fp4_gbps, r.fp8_gbps, r.bf16_gbps);
-  std::printf("overhead:   %.2f ms a decode step beyond its reads (attention, norms, routing, threads' waits): "
-              "%.3f ms a layer, timed on %lld layers of zero weights\n",
-              1e3 * r.step_overhead_seconds, 1e3 * f.overhead.seconds_per_layer,
-              static_cast<long long>(f.overhead.layers));
+  if (f.overhead.layers > 0) {
+    std::printf("overhead:   %.2f ms a decode step beyond its reads (attention, norms, routing, threads' waits): "
+                "%.3f ms a layer, timed on %lld layers of zero weights\n",
+                1e3 * r.step_overhead_seconds, 1e3 * f.overhead.seconds_per_layer,
+                static_cast<long long>(f.overhead.layers));
+  } else {
+    std::printf("overhead:   not timed (%s)\n", f.overhead.not_timed.c_str());
+  }
   std::printf("predicted:  %.2f tok/s decode, one sequence; %.2f tok/s in all with %lld\n", f.tok_s_one, f.tok_s_many,
               static_cast<long long>(f.parallel));
   if (f.fill.start_slots < p.expert_slots) {
@@ -225,9 +229,14 @@ int RunPlan(int argc, char** argv) {
     std::fprintf(stderr, "plan: disk read %.2f GB/s (O_DIRECT, median of %d)\n", f.rates.disk_gbps, kDiskProbes);
     f.overhead = MeasureDecodeOverhead(config, Numerics::kDefault, f.rates, p.ProbeBytes(kOverheadProbeBytes));
     f.rates.step_overhead_seconds = f.overhead.seconds_per_layer * static_cast<double>(config.num_hidden_layers);
-    std::fprintf(stderr, "plan: a decode step of %lld zero-weight layers took %.2f ms, its reads %.2f ms\n",
-                 static_cast<long long>(f.overhead.layers), 1e3 * f.overhead.step_seconds,
-                 1e3 * f.overhead.roofline_seconds);
+    if (f.overhead.layers > 0) {
+      std::fprintf(stderr, "plan: a decode step of %lld zero-weight layers took %.2f ms, its reads %.2f ms\n",
+                   static_cast<long long>(f.overhead.layers), 1e3 * f.overhead.step_seconds,
+                   1e3 * f.overhead.roofline_seconds);
+    } else {
+      std::fprintf(stderr, "plan: no decode step timed (%s): the prediction counts the reads only\n",
+                   f.overhead.not_timed.c_str());
+    }
     f.tok_s_one_full = PredictDecodeTokS(f.one, 1, f.rates);
     f.tok_s_many_full = PredictDecodeTokS(f.many, f.parallel, f.rates);
     f.fill = PredictExpertCacheFill(p, f.one, f.rates.disk_gbps, f.touch_gbps);

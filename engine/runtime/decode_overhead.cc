@@ -3,6 +3,8 @@
 #include <stdlib.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <filesystem>
 #include <string>
@@ -50,8 +52,13 @@ ModelConfig TimedConfig(const ModelConfig& config, int64_t layers) {
 class TempDir {
  public:
   TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "dsv4-decode-overhead-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw Error(pattern + ": cannot create a temporary directory");
+    std::error_code ec;
+    const fs::path base = fs::temp_directory_path(ec);
+    if (ec) throw Error("no temporary directory (TMPDIR, else /tmp): " + ec.message());
+    std::string pattern = (base / "dsv4-decode-overhead-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) {
+      throw Error(pattern + ": cannot create a temporary directory (" + std::strerror(errno) + ")");
+    }
     path_ = pattern;
   }
   ~TempDir() {
@@ -71,16 +78,8 @@ double Median(std::vector<double> values) {
   return values[values.size() / 2];
 }
 
-}  // namespace
-
-DecodeOverhead MeasureDecodeOverhead(const ModelConfig& config, Numerics numerics, const DecodeReadRates& rates,
-                                     int64_t max_bytes) {
-  DecodeOverhead result;
-  int64_t layers = std::min(kMostLayers, config.num_hidden_layers);
-  while (layers > 0 && SynthesizedBytes(TimedConfig(config, layers)) > static_cast<uint64_t>(max_bytes)) --layers;
-  if (layers == 0) return result;
-  const ModelConfig timed = TimedConfig(config, layers);
-
+// Loads `timed` as zero-weight sparse shards and times its decode steps.
+DecodeOverhead TimeDecodeSteps(const ModelConfig& timed, Numerics numerics, const DecodeReadRates& rates) {
   // What earlier probes freed stays in the heap (RetainFreedMemory); the
   // model below is mapped apart from it, so give it back first, and the
   // two together stay within the room the plan gave each.
@@ -112,12 +111,32 @@ DecodeOverhead MeasureDecodeOverhead(const ModelConfig& config, Numerics numeric
   reads.step_overhead_seconds = 0;
   const double tok_s =
       PredictDecodeTokS(DecodeStepBytes(resident, timed, SummarizeConfig(timed, dir.path()).decode, 1), 1, reads);
-  result.layers = layers;
+  DecodeOverhead result;
+  result.layers = timed.num_hidden_layers;
   result.weight_bytes = store.stats().resident_bytes;
   result.step_seconds = Median(steps);
   result.roofline_seconds = tok_s > 0 ? 1 / tok_s : 0;
-  result.seconds_per_layer = std::max(0.0, result.step_seconds - result.roofline_seconds) / static_cast<double>(layers);
+  result.seconds_per_layer = std::max(0.0, result.step_seconds - result.roofline_seconds) / static_cast<double>(result.layers);
   return result;
+}
+
+}  // namespace
+
+DecodeOverhead MeasureDecodeOverhead(const ModelConfig& config, Numerics numerics, const DecodeReadRates& rates,
+                                     int64_t max_bytes) {
+  int64_t layers = std::min(kMostLayers, config.num_hidden_layers);
+  while (layers > 0 && SynthesizedBytes(TimedConfig(config, layers)) > static_cast<uint64_t>(max_bytes)) --layers;
+  DecodeOverhead result;
+  if (layers == 0) {
+    result.not_timed = "one layer's weights exceed the " + FormatBytes(max_bytes) + " the plan leaves";
+    return result;
+  }
+  try {
+    return TimeDecodeSteps(TimedConfig(config, layers), numerics, rates);
+  } catch (const Error& e) {
+    result.not_timed = e.what();
+    return result;
+  }
 }
 
 }  // namespace dsv4

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "engine/model/numerics.h"
 #include "engine/runtime/memory_plan.h"
@@ -21,7 +22,8 @@
 namespace dsv4 {
 
 struct DecodeOverhead {
-  int64_t layers = 0;            // of the model timed; 0: not measured (no room for one layer)
+  int64_t layers = 0;            // of the model timed; 0: not measured
+  std::string not_timed;         // why not, when layers is 0
   int64_t weight_bytes = 0;      // its resident weights
   double step_seconds = 0;       // its median decode step
   double roofline_seconds = 0;   // its step's reads at the rates given
@@ -30,7 +32,10 @@ struct DecodeOverhead {
 
 // The timed model has min(4, layers) main layers, fewer if its weights would
 // exceed `max_bytes`; `rates` (its step_overhead_seconds ignored) price its
-// reads. Threads: the process's OpenMP team, as a run would use it.
+// reads. Threads: the process's OpenMP team, as a run would use it. Where
+// not even one layer fits, or the temporary directory cannot take the
+// model, nothing is timed (a prediction without the overhead, not a
+// failed command) and `not_timed` says why.
 DecodeOverhead MeasureDecodeOverhead(const ModelConfig& config, Numerics numerics, const DecodeReadRates& rates,
                                      int64_t max_bytes);
 

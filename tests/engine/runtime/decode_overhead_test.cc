@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
+#include <string>
 
 #include "loader/synth.h"
 #include "simd/matmul.h"
@@ -60,6 +62,19 @@ TEST(DecodeOverhead, StaysWithinItsBytes) {
   const DecodeOverhead none = MeasureDecodeOverhead(config, Numerics::kDefault, Rates(10), 4096);
   EXPECT_EQ(none.layers, 0);
   EXPECT_EQ(none.seconds_per_layer, 0);
+  EXPECT_NE(none.not_timed.find("exceed"), std::string::npos) << none.not_timed;
+}
+
+TEST(DecodeOverhead, ATemporaryDirectoryItCannotUseTimesNothingAndSaysWhy) {
+  SetMatMulKernels(MatMulImpl::kSimd);
+  const char* previous = std::getenv("TMPDIR");
+  const std::string saved = previous ? previous : "";
+  ::setenv("TMPDIR", "/nonexistent/dsv4-tmp", 1);
+  const DecodeOverhead none = MeasureDecodeOverhead(TinyConfig(), Numerics::kDefault, Rates(10), int64_t{1} << 30);
+  previous ? ::setenv("TMPDIR", saved.c_str(), 1) : ::unsetenv("TMPDIR");
+  EXPECT_EQ(none.layers, 0);
+  EXPECT_EQ(none.seconds_per_layer, 0);
+  EXPECT_NE(none.not_timed.find("temporary directory"), std::string::npos) << none.not_timed;
 }
 
 }  // namespace
