@@ -2,8 +2,8 @@
 // (memory_plan.h divides the bytes a token reads by the matvecs' measured
 // rates): attention, norms, hyper-connections, routing, the head's logits,
 // and the threads' fork/join and waits around every small call. On a
-// 2-core Zen 5 that was a fifth of a flash4 decode step, which the roofline
-// alone predicted 1.3x too fast.
+// 2-core Zen 5 that was a fifth to a quarter of a flash4 decode step, which
+// the reads alone predicted 1.3-1.4x too fast.
 //
 // Measured, not modelled: a model of the checkpoint's own widths and first
 // layers, with zero weights (synth's sparse shards: written in no time, no
