@@ -807,7 +807,7 @@ int RunModelBench(int argc, char** argv) {
   rates.fp8_gbps = kernels.fp8_gbps;
   rates.bf16_gbps = kernels.bf16_gbps;
   const DecodeOverhead overhead = MeasureDecodeOverhead(config, numerics, rates, plan.ProbeBytes(int64_t{1} << 30));
-  rates.step_overhead_seconds = overhead.seconds_per_layer * static_cast<double>(config.num_hidden_layers);
+  rates.step_overhead_seconds = overhead.checkpoint_step_seconds;
   if (overhead.layers == 0) {
     std::fprintf(stderr, "bench: no decode step timed for the prediction (%s)\n", overhead.not_timed.c_str());
   }

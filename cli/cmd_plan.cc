@@ -228,7 +228,7 @@ int RunPlan(int argc, char** argv) {
     f.rates.disk_gbps = MedianDiskGbps(checkpoint, std::max<int64_t>(p.weights.slot_bytes, int64_t{8} << 20));
     std::fprintf(stderr, "plan: disk read %.2f GB/s (O_DIRECT, median of %d)\n", f.rates.disk_gbps, kDiskProbes);
     f.overhead = MeasureDecodeOverhead(config, Numerics::kDefault, f.rates, p.ProbeBytes(kOverheadProbeBytes));
-    f.rates.step_overhead_seconds = f.overhead.seconds_per_layer * static_cast<double>(config.num_hidden_layers);
+    f.rates.step_overhead_seconds = f.overhead.checkpoint_step_seconds;
     if (f.overhead.layers > 0) {
       std::fprintf(stderr, "plan: a decode step of %lld zero-weight layers took %.2f ms, its reads %.2f ms\n",
                    static_cast<long long>(f.overhead.layers), 1e3 * f.overhead.step_seconds,

@@ -132,11 +132,13 @@ DecodeOverhead MeasureDecodeOverhead(const ModelConfig& config, Numerics numeric
     return result;
   }
   try {
-    return TimeDecodeSteps(TimedConfig(config, layers), numerics, rates);
+    result = TimeDecodeSteps(TimedConfig(config, layers), numerics, rates);
   } catch (const Error& e) {
     result.not_timed = e.what();
     return result;
   }
+  result.checkpoint_step_seconds = result.seconds_per_layer * static_cast<double>(config.num_hidden_layers);
+  return result;
 }
 
 }  // namespace dsv4

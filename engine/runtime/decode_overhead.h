@@ -28,6 +28,9 @@ struct DecodeOverhead {
   double step_seconds = 0;       // its median decode step
   double roofline_seconds = 0;   // its step's reads at the rates given
   double seconds_per_layer = 0;  // max(0, step - roofline) / layers
+  // What every main layer of the checkpoint adds to its decode step:
+  // DecodeReadRates::step_overhead_seconds.
+  double checkpoint_step_seconds = 0;
 };
 
 // The timed model has min(4, layers) main layers, fewer if its weights would
