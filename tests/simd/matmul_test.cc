@@ -197,6 +197,42 @@ TEST_F(MatMulTest, HugeE8M0Scales) {
   }
 }
 
+// The E4M3 matvec multiplies the inputs by the tile scale, not the weights,
+// where every input times every scale stays normal: the same bits as the
+// reference both there and where one input would leave the normal range (the
+// weights take the scales), at every matvec batch size. Tiny scales (2^-127
+// .. 2^-120) against inputs in [1, 2), whose products with the weights are
+// subnormal, and in 2^-10 x [1, 2), which times the scales are subnormal
+// themselves; huge scales (2^113 ..
+// 2^119) against inputs near 2^-100, with and without an input of 256 (times
+// the scale and the decode's 2^8: past the f32 range).
+TEST_F(MatMulTest, E4M3InputsTakeTheScaleOnlyWhereExact) {
+  const auto inputs = [](int64_t batch, float unit, float outlier) {
+    std::mt19937 rng(static_cast<uint32_t>(batch * 131));
+    std::uniform_real_distribution<float> magnitude(1.0f, 2.0f);
+    std::vector<float> x(batch * 384);
+    for (auto& v : x) v = (rng() % 2 == 0 ? magnitude(rng) : -magnitude(rng)) * unit;
+    if (outlier != 0.0f) x[x.size() / 2] = outlier;
+    return x;
+  };
+  Draw tiny;
+  tiny.scale_lo = 0;
+  tiny.scale_hi = 7;
+  Draw huge;
+  huge.scale_lo = 240;
+  huge.scale_hi = 246;
+  huge.small_codes = true;
+  const OwnedMatrix small = MakeMatrix(WeightFormat::kE4M3Blocked, 300, 384, 128, 128, tiny, 11);
+  const OwnedMatrix large = MakeMatrix(WeightFormat::kE4M3Blocked, 300, 384, 128, 128, huge, 12);
+  const float huge_unit = std::ldexp(1.0f, -100);
+  for (const int64_t batch : {1, 2, 3, 4}) {
+    for (const float tiny_unit : {1.0f, std::ldexp(1.0f, -10)}) {
+      ExpectMatchesReference(small.w, inputs(batch, tiny_unit, 0.0f), batch);
+    }
+    for (const float outlier : {0.0f, 256.0f}) ExpectMatchesReference(large.w, inputs(batch, huge_unit, outlier), batch);
+  }
+}
+
 TEST_F(MatMulTest, EveryE4M3CodeDecodesExactly) {
   // One row per code pair, identity-like inputs: y is the decoded code itself.
   OwnedMatrix m;
