@@ -552,10 +552,14 @@ HWY_NOINLINE void MatVecPass(const MatMulJob& job, const Scales& scales, int64_t
 
 // Rows [r_begin, r_end) in passes of MatVecRows, the last rows one by one;
 // E4M3 passes within one scale block scale the inputs where
-// InputsTakeScales said they may (inputs_take_scales).
+// InputsTakeScales says they may (checked only where a pass could).
 template <class Codec, size_t kInputs, class Scales>
-void MatVec(const MatMulJob& job, const Scales& scales, int64_t r_begin, int64_t r_end, bool inputs_take_scales) {
+void MatVec(const MatMulJob& job, const Scales& scales, int64_t r_begin, int64_t r_end) {
   constexpr int64_t kRows = static_cast<int64_t>(MatVecRows<kInputs>());
+  bool inputs_take_scales = false;
+  if constexpr (std::is_same_v<Codec, E4M3Codec> && ScaledInputsFit<kInputs, 1>()) {
+    inputs_take_scales = InputsTakeScales(job);
+  }
   const auto pass = [&](auto rows, int64_t r) {
     constexpr size_t kPassRows = decltype(rows)::value;
     if constexpr (std::is_same_v<Codec, E4M3Codec> && ScaledInputsFit<kInputs, kPassRows>()) {
@@ -760,17 +764,15 @@ void Gemm(const MatMulJob& job, const Scales& scales, int64_t r_begin, int64_t r
 template <class Codec, class Scales>
 void RunFormat(const MatMulJob& job, const Scales& scales, int64_t r_begin, int64_t r_end) {
   static_assert(kMaxMatVecInputs == 4, "one case per input count");
-  const bool inputs_take_scales =
-      std::is_same_v<Codec, E4M3Codec> && job.batch <= kMaxMatVecInputs && InputsTakeScales(job);
   switch (job.batch) {
     case 1:
-      return MatVec<Codec, 1>(job, scales, r_begin, r_end, inputs_take_scales);
+      return MatVec<Codec, 1>(job, scales, r_begin, r_end);
     case 2:
-      return MatVec<Codec, 2>(job, scales, r_begin, r_end, inputs_take_scales);
+      return MatVec<Codec, 2>(job, scales, r_begin, r_end);
     case 3:
-      return MatVec<Codec, 3>(job, scales, r_begin, r_end, inputs_take_scales);
+      return MatVec<Codec, 3>(job, scales, r_begin, r_end);
     case 4:
-      return MatVec<Codec, 4>(job, scales, r_begin, r_end, inputs_take_scales);
+      return MatVec<Codec, 4>(job, scales, r_begin, r_end);
     default:
       return Gemm<Codec>(job, scales, r_begin, r_end);
   }
