@@ -241,10 +241,34 @@ struct NoScales {
   Row ForRow(int64_t) const { return Row(); }
 };
 
+// The tile scales of a matrix times E4M3Codec::kScaleFactor, found once per
+// call and thread (a few thousand floats at most).
+struct ScaledTileRange {
+  float min = std::numeric_limits<float>::infinity(), max = 0.0f;  // of those that are numbers
+  bool any_infinite = false, any_nan = false;
+};
+
+inline ScaledTileRange RangeOfTileScales(const MatMulJob& job) {
+  const WeightMatrix& w = *job.w;
+  ScaledTileRange range;
+  for (int64_t i = 0, count = w.ScaleRows() * w.ScaleCols(); i < count; ++i) {
+    const float scale = job.tile_scales[i] * E4M3Codec::kScaleFactor;
+    if (std::isnan(scale)) {
+      range.any_nan = true;
+      continue;
+    }
+    range.any_infinite = range.any_infinite || std::isinf(scale);
+    range.min = std::min(range.min, scale);
+    range.max = std::max(range.max, scale);
+  }
+  return range;
+}
+
 struct TileScales {  // E4M3: one f32 scale per block_rows x block_cols tile
   const float* scales;
   int64_t block_rows, scale_cols;
   int64_t row_offset;  // WeightMatrix::scale_row_offset of a row slice
+  ScaledTileRange range;
   struct Row {
     const float* scales;
     // The scale times E4M3Codec::kScaleFactor, in every lane.
@@ -269,15 +293,8 @@ struct GroupScales {  // E2M1: one E8M0 code per row and 32 columns
 
 // E4M3Codec folds kScaleFactor into the tile scales (exact while the product
 // is finite): scales from 2^120 on, never in a real checkpoint, take the
-// exact fallback. A few thousand floats per matrix at most.
-inline bool TileScalesFit(const MatMulJob& job) {
-  const WeightMatrix& w = *job.w;
-  const int64_t count = w.ScaleRows() * w.ScaleCols();
-  for (int64_t i = 0; i < count; ++i) {
-    if (std::isinf(job.tile_scales[i] * E4M3Codec::kScaleFactor)) return false;
-  }
-  return true;
-}
+// exact fallback.
+inline bool TileScalesFit(const ScaledTileRange& range) { return !range.any_infinite; }
 
 // Whether an E4M3 matvec may multiply each input by its tile's scale (times
 // kScaleFactor) once per step, rather than every row's weights: the product
@@ -285,16 +302,10 @@ inline bool TileScalesFit(const MatMulJob& job) {
 // the same FMA, so the result is the same bit for bit while x * scale is
 // exact. The tile scales come from E8M0 codes: powers of two, so that holds
 // while no nonzero input times any scale leaves the normal range and every
-// input is finite. One pass over the packed inputs and the scales per call.
-inline bool InputsTakeScales(const MatMulJob& job) {
+// input is finite. One pass over the packed inputs per call and thread.
+inline bool InputsTakeScales(const MatMulJob& job, const ScaledTileRange& range) {
+  if (range.any_nan || range.any_infinite || range.min < std::numeric_limits<float>::min()) return false;
   const WeightMatrix& w = *job.w;
-  float scale_min = std::numeric_limits<float>::infinity(), scale_max = 0.0f;
-  for (int64_t i = 0, count = w.ScaleRows() * w.ScaleCols(); i < count; ++i) {
-    const float scale = job.tile_scales[i] * E4M3Codec::kScaleFactor;
-    if (!(scale <= std::numeric_limits<float>::max()) || scale < std::numeric_limits<float>::min()) return false;
-    scale_min = std::min(scale_min, scale);
-    scale_max = std::max(scale_max, scale);
-  }
   // |x| as bits: ordered like the magnitudes, NaN and infinity from 0x7F800000.
   const DU du;
   auto largest = hn::Zero(du), smallest = hn::Set(du, 0xFFFFFFFFu);
@@ -311,8 +322,8 @@ inline bool InputsTakeScales(const MatMulJob& job) {
   float largest_x, smallest_x;
   std::memcpy(&largest_x, &largest_bits, sizeof(float));
   std::memcpy(&smallest_x, &smallest_bits, sizeof(float));
-  return smallest_x * scale_min >= std::numeric_limits<float>::min() &&
-         largest_x * scale_max <= std::numeric_limits<float>::max();
+  return smallest_x * range.min >= std::numeric_limits<float>::min() &&
+         largest_x * range.max <= std::numeric_limits<float>::max();
 }
 
 // ------------------------------------------------------------------ Helpers
@@ -558,7 +569,7 @@ void MatVec(const MatMulJob& job, const Scales& scales, int64_t r_begin, int64_t
   constexpr int64_t kRows = static_cast<int64_t>(MatVecRows<kInputs>());
   bool inputs_take_scales = false;
   if constexpr (std::is_same_v<Codec, E4M3Codec> && ScaledInputsFit<kInputs, 1>()) {
-    inputs_take_scales = InputsTakeScales(job);
+    inputs_take_scales = InputsTakeScales(job, scales.range);
   }
   const auto pass = [&](auto rows, int64_t r) {
     constexpr size_t kPassRows = decltype(rows)::value;
@@ -785,11 +796,14 @@ inline void MatMulRows(const MatMulJob& job, int64_t r_begin, int64_t r_end) {
       return RunFormat<F32Codec>(job, NoScales(), r_begin, r_end);
     case WeightFormat::kBF16:
       return RunFormat<BF16Codec>(job, NoScales(), r_begin, r_end);
-    case WeightFormat::kE4M3Blocked:
+    case WeightFormat::kE4M3Blocked: {
       // A decode step must not straddle two scale blocks.
-      if (w.block_cols % E4M3Codec::kCols != 0 || !TileScalesFit(job)) return ExactRows(job, r_begin, r_end);
-      return RunFormat<E4M3Codec>(job, TileScales{job.tile_scales, w.block_rows, w.ScaleCols(), w.scale_row_offset},
-                                  r_begin, r_end);
+      if (w.block_cols % E4M3Codec::kCols != 0) return ExactRows(job, r_begin, r_end);
+      const ScaledTileRange range = RangeOfTileScales(job);
+      if (!TileScalesFit(range)) return ExactRows(job, r_begin, r_end);
+      return RunFormat<E4M3Codec>(
+          job, TileScales{job.tile_scales, w.block_rows, w.ScaleCols(), w.scale_row_offset, range}, r_begin, r_end);
+    }
     case WeightFormat::kE2M1Grouped:
       if (w.block_cols != E2M1Codec::kCols) return ExactRows(job, r_begin, r_end);
       return RunFormat<E2M1Codec>(job, GroupScales{w.scales, w.ScaleCols()}, r_begin, r_end);
