@@ -5,14 +5,17 @@
 // for M = 1, 4, 16 and 128 rows sharing the expert; and the six routed
 // experts of one decode layer (a row each, or 4 with 4 sequences) as one
 // ExpertFfnGroup (one team, one fork and join) against ExpertFfnSimd one
-// after another. Experts are cycled through copies larger than the
+// after another, and grouped with the layer's FP8 shared expert (2048 x
+// 4096, 128 x 128 scale tiles; one copy, read every iteration as every
+// token reads it) as Moe::Forward runs them. Routed experts are cycled through copies larger than the
 // last-level cache, so all read DRAM; the DRAM read probe of the same run
 // comes first. bf16_decode/fp4: DecodeRowsBf16 of w1 (what --numerics fast
 // does to each weight panel before oneDNN) on one thread, into a 256-row
 // panel, in weights per second.
 //
-// Counters: us_per_expert, GBps (weight bytes per second) and
-// pct_of_read_bw (against the probe).
+// Counters: us_per_expert (routed experts), GBps (weight bytes per second)
+// and pct_of_read_bw (against the probe); with the shared expert also
+// us_per_layer, and GBps counts its bytes too.
 //
 //   expert_ffn_benchmark [--threads=N] [Google Benchmark flags]
 #include <benchmark/benchmark.h>
@@ -54,11 +57,31 @@ struct Fp4Matrix {
   }
 };
 
-struct Expert {
-  Fp4Matrix w1, w3, w2;
-  explicit Expert(std::mt19937& rng) : w1(kInner, kHidden, rng), w3(kInner, kHidden, rng), w2(kHidden, kInner, rng) {}
+// One FP8 matrix: E4M3 codes (any but the NaN codes 0x7F and 0xFF) and
+// one E8M0 scale (2^-9 .. 2^-1) per 128 x 128 tile, as the shared expert's.
+struct Fp8Matrix {
+  std::vector<uint8_t> data, scales;
+  WeightMatrix w;
+  Fp8Matrix(int64_t rows, int64_t cols, std::mt19937& rng) : data(rows * cols), scales((rows / 128) * (cols / 128)) {
+    for (auto& b : data) b = static_cast<uint8_t>(rng() % 0x7F) | static_cast<uint8_t>(rng() & 0x80);
+    for (auto& s : scales) s = static_cast<uint8_t>(118 + rng() % 9);
+    w.format = WeightFormat::kE4M3Blocked;
+    w.rows = rows;
+    w.cols = cols;
+    w.block_rows = 128;
+    w.block_cols = 128;
+    w.data = data.data();
+    w.scales = scales.data();
+  }
+};
+
+template <class Matrix>
+struct ExpertOf {
+  Matrix w1, w3, w2;
+  explicit ExpertOf(std::mt19937& rng) : w1(kInner, kHidden, rng), w3(kInner, kHidden, rng), w2(kHidden, kInner, rng) {}
   int64_t Bytes() const { return w1.w.Bytes() + w3.w.Bytes() + w2.w.Bytes(); }
 };
+using Expert = ExpertOf<Fp4Matrix>;
 
 double g_read_gbps = 0;
 
@@ -118,17 +141,20 @@ void BM_Expert(benchmark::State& state, bool fused) {
   ReportPerExpert(state, static_cast<double>(state.iterations()), seconds);
 }
 
-// Six experts per iteration, kTopK different ones, as one group or one by one.
+// Six experts per iteration, kTopK different ones, as one group or one by
+// one; with `shared`, the FP8 shared expert (one copy, as in a layer) last
+// in the group, as Moe::Forward runs it.
 constexpr int64_t kTopK = 6;
 
-void BM_DecodeLayer(benchmark::State& state, bool grouped) {
+void BM_DecodeLayer(benchmark::State& state, bool grouped, bool shared) {
   const int64_t m = state.range(0);
   std::vector<Expert>& experts = Experts();
   std::mt19937 rng(13);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
   std::vector<float> x(m * kHidden), route_weights(m, 0.125f);
   for (float& v : x) v = uniform(rng);
-  std::vector<std::vector<float>> y(kTopK, std::vector<float>(m * kHidden));
+  std::vector<std::vector<float>> y(kTopK + 1, std::vector<float>(m * kHidden));
+  static const ExpertOf<Fp8Matrix> shared_expert(rng);
   size_t next = 0;
   double seconds = 0;
   for (auto _ : state) {
@@ -136,6 +162,10 @@ void BM_DecodeLayer(benchmark::State& state, bool grouped) {
     for (int64_t k = 0; k < kTopK; ++k) {
       const Expert& e = experts[next++ % experts.size()];
       jobs.push_back({&e.w1.w, &e.w3.w, &e.w2.w, x.data(), m, route_weights.data(), y[k].data()});
+    }
+    if (shared) {
+      const ExpertOf<Fp8Matrix>& e = shared_expert;
+      jobs.push_back({&e.w1.w, &e.w3.w, &e.w2.w, x.data(), m, route_weights.data(), y[kTopK].data()});
     }
     const auto start = std::chrono::steady_clock::now();
     if (grouped) {
@@ -147,7 +177,15 @@ void BM_DecodeLayer(benchmark::State& state, bool grouped) {
     state.SetIterationTime(elapsed);
     seconds += elapsed;
   }
+  const double bytes_per_routed = static_cast<double>(experts[0].Bytes());
   ReportPerExpert(state, static_cast<double>(state.iterations()) * kTopK, seconds);
+  if (shared) {  // the routed experts' counters, but bytes per second of the whole group
+    const double bytes = static_cast<double>(state.iterations()) *
+                         (kTopK * bytes_per_routed + static_cast<double>(shared_expert.Bytes()));
+    state.counters["GBps"] = bytes / seconds / 1e9;
+    state.counters["pct_of_read_bw"] = 100.0 * bytes / seconds / 1e9 / g_read_gbps;
+    state.counters["us_per_layer"] = seconds / static_cast<double>(state.iterations()) * 1e6;
+  }
 }
 
 void BM_Bf16Decode(benchmark::State& state) {
@@ -199,11 +237,16 @@ int main(int argc, char** argv) {
     for (const bool grouped : {true, false}) {
       const std::string name =
           std::string("decode_layer/6x_fp4/") + (grouped ? "grouped" : "one_by_one") + "/M" + std::to_string(m);
-      benchmark::RegisterBenchmark(name.c_str(), BM_DecodeLayer, grouped)
+      benchmark::RegisterBenchmark(name.c_str(), BM_DecodeLayer, grouped, false)
           ->Arg(m)
           ->UseManualTime()
           ->Unit(benchmark::kMicrosecond);
     }
+    const std::string name = "decode_layer/6x_fp4+fp8_shared/grouped/M" + std::to_string(m);
+    benchmark::RegisterBenchmark(name.c_str(), BM_DecodeLayer, true, true)
+        ->Arg(m)
+        ->UseManualTime()
+        ->Unit(benchmark::kMicrosecond);
   }
   benchmark::RegisterBenchmark("bf16_decode/fp4/2048x4096", BM_Bf16Decode)->Unit(benchmark::kMicrosecond);
   benchmark::RunSpecifiedBenchmarks();

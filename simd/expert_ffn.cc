@@ -10,6 +10,7 @@
 
 #include "simd/matmul.h"
 #include "simd/matmul_call.h"
+#include "simd/piece_runs.h"
 
 namespace dsv4 {
 namespace {
@@ -29,50 +30,6 @@ void Activate(const float* up, int64_t batch, int64_t inner, int64_t begin, int6
       gate[m * inner + c] = SwiGluActivation(gate[m * inner + c], up[m * inner + c], limit, route_weights[m]);
     }
   }
-}
-
-// Output rows [begin, end) of product `product` of a group.
-struct RowPiece {
-  size_t product;
-  int64_t begin, end;
-};
-
-// The work of `rows` rows of y = x W^T with `batch` input rows, in bytes of
-// weights and scales read plus a byte per eight multiply-adds (the balance of a machine
-// that does some 16 flops per byte of read bandwidth): the few-row products
-// of decode go with the bytes, wider batches with the arithmetic. A row of
-// no columns still counts, as the zeros it writes.
-double PieceWork(const WeightMatrix& w, int64_t rows, int64_t batch) {
-  const double bytes_per_row = static_cast<double>(w.Bytes()) / static_cast<double>(std::max<int64_t>(1, w.rows));
-  return static_cast<double>(rows) *
-         (bytes_per_row + static_cast<double>(w.cols) * static_cast<double>(batch) / 8.0 + 1.0);
-}
-
-// Thread `thread` of `threads`'s share of the output rows of `products`
-// (each with its batch): 16-row pieces in order, each to the thread whose
-// equal part of the total work holds the piece's middle, so every thread
-// gets one contiguous run.
-std::vector<RowPiece> ShareOfRows(const std::vector<const WeightMatrix*>& products,
-                                  const std::vector<int64_t>& batches, int thread, int threads) {
-  double total = 0;
-  for (size_t p = 0; p < products.size(); ++p) total += PieceWork(*products[p], products[p]->rows, batches[p]);
-  std::vector<RowPiece> share;
-  double before = 0;
-  for (size_t p = 0; p < products.size(); ++p) {
-    for (int64_t begin = 0; begin < products[p]->rows; begin += 16) {
-      const int64_t end = std::min(products[p]->rows, begin + 16);
-      const double work = PieceWork(*products[p], end - begin, batches[p]);
-      const int owner = std::min(threads - 1, static_cast<int>((before + work / 2) / total * threads));
-      before += work;
-      if (owner != thread) continue;
-      if (!share.empty() && share.back().product == p && share.back().end == begin) {
-        share.back().end = end;
-      } else {
-        share.push_back({p, begin, end});
-      }
-    }
-  }
-  return share;
 }
 
 // The SIMD kernels' plan of one job: h's two halves and the three products.
@@ -105,25 +62,25 @@ void RunInOneTeam(const std::vector<ExpertFfnJob>& jobs, float limit) {
   }
   if (jobs.empty()) return;
   team = std::min(team, omp_get_max_threads());
+  PieceRuns gate_up_pieces(firsts, batches, team), down_pieces(seconds, batches, team);
 #pragma omp parallel num_threads(team)
   {
     const int t = omp_get_thread_num(), n = omp_get_num_threads();
     for (const PlannedExpert& plan : plans) plan.gate_call->Pack(t, n);
 #pragma omp barrier
-    for (const RowPiece& piece : ShareOfRows(firsts, batches, t, n)) {
+    gate_up_pieces.Take(t, n, [&](const RowPiece& piece) {
       PlannedExpert& plan = plans[piece.product];
       const ExpertFfnJob& job = jobs[piece.product];
       plan.gate_call->Rows(piece.begin, piece.end);
       plan.up_call->Rows(piece.begin, piece.end);
       Activate(plan.up.data(), job.batch, job.w1->rows, piece.begin, piece.end, job.route_weights, limit,
                plan.gate.data());
-    }
+    });
 #pragma omp barrier
     for (const PlannedExpert& plan : plans) plan.down_call->Pack(t, n);
 #pragma omp barrier
-    for (const RowPiece& piece : ShareOfRows(seconds, batches, t, n)) {
-      plans[piece.product].down_call->Rows(piece.begin, piece.end);
-    }
+    down_pieces.Take(t, n,
+                     [&](const RowPiece& piece) { plans[piece.product].down_call->Rows(piece.begin, piece.end); });
   }
 }
 

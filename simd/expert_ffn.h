@@ -34,9 +34,9 @@ struct ExpertFfnJob {
 
 // ExpertFfn of every job, each output bit for bit ExpertFfn's. The jobs that
 // ExpertFfnSimd would run share one OpenMP team and its barriers: their
-// output rows are dealt out to the threads in 16-row pieces by the work they
-// take, so experts with few rows each (decode) cost one fork and join for
-// the group instead of one per expert, on any number of threads.
+// output rows are shared out as PieceRuns (simd/piece_runs.h), so experts
+// with few rows each (decode) cost one fork and join for the group instead
+// of one per expert, on any number of threads.
 void ExpertFfnGroup(const std::vector<ExpertFfnJob>& jobs, float limit);
 
 // One OpenMP team for the whole expert: w1 and w3 read one packed copy of

@@ -241,27 +241,18 @@ struct NoScales {
   Row ForRow(int64_t) const { return Row(); }
 };
 
-// The tile scales of a matrix times E4M3Codec::kScaleFactor, found once per
-// call and thread (a few thousand floats at most).
+// The range of the tile scales of a matrix times E4M3Codec::kScaleFactor
+// (powers of two: scaling the range scales every scale, exactly unless it
+// overflows).
 struct ScaledTileRange {
   float min = std::numeric_limits<float>::infinity(), max = 0.0f;  // of those that are numbers
   bool any_infinite = false, any_nan = false;
 };
 
 inline ScaledTileRange RangeOfTileScales(const MatMulJob& job) {
-  const WeightMatrix& w = *job.w;
-  ScaledTileRange range;
-  for (int64_t i = 0, count = w.ScaleRows() * w.ScaleCols(); i < count; ++i) {
-    const float scale = job.tile_scales[i] * E4M3Codec::kScaleFactor;
-    if (std::isnan(scale)) {
-      range.any_nan = true;
-      continue;
-    }
-    range.any_infinite = range.any_infinite || std::isinf(scale);
-    range.min = std::min(range.min, scale);
-    range.max = std::max(range.max, scale);
-  }
-  return range;
+  const TileScaleRange& range = job.tile_scale_range;
+  const float max = range.max * E4M3Codec::kScaleFactor;
+  return ScaledTileRange{range.min * E4M3Codec::kScaleFactor, max, std::isinf(max), range.any_nan};
 }
 
 struct TileScales {  // E4M3: one f32 scale per block_rows x block_cols tile

@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "hwy/aligned_allocator.h"
 #include "simd/matmul_call.h"
 #include "simd/number_formats.h"
+#include "simd/piece_runs.h"
 
 namespace dsv4 {
 
@@ -40,12 +42,21 @@ void CheckArguments(const WeightMatrix& w, const float* x, int64_t batch, const 
   if (w.format == WeightFormat::kE2M1Grouped && w.cols % 2 != 0) fail("odd column count for packed E2M1");
 }
 
-// E4M3 tile scales as f32 (a few thousand per matrix at most).
-std::vector<float> DecodeTileScales(const WeightMatrix& w) {
+// E4M3 tile scales as f32 (a few thousand per matrix at most), and their
+// range, which the kernels check before every call's rows.
+std::vector<float> DecodeTileScales(const WeightMatrix& w, TileScaleRange* range) {
   if (w.format != WeightFormat::kE4M3Blocked) return {};
   const int64_t count = w.ScaleRows() * w.ScaleCols();
   std::vector<float> scales(count);
-  for (int64_t i = 0; i < count; ++i) scales[i] = E8M0ToF32(w.scales[i]);
+  for (int64_t i = 0; i < count; ++i) {
+    scales[i] = E8M0ToF32(w.scales[i]);
+    if (std::isnan(scales[i])) {
+      range->any_nan = true;
+    } else {
+      range->min = std::min(range->min, scales[i]);
+      range->max = std::max(range->max, scales[i]);
+    }
+  }
   return scales;
 }
 
@@ -66,7 +77,7 @@ const char* MatMulTargetName() { return HWY_DYNAMIC_DISPATCH(GetMatMulKernels)()
 MatMulCall::MatMulCall(const WeightMatrix& w, const float* x, int64_t batch, float* y, const MatMulCall* input_of)
     : kernels_(input_of != nullptr ? input_of->kernels_ : HWY_DYNAMIC_DISPATCH(GetMatMulKernels)()) {
   CheckArguments(w, x, batch, y);
-  tile_scales_ = DecodeTileScales(w);
+  tile_scales_ = DecodeTileScales(w, &job_.tile_scale_range);
   job_.w = &w;
   job_.x = x;
   job_.batch = batch;
@@ -94,13 +105,6 @@ void MatMulCall::Pack(int thread, int threads) const {
   kernels_.pack_input(job_, job_.batch * thread / threads, job_.batch * (thread + 1) / threads);
 }
 
-void MatMulCall::RowRange(int thread, int threads, int64_t* begin, int64_t* end) const {
-  const int64_t rows = job_.w->rows;
-  const int64_t per_thread = ((rows + threads - 1) / threads + 15) / 16 * 16;
-  *begin = std::min(rows, per_thread * thread);
-  *end = std::min(rows, *begin + per_thread);
-}
-
 void MatMulCall::Rows(int64_t begin, int64_t end) const {
   if (begin >= end || job_.batch == 0) return;
   if (job_.w->cols == 0) {
@@ -113,21 +117,21 @@ void MatMulCall::Rows(int64_t begin, int64_t end) const {
   kernels_.rows(job_, begin, end);
 }
 
-void MatMulCall::Rows(int thread, int threads) const {
-  int64_t begin, end;
-  RowRange(thread, threads, &begin, &end);
-  Rows(begin, end);
-}
-
 void MatMulSimd(const WeightMatrix& w, const float* x, int64_t batch, float* y) {
   const MatMulCall call(w, x, batch, y);
   if (batch == 0 || w.rows == 0) return;
-#pragma omp parallel num_threads(call.TeamSize())
+  const int team = call.TeamSize();
+  if (team == 1) {
+    call.Pack(0, 1);
+    return call.Rows(0, w.rows);
+  }
+  PieceRuns pieces({&w}, {batch}, team);
+#pragma omp parallel num_threads(team)
   {
     const int t = omp_get_thread_num(), n = omp_get_num_threads();
     call.Pack(t, n);
 #pragma omp barrier
-    call.Rows(t, n);
+    pieces.Take(t, n, [&](const RowPiece& rows) { call.Rows(rows.begin, rows.end); });
   }
 }
 

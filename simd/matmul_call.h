@@ -2,8 +2,10 @@
 // run several matmuls in one team (simd/expert_ffn.cc) as MatMulSimd runs one:
 //
 //   MatMulCall call(w, x, batch, y);
+//   PieceRuns pieces({&w}, {batch}, call.TeamSize());  // simd/piece_runs.h
 //   #pragma omp parallel num_threads(call.TeamSize())
-//   { call.Pack(t, n);  #pragma omp barrier  call.Rows(t, n); }
+//   { call.Pack(t, n);  #pragma omp barrier
+//     pieces.Take(t, n, [&](const RowPiece& r) { call.Rows(r.begin, r.end); }); }
 #pragma once
 
 #include <cstdint>
@@ -27,12 +29,9 @@ class MatMulCall {
   int TeamSize() const;
   // Thread `thread` of `threads` packs its share of the input rows.
   void Pack(int thread, int threads) const;
-  // Output rows of thread `thread` of `threads`: contiguous, 16-row aligned.
-  void RowRange(int thread, int threads, int64_t* begin, int64_t* end) const;
   // Computes output rows [begin, end) for every input row, after the packing
   // is complete.
   void Rows(int64_t begin, int64_t end) const;
-  void Rows(int thread, int threads) const;
 
  private:
   MatMulKernels kernels_;

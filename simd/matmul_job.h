@@ -3,10 +3,17 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 
 #include "simd/weight_matrix.h"
 
 namespace dsv4 {
+
+// The range of a matrix's E4M3 tile scales (as f32), found once per call.
+struct TileScaleRange {
+  float min = std::numeric_limits<float>::infinity(), max = 0.0f;  // of those that are numbers
+  bool any_nan = false;
+};
 
 // What the threads of one MatMul call share.
 struct MatMulJob {
@@ -16,6 +23,7 @@ struct MatMulJob {
   int64_t batch = 0;
   // kE4M3Blocked only: the E8M0 tile scales as f32, same shape as w->scales.
   const float* tile_scales = nullptr;
+  TileScaleRange tile_scale_range;
   float* y = nullptr;  // [batch][w->rows]
 };
 

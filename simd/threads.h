@@ -37,8 +37,8 @@ struct TeamPlacement {
 // The placement of a team of `threads` (<= 0: OMP_NUM_THREADS when set, else
 // the physical cores of the nodes the policy uses). Distribute gives each
 // node a share of the threads in proportion to its cores, consecutive
-// threads on one node (a static OpenMP split then hands each node a
-// contiguous part of every matrix), one per physical core before any SMT
+// threads on one node (the threads' runs of rows, simd/piece_runs.h, then
+// hand each node a contiguous part of every matrix), one per physical core before any SMT
 // sibling; isolate does the same on the node of `home_cpu`. When
 // `user_placed` (OMP_PROC_BIND or OMP_PLACES set) no thread is pinned.
 TeamPlacement PlanTeam(const Topology& topology, int threads, NumaPolicy policy, int home_cpu, bool user_placed);
