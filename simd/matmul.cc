@@ -121,7 +121,7 @@ void MatMulSimd(const WeightMatrix& w, const float* x, int64_t batch, float* y) 
   const MatMulCall call(w, x, batch, y);
   if (batch == 0 || w.rows == 0) return;
   const int team = call.TeamSize();
-  if (team == 1) {
+  if (team == 1) {  // no team to wake, no rows to share
     call.Pack(0, 1);
     return call.Rows(0, w.rows);
   }
