@@ -6,9 +6,9 @@
 // experts of one decode layer (a row each, or 4 with 4 sequences) as one
 // ExpertFfnGroup (one team, one fork and join) against ExpertFfnSimd one
 // after another, and grouped with the layer's FP8 shared expert (2048 x
-// 4096, 128 x 128 scale tiles; one copy, read every iteration as every
-// token reads it) as Moe::Forward runs them. Routed experts are cycled through copies larger than the
-// last-level cache, so all read DRAM; the DRAM read probe of the same run
+// 4096, 128 x 128 scale tiles; one copy, read every iteration) as
+// Moe::Forward runs them. Routed experts are cycled through copies larger
+// than the last-level cache, so they read DRAM; the DRAM read probe of the same run
 // comes first. bf16_decode/fp4: DecodeRowsBf16 of w1 (what --numerics fast
 // does to each weight panel before oneDNN) on one thread, into a 256-row
 // panel, in weights per second.
@@ -85,6 +85,14 @@ using Expert = ExpertOf<Fp4Matrix>;
 
 double g_read_gbps = 0;
 
+const ExpertOf<Fp8Matrix>& SharedExpert() {
+  static const ExpertOf<Fp8Matrix> expert = [] {
+    std::mt19937 rng(17);
+    return ExpertOf<Fp8Matrix>(rng);
+  }();
+  return expert;
+}
+
 std::vector<Expert>& Experts() {
   static std::vector<Expert> experts = [] {
     std::mt19937 rng(7);
@@ -154,7 +162,6 @@ void BM_DecodeLayer(benchmark::State& state, bool grouped, bool shared) {
   std::vector<float> x(m * kHidden), route_weights(m, 0.125f);
   for (float& v : x) v = uniform(rng);
   std::vector<std::vector<float>> y(kTopK + 1, std::vector<float>(m * kHidden));
-  static const ExpertOf<Fp8Matrix> shared_expert(rng);
   size_t next = 0;
   double seconds = 0;
   for (auto _ : state) {
@@ -164,7 +171,7 @@ void BM_DecodeLayer(benchmark::State& state, bool grouped, bool shared) {
       jobs.push_back({&e.w1.w, &e.w3.w, &e.w2.w, x.data(), m, route_weights.data(), y[k].data()});
     }
     if (shared) {
-      const ExpertOf<Fp8Matrix>& e = shared_expert;
+      const ExpertOf<Fp8Matrix>& e = SharedExpert();
       jobs.push_back({&e.w1.w, &e.w3.w, &e.w2.w, x.data(), m, route_weights.data(), y[kTopK].data()});
     }
     const auto start = std::chrono::steady_clock::now();
@@ -181,7 +188,7 @@ void BM_DecodeLayer(benchmark::State& state, bool grouped, bool shared) {
   ReportPerExpert(state, static_cast<double>(state.iterations()) * kTopK, seconds);
   if (shared) {  // the routed experts' counters, but bytes per second of the whole group
     const double bytes = static_cast<double>(state.iterations()) *
-                         (kTopK * bytes_per_routed + static_cast<double>(shared_expert.Bytes()));
+                         (kTopK * bytes_per_routed + static_cast<double>(SharedExpert().Bytes()));
     state.counters["GBps"] = bytes / seconds / 1e9;
     state.counters["pct_of_read_bw"] = 100.0 * bytes / seconds / 1e9 / g_read_gbps;
     state.counters["us_per_layer"] = seconds / static_cast<double>(state.iterations()) * 1e6;
