@@ -578,17 +578,18 @@ void MatVec(const MatMulJob& job, const Scales& scales, int64_t r_begin, int64_t
 
 // ------------------------------------------------------------------ GEMM
 //
-// A panel of up to kMaxPanelRows rows is decoded whole (every column) into
-// f32 in position order, zero-padded like the packed inputs; every input row
-// then passes once per panel, so the more rows a panel has (as many as fit
+// A panel of up to kMaxPanelRows rows is decoded whole (every column) in
+// position order, zero-padded like the packed inputs; every input row then
+// passes once per panel, so the more rows a panel has (as many as fit
 // kPanelBytes, L2-resident), the less the inputs stream from L3 (at M = 512,
-// 16-row panels ran at 40 % of the FMA peak, bound by the inputs' traffic). A register tile holds
-// the chains of kTileRows rows x up to kTileInputs inputs; per step of 16
-// positions it loads one vector of chains' weights per row and of inputs per
-// input row, and makes every product of them. The columns are walked in
-// blocks of kBlockCols, every tile of the panel per block, so that the block
-// of the tile's inputs stays in L1 while the panel streams from L2; the chains
-// wait in a small buffer between blocks (the order of each chain is the same).
+// 16-row panels ran at 40 % of the FMA peak, bound by the inputs' traffic). A
+// register tile holds the chains of kTileRows rows x up to kTileInputs inputs;
+// per step of 16 positions it loads one vector of chains' weights per row and
+// of inputs per input row, and makes every product of them. The columns are
+// walked in blocks of kBlockCols, every tile of the panel per block, so that
+// the block of the tile's inputs stays in L1 while the panel streams from L2;
+// the chains wait in a small buffer between blocks (the order of each chain is
+// the same).
 #if DSV4_MATMUL_AVX3
 constexpr size_t kTileRows = 4;  // 24 accumulators + 4 weights + 1 input of 32 registers
 constexpr size_t kTileInputs = 6;
@@ -600,12 +601,81 @@ constexpr int64_t kMaxPanelRows = 64;
 constexpr int64_t kPanelBytes = int64_t{1} << 20;
 constexpr int64_t kBlockCols = 1024;
 static_assert(16 % kTileRows == 0, "panels hold whole register tiles");
+static_assert(kBlockCols % kGroupCols == 0, "blocks of whole position groups");
 
-// Rows per panel for rows of `stride` floats: a multiple of 16 from 16 to
+// How a panel keeps its decoded weights. F32Panel: as f32, for every format.
+// Bf16PairPanel: as bf16, where every decoded weight of the matrix is exactly
+// a bf16 (ExactInBf16: BF16, and E2M1 and E4M3 with their E8M0 scales, whose
+// products have at most 4 significant bits): half the bytes, so the decode
+// stores half as much and a tile's step reads half as much from L2 (a
+// stand-alone copy of the tile loop ran 15-25 % faster at M = 96-512). Word i
+// of each 32-position group holds position i in its high half and position
+// 16 + i in its low half: a mask gives back the f32 of the first, a shift
+// left by 16 that of the second, bit for bit.
+struct F32Panel {
+  using Word = float;
+  // Words per panel row, as the packed inputs: one more cache line between
+  // rows.
+  static int64_t Stride(int64_t cols) { return RowStride(cols); }
+  // Stores the 32 positions at c (in 2 * kSub vectors, position order).
+  static HWY_INLINE void StoreGroup(const VF* weights, int64_t c, Word* HWY_RESTRICT row) {
+    for (size_t v = 0; v < 2 * kSub; ++v) hn::Store(weights[v], DF(), row + c + static_cast<int64_t>(v * kN));
+  }
+  // Vector s of the weights of the step at c + 16 * half (c: a group's start).
+  static HWY_INLINE VF Weights(const Word* HWY_RESTRICT row, int64_t c, size_t half, size_t s) {
+    return hn::Load(DF(), row + c + static_cast<int64_t>(half * kDotChains + s * kN));
+  }
+};
+
+struct Bf16PairPanel {
+  using Word = uint32_t;
+  static int64_t Stride(int64_t cols) { return PaddedCols(cols) / 2 + kDotChains; }
+  static HWY_INLINE void StoreGroup(const VF* weights, int64_t c, Word* HWY_RESTRICT row) {
+    const DU du;
+    for (size_t s = 0; s < kSub; ++s) {
+      const auto first = hn::And(hn::BitCast(du, weights[s]), hn::Set(du, 0xFFFF0000u));
+      const auto second = hn::ShiftRight<16>(hn::BitCast(du, weights[kSub + s]));
+      hn::Store(hn::Or(first, second), du, row + c / 2 + static_cast<int64_t>(s * kN));
+    }
+  }
+  static HWY_INLINE VF Weights(const Word* HWY_RESTRICT row, int64_t c, size_t half, size_t s) {
+    const DU du;
+    const auto words = hn::Load(du, row + c / 2 + static_cast<int64_t>(s * kN));
+    return hn::BitCast(DF(), half == 0 ? hn::And(words, hn::Set(du, 0xFFFF0000u)) : hn::ShiftLeft<16>(words));
+  }};
+
+// Rows per panel for rows of `stride` words: a multiple of 16 from 16 to
 // kMaxPanelRows.
 inline int64_t PanelRows(int64_t stride) {
-  const int64_t fit = kPanelBytes / (stride * static_cast<int64_t>(sizeof(float))) / 16 * 16;
+  const int64_t fit = kPanelBytes / (stride * 4) / 16 * 16;
   return std::clamp<int64_t>(fit, 16, kMaxPanelRows);
+}
+
+// Whether every weight the codec decodes with these scales is exactly a bf16
+// (its f32 has zero low 16 bits).
+inline bool ExactInBf16(const E2M1Tables& tables) {
+  for (const float v : tables.values) {
+    uint32_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    if ((bits & 0xFFFFu) != 0) return false;
+  }
+  return true;
+}
+template <class Codec, class Scales>
+bool ExactInBf16(const Scales& scales) {
+  if constexpr (std::is_same_v<Codec, BF16Codec>) {
+    return true;
+  } else if constexpr (std::is_same_v<Codec, E2M1Codec>) {
+    static const bool exact = ExactInBf16(kE2M1Tables);  // every code's table: the same for every matrix
+    return exact;
+  } else if constexpr (std::is_same_v<Codec, E4M3Codec>) {
+    // E4M3 values have at most 4 significant bits, down to 2^-9: times a
+    // power of two from 2^-117 on (2^-109 with kScaleFactor), every product
+    // is zero, normal or infinite, so it keeps them; NaN scales do not say.
+    return !scales.range.any_nan && scales.range.min >= std::ldexp(1.0f, -109);
+  } else {
+    return false;
+  }
 }
 
 // Input rows of the register tile that starts at input row m: kTileInputs,
@@ -625,12 +695,14 @@ inline int64_t TileInputsAt(int64_t m, int64_t batch) {
 // [kTileRows][kTileInputs][kDotChains] floats.
 constexpr int64_t kTileChains = static_cast<int64_t>(kTileRows * kTileInputs) * kDotChains;
 
-// Chains of the tile's kTileRows rows (at `rows`, `stride` floats apart) x
-// kInputs inputs (at `x`) over positions [c_begin, c_end), continuing those
-// in `chains` unless `first`.
-template <size_t kInputs>
-HWY_NOINLINE void GemmBlock(const float* HWY_RESTRICT rows, const float* HWY_RESTRICT x, int64_t stride,
-                            int64_t c_begin, int64_t c_end, bool first, float* HWY_RESTRICT chains) {
+// Chains of the tile's kTileRows panel rows (at `rows`, `row_stride` words
+// apart) x kInputs inputs (at `x`, `x_stride` floats apart) over positions
+// [c_begin, c_end) (whole groups), continuing those in `chains` unless
+// `first`.
+template <size_t kInputs, class Panel>
+HWY_NOINLINE void GemmBlock(const typename Panel::Word* HWY_RESTRICT rows, int64_t row_stride,
+                            const float* HWY_RESTRICT x, int64_t x_stride, int64_t c_begin, int64_t c_end, bool first,
+                            float* HWY_RESTRICT chains) {
   const DF df;
   VF acc[kTileRows][kInputs][kSub];
   for (size_t r = 0; r < kTileRows; ++r) {
@@ -641,14 +713,16 @@ HWY_NOINLINE void GemmBlock(const float* HWY_RESTRICT rows, const float* HWY_RES
       }
     }
   }
-  for (int64_t c = c_begin; c < c_end; c += kDotChains) {
-    for (size_t s = 0; s < kSub; ++s) {
-      const int64_t at = c + static_cast<int64_t>(s * kN);
-      VF wv[kTileRows];
-      for (size_t r = 0; r < kTileRows; ++r) wv[r] = hn::Load(df, rows + static_cast<int64_t>(r) * stride + at);
-      for (size_t m = 0; m < kInputs; ++m) {
-        const VF xv = hn::Load(df, x + static_cast<int64_t>(m) * stride + at);
-        for (size_t r = 0; r < kTileRows; ++r) acc[r][m][s] = hn::MulAdd(wv[r], xv, acc[r][m][s]);
+  for (int64_t c = c_begin; c < c_end; c += kGroupCols) {
+    for (size_t half = 0; half < 2; ++half) {
+      for (size_t s = 0; s < kSub; ++s) {
+        const int64_t at = c + static_cast<int64_t>(half * kDotChains + s * kN);
+        VF wv[kTileRows];
+        for (size_t r = 0; r < kTileRows; ++r) wv[r] = Panel::Weights(rows + static_cast<int64_t>(r) * row_stride, c, half, s);
+        for (size_t m = 0; m < kInputs; ++m) {
+          const VF xv = hn::Load(df, x + static_cast<int64_t>(m) * x_stride + at);
+          for (size_t r = 0; r < kTileRows; ++r) acc[r][m][s] = hn::MulAdd(wv[r], xv, acc[r][m][s]);
+        }
       }
     }
   }
@@ -660,85 +734,91 @@ HWY_NOINLINE void GemmBlock(const float* HWY_RESTRICT rows, const float* HWY_RES
 }
 
 // GemmBlock for `inputs` <= kInputs input rows.
-template <size_t kInputs = kTileInputs>
-HWY_INLINE void GemmAnyBlock(size_t inputs, const float* rows, const float* x, int64_t stride, int64_t c_begin,
-                             int64_t c_end, bool first, float* chains) {
+template <class Panel, size_t kInputs = kTileInputs>
+HWY_INLINE void GemmAnyBlock(size_t inputs, const typename Panel::Word* rows, int64_t row_stride, const float* x,
+                             int64_t x_stride, int64_t c_begin, int64_t c_end, bool first, float* chains) {
   if constexpr (kInputs > 1) {
-    if (inputs < kInputs) return GemmAnyBlock<kInputs - 1>(inputs, rows, x, stride, c_begin, c_end, first, chains);
+    if (inputs < kInputs) {
+      return GemmAnyBlock<Panel, kInputs - 1>(inputs, rows, row_stride, x, x_stride, c_begin, c_end, first, chains);
+    }
   }
-  GemmBlock<kInputs>(rows, x, stride, c_begin, c_end, first, chains);
+  GemmBlock<kInputs, Panel>(rows, row_stride, x, x_stride, c_begin, c_end, first, chains);
 }
 
 // The calling thread's buffers, reused across calls: the decoded panel
-// (PanelRows(stride) x stride floats) and the chains of its tiles.
+// (PanelRows(stride) x stride words) and the chains of its tiles.
 struct GemmBuffers {
-  hwy::AlignedFreeUniquePtr<float[]> panel;
-  int64_t panel_floats = 0;
+  hwy::AlignedFreeUniquePtr<uint32_t[]> panel;
+  int64_t panel_words = 0;
   hwy::AlignedFreeUniquePtr<float[]> chains;
 };
-inline GemmBuffers& ThreadGemmBuffers(int64_t panel_floats) {
+inline GemmBuffers& ThreadGemmBuffers(int64_t panel_words) {
   static thread_local GemmBuffers buffers;
-  if (buffers.panel_floats < panel_floats) {
-    buffers.panel_floats = panel_floats;
-    buffers.panel = hwy::AllocateAligned<float>(static_cast<size_t>(panel_floats));
+  if (buffers.panel_words < panel_words) {
+    buffers.panel_words = panel_words;
+    buffers.panel = hwy::AllocateAligned<uint32_t>(static_cast<size_t>(panel_words));
   }
   if (!buffers.chains) buffers.chains = hwy::AllocateAligned<float>(kMaxPanelRows / kTileRows * kTileChains);
   return buffers;
 }
 
-// Rows [r, r + count) of w into panel rows [0, count), the panel's other
-// rows (up to panel_rows) and the padding past w.cols zero.
-template <class Codec, class Scales>
+// Rows [r, r + count) of w into panel rows [0, count), their positions past
+// w.cols and the panel's other rows (up to panel_rows) zero.
+template <class Codec, class Panel, class Scales>
 HWY_INLINE void DecodePanel(const WeightMatrix& w, const Scales& scales, int64_t r, int64_t count,
-                            int64_t panel_rows, int64_t stride, float* HWY_RESTRICT panel) {
-  const DF df;
-  const int64_t row_bytes = w.cols * Codec::kBitsPerCol / 8;
-  const int64_t decoded = (w.cols + Codec::kCols - 1) / Codec::kCols * Codec::kCols;
+                            int64_t panel_rows, int64_t stride, typename Panel::Word* HWY_RESTRICT panel) {
+  static_assert(kGroupCols % Codec::kCols == 0 && Codec::kVecs * kGroupCols / Codec::kCols == 2 * kSub,
+                "a group is whole decode steps");
+  const int64_t row_bytes = w.cols * Codec::kBitsPerCol / 8, padded = PaddedCols(w.cols);
   for (int64_t i = 0; i < panel_rows; ++i) {
-    float* HWY_RESTRICT out = panel + i * stride;
+    typename Panel::Word* HWY_RESTRICT out = panel + i * stride;
     if (i >= count) {
-      std::fill(out, out + stride, 0.0f);
+      std::fill(out, out + stride, typename Panel::Word{0});
       continue;
     }
     const uint8_t* row = RowBytes(w, Codec::kBitsPerCol, r + i);
     const typename Scales::Row row_scales = scales.ForRow(r + i);
     StepScales<Codec, 1, typename Scales::Row> step_scales(&row_scales, w.block_cols);
-    VF weights[Codec::kVecs];
-    int64_t c = 0;
-    for (; c + Codec::kCols <= w.cols; c += Codec::kCols) {
-      step_scales.At(c);
-      DecodeStep<Codec, /*kTail=*/false>(row, row_bytes, c, step_scales.scale[0], weights);
-      for (size_t v = 0; v < Codec::kVecs; ++v) hn::Store(weights[v], df, out + c + static_cast<int64_t>(v * kN));
+    for (int64_t c = 0; c < padded; c += kGroupCols) {
+      VF weights[2 * kSub];
+      for (int64_t step = c; step < c + kGroupCols; step += Codec::kCols) {
+        VF* out_step = weights + (step - c) / Codec::kCols * static_cast<int64_t>(Codec::kVecs);
+        if (step >= w.cols) {
+          for (size_t v = 0; v < Codec::kVecs; ++v) out_step[v] = hn::Zero(DF());
+          continue;
+        }
+        step_scales.At(step);
+        if (step + Codec::kCols <= w.cols) {
+          DecodeStep<Codec, /*kTail=*/false>(row, row_bytes, step, step_scales.scale[0], out_step);
+        } else {
+          DecodeStep<Codec, /*kTail=*/true>(row, row_bytes, step, step_scales.scale[0], out_step);
+        }
+      }
+      Panel::StoreGroup(weights, c, out);
     }
-    if (c < w.cols) {
-      step_scales.At(c);
-      DecodeStep<Codec, /*kTail=*/true>(row, row_bytes, c, step_scales.scale[0], weights);
-      for (size_t v = 0; v < Codec::kVecs; ++v) hn::Store(weights[v], df, out + c + static_cast<int64_t>(v * kN));
-    }
-    std::fill(out + decoded, out + stride, 0.0f);
   }
 }
 
-template <class Codec, class Scales>
-void Gemm(const MatMulJob& job, const Scales& scales, int64_t r_begin, int64_t r_end) {
+template <class Codec, class Panel, class Scales>
+void GemmWithPanel(const MatMulJob& job, const Scales& scales, int64_t r_begin, int64_t r_end) {
   const WeightMatrix& w = *job.w;
-  const int64_t padded = PaddedCols(w.cols), stride = RowStride(w.cols);
+  const int64_t padded = PaddedCols(w.cols), x_stride = RowStride(w.cols), stride = Panel::Stride(w.cols);
   const int64_t panel_rows = std::min(PanelRows(stride), (r_end - r_begin + 15) / 16 * 16);
   GemmBuffers& buffers = ThreadGemmBuffers(panel_rows * stride);
-  float* HWY_RESTRICT panel = buffers.panel.get();
+  typename Panel::Word* HWY_RESTRICT panel = reinterpret_cast<typename Panel::Word*>(buffers.panel.get());
   float* HWY_RESTRICT chains = buffers.chains.get();
   for (int64_t r0 = r_begin; r0 < r_end; r0 += panel_rows) {
     const int64_t count = std::min(panel_rows, r_end - r0);
-    DecodePanel<Codec>(w, scales, r0, count, panel_rows, stride, panel);
+    DecodePanel<Codec, Panel>(w, scales, r0, count, panel_rows, stride, panel);
     const int64_t tiles = (count + static_cast<int64_t>(kTileRows) - 1) / static_cast<int64_t>(kTileRows);
     for (int64_t m0 = 0, inputs; m0 < job.batch; m0 += inputs) {
       inputs = TileInputsAt(m0, job.batch);
-      const float* x = job.packed + m0 * stride;
+      const float* x = job.packed + m0 * x_stride;
       for (int64_t c0 = 0; c0 < padded; c0 += kBlockCols) {
         const int64_t c_end = std::min(c0 + kBlockCols, padded);
         for (int64_t t = 0; t < tiles; ++t) {
-          GemmAnyBlock(static_cast<size_t>(inputs), panel + t * static_cast<int64_t>(kTileRows) * stride, x, stride,
-                       c0, c_end, c0 == 0, chains + t * kTileChains);
+          GemmAnyBlock<Panel>(static_cast<size_t>(inputs), panel + t * static_cast<int64_t>(kTileRows) * stride, stride,
+                              x, x_stride, c0, c_end, c0 == 0, chains + t * kTileChains);
         }
       }
       // Each input's outputs, kN rows at a time (sums of rows past `count`
@@ -759,6 +839,12 @@ void Gemm(const MatMulJob& job, const Scales& scales, int64_t r_begin, int64_t r
       }
     }
   }
+}
+
+template <class Codec, class Scales>
+void Gemm(const MatMulJob& job, const Scales& scales, int64_t r_begin, int64_t r_end) {
+  if (ExactInBf16<Codec>(scales)) return GemmWithPanel<Codec, Bf16PairPanel>(job, scales, r_begin, r_end);
+  GemmWithPanel<Codec, F32Panel>(job, scales, r_begin, r_end);
 }
 
 // ------------------------------------------------------------------ Entry points

@@ -179,9 +179,20 @@ TEST_F(MatMulTest, TinyE8M0Scales) {
   Draw draw;
   draw.scale_lo = 0;  // 2^-127 .. 2^-120: products near and below the f32 normal range
   draw.scale_hi = 7;
-  for (const int64_t batch : {1, 3}) {
+  for (const int64_t batch : {1, 3, 7}) {  // 7: the GEMM, its E4M3 panel in f32, its E2M1 one in bf16
     CheckShape(WeightFormat::kE4M3Blocked, 40, 300, batch, 128, 128, draw);
     CheckShape(WeightFormat::kE2M1Grouped, 40, 300, batch, 1, 32, draw);
+  }
+}
+
+// The GEMM keeps E4M3 weights in a bf16 panel from a smallest tile scale of
+// 2^-117 on (E8M0 code 10), where every product is normal; below, in f32.
+TEST_F(MatMulTest, E4M3GemmPanelAtTheBf16Threshold) {
+  for (const int code : {8, 9, 10, 11}) {
+    Draw draw;
+    draw.scale_lo = code;
+    draw.scale_hi = code + 4;
+    CheckShape(WeightFormat::kE4M3Blocked, 300, 260, 9, 128, 128, draw);
   }
 }
 
@@ -191,7 +202,7 @@ TEST_F(MatMulTest, HugeE8M0Scales) {
   draw.scale_hi = 254;
   draw.small_codes = true;
   const float x_magnitude = std::ldexp(1.0f, -40);  // and finite sums
-  for (const int64_t batch : {1, 3}) {
+  for (const int64_t batch : {1, 3, 7}) {
     CheckShape(WeightFormat::kE4M3Blocked, 40, 300, batch, 128, 128, draw, x_magnitude);
     CheckShape(WeightFormat::kE2M1Grouped, 40, 300, batch, 1, 32, draw, x_magnitude);
   }
