@@ -19,16 +19,20 @@ float DecodeE4M3(uint8_t code) {
   return sign ? -magnitude : magnitude;
 }
 
-}  // namespace
-
-float E4M3ToF32(uint8_t code) {
+// The 256 decoded codes, made once: a lookup is what the KV rows' decode
+// (every attended row, every query) can afford per element.
+const float* E4M3Table() {
   static const auto* const kTable = [] {
     auto* table = new float[256];
     for (int c = 0; c < 256; ++c) table[c] = DecodeE4M3(static_cast<uint8_t>(c));
     return table;
   }();
-  return kTable[code];
+  return kTable;
 }
+
+}  // namespace
+
+float E4M3ToF32(uint8_t code) { return E4M3Table()[code]; }
 
 uint8_t F32ToE4M3(float x) {
   if (std::isnan(x)) return 0x7F;
@@ -93,8 +97,15 @@ void Fp8Encode(const float* x, size_t n, size_t block, uint8_t* codes, uint8_t* 
   }
 }
 
+// The decoders take each block's scale once and look codes up in place (the
+// same products as E4M3ToF32 / E2M1ToF32 times E8M0ToF32, per element).
 void Fp8Decode(const uint8_t* codes, const uint8_t* scales, size_t n, size_t block, float* x) {
-  for (size_t i = 0; i < n; ++i) x[i] = E4M3ToF32(codes[i]) * E8M0ToF32(scales[i / block]);
+  const float* table = E4M3Table();
+  for (size_t b = 0; b < n; b += block) {
+    const float scale = E8M0ToF32(scales[b / block]);
+    const size_t end = std::min(n, b + block);
+    for (size_t i = b; i < end; ++i) x[i] = table[codes[i]] * scale;
+  }
 }
 
 void Fp4Encode(const float* x, size_t n, size_t block, uint8_t* packed, uint8_t* scales) {
@@ -110,9 +121,14 @@ void Fp4Encode(const float* x, size_t n, size_t block, uint8_t* packed, uint8_t*
 }
 
 void Fp4Decode(const uint8_t* packed, const uint8_t* scales, size_t n, size_t block, float* x) {
-  for (size_t i = 0; i < n; ++i) {
-    const uint8_t code = (i & 1) ? (packed[i / 2] >> 4) : (packed[i / 2] & 15);
-    x[i] = E2M1ToF32(code) * E8M0ToF32(scales[i / block]);
+  for (size_t b = 0; b < n; b += block) {
+    const float scale = E8M0ToF32(scales[b / block]);
+    const size_t end = std::min(n, b + block);
+    for (size_t i = b; i < end; i += 2) {
+      const uint8_t byte = packed[i / 2];
+      x[i] = E2M1ToF32(byte & 15) * scale;
+      x[i + 1] = E2M1ToF32(byte >> 4) * scale;
+    }
   }
 }
 
