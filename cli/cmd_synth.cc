@@ -49,7 +49,7 @@ class ProgressPrinter {
 int RunSynth(int argc, char** argv) {
   cxxopts::Options options("dsv4 synth", "Write a random-weight DeepSeek-V4 checkpoint in the official format.");
   options.add_options()
-      ("like", "Start from a preset: tiny (the tiny-dsv4 fixture) or flash (DeepSeek-V4-Flash)", cxxopts::value<std::string>())
+      ("like", "Start from a preset: tiny (the tiny-dsv4 fixture), flash (DeepSeek-V4-Flash) or long (small widths, every layer kind, a 1M-token context)", cxxopts::value<std::string>())
       ("config", "Start from this config.json", cxxopts::value<std::string>())
       ("layers", "Main layers; the schedule is the first N entries of the Flash pattern 0,0,4,128,4,...", cxxopts::value<std::string>())
       ("experts", "Routed experts (top-k is capped at it)", cxxopts::value<std::string>())
@@ -59,7 +59,7 @@ int RunSynth(int argc, char** argv) {
       ("seed", "Random seed (default: 0)", cxxopts::value<std::string>())
       ("out", "Output directory (must not exist or be empty)", cxxopts::value<std::string>());
   const auto args = ParseOptions(options, argc, argv);
-  if (args.count("like") == args.count("config")) throw Error("give exactly one of --like tiny|flash and --config FILE");
+  if (args.count("like") == args.count("config")) throw Error("give exactly one of --like tiny|flash|long and --config FILE");
   if (!args.count("out")) throw Error("--out DIR is required");
   if (!args.unmatched().empty()) throw Error("unexpected argument \"" + args.unmatched()[0] + "\"");
 
@@ -70,8 +70,10 @@ int RunSynth(int argc, char** argv) {
       base = TinyConfig();
     } else if (like == "flash") {
       base = FlashConfig();
+    } else if (like == "long") {
+      base = LongContextConfig();
     } else {
-      throw Error("--like: \"" + like + "\" is not a preset (tiny or flash)");
+      throw Error("--like: \"" + like + "\" is not a preset (tiny, flash or long)");
     }
   } else {
     base = ModelConfig::FromFile(args["config"].as<std::string>());

@@ -19,6 +19,10 @@ namespace dsv4 {
 ModelConfig TinyConfig();
 // DeepSeek-V4-Flash (spec §1.1): 43 layers + MTP, vocab 129280, 256 experts.
 ModelConfig FlashConfig();
+// Small widths (hidden 128, vocab 512), the real layer kinds (window-only,
+// CSA, HCA) and a 1M-token context: the long-context tests' model, whose
+// 1M-token run docs/performance.md records.
+ModelConfig LongContextConfig();
 
 struct SynthOverrides {
   // num_hidden_layers; compress_ratios become the first N entries of the Flash

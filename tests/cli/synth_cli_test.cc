@@ -41,6 +41,18 @@ TEST(SynthCli, TinyPreset) {
   EXPECT_TRUE(ckpt.unexpected().empty());
 }
 
+// The long-context preset: every layer kind and a 1M-token context, small.
+TEST(SynthCli, LongContextPreset) {
+  TempDir tmp;
+  const auto r = RunCli("synth --like long --out '" + tmp.File("out") + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Checkpoint ckpt(tmp.File("out"));
+  EXPECT_EQ(ckpt.config().ToJson(), LongContextConfig().ToJson());
+  EXPECT_EQ(ckpt.config().compress_ratios, (std::vector<int64_t>{0, 0, 4, 128}));
+  EXPECT_EQ(ckpt.config().max_position_embeddings, int64_t{1} << 20);
+  EXPECT_TRUE(ckpt.unexpected().empty());
+}
+
 TEST(SynthCli, OverridesAndSeed) {
   TempDir tmp;
   const std::string args = "synth --like tiny --layers 3 --experts 5 --vocab 300 --max-positions 1000 --seed 3 --out ";

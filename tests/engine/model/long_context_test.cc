@@ -16,34 +16,6 @@
 namespace dsv4 {
 namespace {
 
-// Small widths, the real layer kinds (window-only, CSA, HCA) and a 1M context.
-ModelConfig LongContextConfig() {
-  ModelConfig c = TinyConfig();
-  c.hidden_size = 128;
-  c.num_hidden_layers = 4;
-  c.num_nextn_predict_layers = 0;
-  c.compress_ratios = {0, 0, 4, 128};
-  c.num_attention_heads = 2;
-  c.head_dim = 80;
-  c.qk_rope_head_dim = 16;
-  c.q_lora_rank = 64;
-  c.o_groups = 1;
-  c.o_lora_rank = 64;
-  c.sliding_window = 32;
-  c.index_n_heads = 1;
-  c.index_head_dim = 32;
-  c.index_topk = 16;
-  c.n_routed_experts = 4;
-  c.num_experts_per_tok = 2;
-  c.moe_intermediate_size = 64;
-  c.num_hash_layers = 1;
-  c.hc_mult = 2;
-  c.hc_sinkhorn_iters = 3;
-  c.vocab_size = 512;
-  c.max_position_embeddings = 1 << 20;
-  return ModelConfig::FromJson(c.ToJson(), "long-context config");
-}
-
 std::vector<int32_t> Tokens(int64_t n, int64_t vocab) {
   std::vector<int32_t> tokens(n);
   uint64_t x = 12345;
