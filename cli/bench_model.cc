@@ -30,6 +30,7 @@
 #include "engine/model/paged_experts.h"
 #include "engine/runtime/decode_overhead.h"
 #include "engine/runtime/memory_plan.h"
+#include "engine/runtime/progress_line.h"
 #include "engine/runtime/sampler.h"
 #include "engine/runtime/scheduler.h"
 #include "engine/runtime/sequence_runner.h"
@@ -243,14 +244,14 @@ class Bench {
     std::vector<float> logits = runner.Feed(prompt, false);
     run.prefill = Stop(static_cast<int64_t>(prompt.size()));
     Start();
+    ProgressLine progress;
     for (int64_t i = 0; i < gen; ++i) {
       const int32_t next = ArgMax(logits.data(), config.vocab_size);
       run.generated.push_back(next);
       logits = runner.Feed({next}, false);
-      std::fprintf(stderr, "\rbench: %s: decode %lld/%lld", name.c_str(), static_cast<long long>(i + 1),
-                   static_cast<long long>(gen));
+      progress.Update(i + 1 == gen, "bench: %s: decode %lld/%lld", name.c_str(), static_cast<long long>(i + 1),
+                      static_cast<long long>(gen));
     }
-    if (gen > 0) std::fprintf(stderr, "\n");
     run.decode = Stop(gen);
     return run;
   }
@@ -276,6 +277,7 @@ class Bench {
     const double flops_per_row = FlopsPerToken(*stored_.checkpoint);
     ParallelRun run;
     run.sequences = sequences;
+    ProgressLine progress;
     while (!scheduler.Idle()) {
       const Scheduler::Stats before = scheduler.stats();
       const int64_t expert_bytes = stored_.experts->acquired_bytes();
@@ -289,10 +291,9 @@ class Bench {
       run.seconds += after.forward_seconds - before.forward_seconds;
       run.weight_bytes += static_cast<int64_t>(bytes);
       run.roofline_seconds += std::max(bytes / (read_gbps * 1e9), flops_per_row * rows / (fma_gflops * 1e9));
-      std::fprintf(stderr, "\rbench: parallel %lld: %lld decode steps", static_cast<long long>(sequences),
-                   static_cast<long long>(run.steps));
+      progress.Update(scheduler.Idle(), "bench: parallel %lld: %lld decode steps", static_cast<long long>(sequences),
+                      static_cast<long long>(run.steps));
     }
-    std::fprintf(stderr, "\n");
     return run;
   }
 
@@ -333,6 +334,7 @@ class Bench {
     });
     SpeculativeRun::Decode d;
     const char* name = mtp ? "mtp" : generated ? "plain" : "oracle";
+    ProgressLine progress;
     while (!scheduler.Idle()) {
       const Scheduler::Stats before = scheduler.stats();
       scheduler.Step();
@@ -343,9 +345,9 @@ class Bench {
       d.mtp_seconds += after.mtp_seconds - before.mtp_seconds;
       // Tokens emitted: one per step, and one more per accepted draft.
       d.tokens += 1 + after.accepted_drafts - before.accepted_drafts;
-      std::fprintf(stderr, "\rbench: speculative %s: %lld decode steps", name, static_cast<long long>(d.steps));
+      progress.Update(scheduler.Idle(), "bench: speculative %s: %lld decode steps", name,
+                      static_cast<long long>(d.steps));
     }
-    std::fprintf(stderr, "\n");
     const Scheduler::Stats stats = scheduler.stats();
     d.drafts = stats.drafts;
     d.accepted = stats.accepted_drafts;

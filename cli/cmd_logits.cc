@@ -1,6 +1,5 @@
 // dsv4 logits: the model's logits for a prompt (one prefill, chunks allowed)
 // and for decode tokens fed one at a time, as JSON.
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -8,6 +7,7 @@
 #include "cli/arguments.h"
 #include "cli/command.h"
 #include "cli/model_options.h"
+#include "engine/runtime/progress_line.h"
 #include "engine/runtime/sequence_runner.h"
 #include "loader/error.h"
 
@@ -63,14 +63,13 @@ int RunLogits(int argc, char** argv) {
   std::vector<float> prefill = runner.Feed(prompt, positions == "all");
   if (prompt.empty() && !args.count("load-session") && positions == "last") prefill = runner.last_logits();
   std::vector<float> decode_logits;
-  const auto decode_start = std::chrono::steady_clock::now();
+  ProgressLine progress;
   for (size_t j = 0; j < decode.size(); ++j) {
     const std::vector<float> row = runner.Feed({decode[j]}, false);
     decode_logits.insert(decode_logits.end(), row.begin(), row.end());
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - decode_start).count();
-    std::fprintf(stderr, "\rdecode %zu/%zu, %.1f ms/token", j + 1, decode.size(), 1e3 * seconds / (j + 1));
+    progress.Update(j + 1 == decode.size(), "decode %zu/%zu, %.1f ms/token", j + 1, decode.size(),
+                    1e3 * progress.Seconds() / (j + 1));
   }
-  if (!decode.empty()) std::fprintf(stderr, "\n");
   std::fprintf(stderr, "%lld tokens; KV cache %.1f MB in RAM, %.1f MB spilled\n",
                static_cast<long long>(runner.length()), runner.state().kv_ram_bytes() / 1e6,
                runner.state().kv_spilled_bytes() / 1e6);

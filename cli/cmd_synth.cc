@@ -1,12 +1,11 @@
 // dsv4 synth: writes a random-weight checkpoint in the official format.
-#include <unistd.h>
-
 #include <charconv>
 #include <cstdio>
 #include <string>
 
 #include "cli/arguments.h"
 #include "cli/command.h"
+#include "engine/runtime/progress_line.h"
 #include "loader/error.h"
 #include "loader/synth.h"
 
@@ -26,24 +25,19 @@ std::optional<int64_t> OptionalInt(const cxxopts::ParseResult& args, const char*
   return value;
 }
 
-// Progress on stderr at most twice a second: rewritten in place on a terminal,
-// one line per update otherwise.
+// Progress on stderr (ProgressLine: in place on a terminal, whole lines in a
+// log).
 class ProgressPrinter {
  public:
   void operator()(const SynthProgress& p) {
-    const bool last = p.bytes_done == p.bytes_total;
-    if (!last && p.seconds < next_) return;
-    next_ = p.seconds + 0.5;
     const double mb = p.bytes_done / 1e6;
-    std::fprintf(stderr, "%ssynth: shard %d/%d, %.1f of %.1f MB (%.0f%%), %.1f MB/s%s", tty_ ? "\r" : "",
-                 p.shard, p.num_shards, mb, p.bytes_total / 1e6, 100.0 * p.bytes_done / p.bytes_total,
-                 p.seconds > 0 ? mb / p.seconds : 0.0, tty_ && !last ? "" : "\n");
-    std::fflush(stderr);
+    line_.Update(p.bytes_done == p.bytes_total, "synth: shard %d/%d, %.1f of %.1f MB (%.0f%%), %.1f MB/s", p.shard,
+                 p.num_shards, mb, p.bytes_total / 1e6, 100.0 * p.bytes_done / p.bytes_total,
+                 p.seconds > 0 ? mb / p.seconds : 0.0);
   }
 
  private:
-  bool tty_ = isatty(2);
-  double next_ = 0;
+  ProgressLine line_;
 };
 
 int RunSynth(int argc, char** argv) {

@@ -1,12 +1,12 @@
 #include "engine/runtime/sequence_runner.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
 
 #include "engine/model/session_file.h"
+#include "engine/runtime/progress_line.h"
 #include "loader/error.h"
 
 namespace dsv4 {
@@ -29,9 +29,9 @@ std::vector<float> SequenceRunner::Feed(const std::vector<int32_t>& tokens, bool
     }
   }
   const int64_t chunk = chunk_ > 0 ? chunk_ : n;
-  // Progress for prefills that take a while: at most twice a second.
+  // Progress for prefills of more than one chunk.
   const bool show_progress = n > chunk;
-  const auto begin_time = std::chrono::steady_clock::now();
+  ProgressLine progress;
   double last_report = 0;
   int64_t last_reported_end = 0;
   bool reported = false;
@@ -46,20 +46,19 @@ std::vector<float> SequenceRunner::Feed(const std::vector<int32_t>& tokens, bool
     }
     float* out = logits.data() + (all_positions ? begin * c.vocab_size : 0);
     model_.Forward(rows, wanted, out);
-    if (show_progress) {
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin_time).count();
-      if (seconds - last_report >= 0.5 || (end == n && reported)) {
-        // The average and the rate since the last report (long contexts slow
-        // down as the indexer scans more rows), and where the KV cache is.
-        std::fprintf(stderr, "\rprefill %lld/%lld tokens, %.1f tok/s (now %.1f), KV %.1f MB in RAM, %.1f MB spilled ",
-                     static_cast<long long>(end), static_cast<long long>(n), end / seconds,
-                     (end - last_reported_end) / std::max(seconds - last_report, 1e-9), state_.kv_ram_bytes() / 1e6,
-                     state_.kv_spilled_bytes() / 1e6);
+    // The average and the rate since the last report (long contexts slow
+    // down as the indexer scans more rows), and where the KV cache is; the
+    // last state only if an earlier one was shown.
+    if (show_progress && (end < n || reported)) {
+      const double seconds = progress.Seconds();
+      if (progress.Update(end == n, "prefill %lld/%lld tokens, %.1f tok/s (now %.1f), KV %.1f MB in RAM, %.1f MB spilled",
+                          static_cast<long long>(end), static_cast<long long>(n), end / seconds,
+                          (end - last_reported_end) / std::max(seconds - last_report, 1e-9),
+                          state_.kv_ram_bytes() / 1e6, state_.kv_spilled_bytes() / 1e6)) {
         last_report = seconds;
         last_reported_end = end;
         reported = true;
       }
-      if (end == n && reported) std::fprintf(stderr, "\n");
     }
   }
   tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
