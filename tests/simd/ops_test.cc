@@ -101,11 +101,12 @@ TEST(Ops, HadamardIsBitIdenticalToTheScalarTransform) {
   });
 }
 
-// Head counts with and without a partial group of four, row lengths with
-// and without a tail after the last whole vector, weights of every scale.
+// Head counts with and without partial groups of eight (AVX-512) and four,
+// row lengths with and without a tail after the last whole vector, weights
+// of every scale.
 TEST(Ops, WeightedRowSumsAreBitIdenticalToReference) {
   ForEachTarget([] {
-    for (const int64_t heads : {1, 3, 4, 9}) {
+    for (const int64_t heads : {1, 3, 4, 8, 9, 13}) {
       for (const int64_t d : {1, 7, 16, 33, 512}) {
         for (const int64_t n : {0, 1, 5, 40}) {
           std::mt19937 rng(static_cast<uint32_t>(heads * 1000 + d * 10 + n));
