@@ -9,7 +9,6 @@
 #include <chrono>
 #include <cstdarg>
 #include <cstdio>
-#include <string>
 
 namespace dsv4 {
 
