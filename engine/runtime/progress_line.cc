@@ -12,9 +12,16 @@ namespace {
 constexpr double kTerminalInterval = 0.5;  // seconds between rewrites in place
 constexpr double kLogInterval = 5.0;       // seconds between whole lines
 
+// Asked once per process: a ProgressLine is made per SequenceRunner::Feed,
+// i.e. per decode token, where a syscall each time is waste.
+bool StderrIsTerminal() {
+  static const bool terminal = isatty(STDERR_FILENO) != 0;
+  return terminal;
+}
+
 }  // namespace
 
-ProgressLine::ProgressLine() : ProgressLine(stderr, isatty(STDERR_FILENO) != 0) {}
+ProgressLine::ProgressLine() : ProgressLine(stderr, StderrIsTerminal()) {}
 
 ProgressLine::ProgressLine(std::FILE* out, bool terminal)
     : out_(out), terminal_(terminal), next_(terminal ? kTerminalInterval : kLogInterval) {}
