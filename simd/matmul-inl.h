@@ -30,6 +30,7 @@
 #endif
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
@@ -163,15 +164,31 @@ struct E4M3Codec {
 // E2M1, one group of 32 columns (16 bytes, element 2j in the low nibble),
 // decoded as the 16 even columns, then the 16 odd ones, by looking each
 // nibble up in a table of the group's scale times the E2M1 values. The table
-// of every E8M0 code is made once (the same products DecodeRow makes), so a
-// group costs a load where it cost a multiply on the FMA ports.
+// of every E8M0 code holds the same products DecodeRow makes, so a group
+// costs a load where it cost a multiply on the FMA ports.
 struct E2M1Tables {
-  // kN floats per code: the code's scale times entries[j].
+  // kN floats per code: the code's scale, E8M0ToF32(code), times entries[j].
   alignas(64) float values[256 * kN];
-  explicit E2M1Tables(const float* entries) {
+  // Made by the compiler, not before main: code of this target run at start-up
+  // would be an illegal instruction on a CPU without it. An E2M1 value times
+  // 2^(code - 127) is exact in a double; in a float it is that double, or an
+  // infinity past the float range (the float product rounds to the same).
+  explicit constexpr E2M1Tables(const float* entries) : values{} {
     for (int code = 0; code < 256; ++code) {
-      const float scale = E8M0ToF32(static_cast<uint8_t>(code));
-      for (size_t j = 0; j < kN; ++j) values[code * kN + j] = entries[j] * scale;
+      const double scale = std::bit_cast<double>(static_cast<uint64_t>(code - 127 + 1023) << 52);
+      for (size_t j = 0; j < kN; ++j) {
+        const double product = static_cast<double>(entries[j]) * scale;
+        float& value = values[code * kN + j];
+        if (code == 255) {
+          value = std::numeric_limits<float>::quiet_NaN();
+        } else if (product > std::numeric_limits<float>::max()) {
+          value = std::numeric_limits<float>::infinity();
+        } else if (product < -std::numeric_limits<float>::max()) {
+          value = -std::numeric_limits<float>::infinity();
+        } else {
+          value = static_cast<float>(product);
+        }
+      }
     }
   }
 };
@@ -226,8 +243,8 @@ struct E2M1Codec {
 };
 #endif
 
-// Made before main, so that a group's table is a load from a fixed address.
-inline const E2M1Tables kE2M1Tables(E2M1Codec::kTableEntries);
+// A group's table is a load from a fixed address.
+inline constexpr E2M1Tables kE2M1Tables(E2M1Codec::kTableEntries);
 
 // ------------------------------------------------------------------ Scales
 //
