@@ -611,8 +611,12 @@ void MatVec(const MatMulJob& job, const Scales& scales, int64_t r_begin, int64_t
 constexpr size_t kTileRows = 4;  // 24 accumulators + 4 weights + 1 input of 32 registers
 constexpr size_t kTileInputs = 6;
 #else
-constexpr size_t kTileRows = 2;  // 12 accumulators + 2 weights + 1 input of 16
-constexpr size_t kTileInputs = 3;
+// 12 accumulators + 1 weight + the bf16 mask of 16 registers; each input
+// vector is an operand of its one FMA. A 2 x 3 tile loads fewer inputs, but
+// GCC spills two of its accumulators per group (kernels_benchmark, one thread,
+// Zen 3, M = 128 and 512: 1 x 6 at 49-64 % of the FMA peak, 2 x 3 at 31-55 %).
+constexpr size_t kTileRows = 1;
+constexpr size_t kTileInputs = 6;
 #endif
 constexpr int64_t kMaxPanelRows = 64;
 constexpr int64_t kPanelBytes = int64_t{1} << 20;
