@@ -26,7 +26,7 @@ bash scripts/build.sh build-asan -DDSV4_SANITIZE=ON "${sanitized[@]}"
 DSV4_TARGETS="dsv4 paged_experts_test" bash scripts/build.sh build-tsan -DDSV4_SANITIZE_THREAD=ON "${sanitized[@]}"
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
 OMP_NUM_THREADS=1 build-tsan/tests/paged_experts_test
-OMP_NUM_THREADS=1 DSV4_SERVE_TESTS=sdk DSV4_SERVE_TIME_SCALE=8 DSV4_SERVE_SANITIZER=thread \
+OMP_NUM_THREADS=1 DSV4_SERVE_TESTS=sdk DSV4_SERVE_TIME_SCALE=10 DSV4_SERVE_SANITIZER=thread \
   bash tests/serve/run.sh build-tsan/dsv4
 unset TSAN_OPTIONS
 
