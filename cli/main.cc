@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cli/command.h"
+#include "cli/cpu_requirements.h"
 #include "loader/mapped_files.h"
 #include "loader/process_memory.h"
 
@@ -40,6 +41,12 @@ int main(int argc, char** argv) {
     if (c.name != argv[1]) continue;
     std::string program = std::string("dsv4 ") + argv[1];
     argv[1] = program.data();
+    const std::string missing = MissingCpuFeatures(KernelCpuFeatures());
+    if (!missing.empty()) {
+      std::fprintf(stderr, "dsv4 %s: error: this CPU lacks %s, which dsv4's kernels need (an x86-64 CPU of Intel's "
+                   "Haswell, AMD's Zen or later has them)\n", c.name.c_str(), missing.c_str());
+      return 1;
+    }
     dsv4::InstallMappedFileFaultHandler(program.c_str());
     dsv4::RetainFreedMemory();
     // Past a file-size limit (ulimit -f), a write fails with EFBIG, which every

@@ -7,6 +7,7 @@
 #include "engine/model/model.h"
 #include "engine/runtime/sequence_runner.h"
 #include "tests/support/golden.h"
+#include "tests/support/matmul_kernels_scope.h"
 #include "loader/error.h"
 #include "tests/support/test_support.h"
 
@@ -14,6 +15,7 @@ namespace dsv4 {
 namespace {
 
 struct Fixture {
+  testing::MatMulKernelsScope kernels{MatMulImpl::kSimd};
   testing::Golden golden;
   Checkpoint checkpoint{golden.checkpoint_dir()};
   Model model{checkpoint, Numerics::kDefault};

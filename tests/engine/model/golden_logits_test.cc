@@ -11,6 +11,7 @@
 #include "simd/matrix_engine.h"
 #include "tests/support/for_each_target.h"
 #include "tests/support/golden.h"
+#include "tests/support/matmul_kernels_scope.h"
 
 namespace dsv4 {
 namespace {
@@ -53,16 +54,9 @@ RunLogits Run(const Model& model, const Golden& golden, const GoldenSequence& s,
   return out;
 }
 
-// Runs MatMul with `kernels` for as long as it lives.
-class MatMulKernelsScope {
- public:
-  explicit MatMulKernelsScope(MatMulImpl kernels) { SetMatMulKernels(kernels); }
-  ~MatMulKernelsScope() { SetMatMulKernels(MatMulImpl::kReference); }
-};
-
 void ExpectGolden(Numerics numerics, const testing::Tolerance& tolerance, const char* variant, int64_t chunk,
                   MatMulImpl kernels = MatMulImpl::kReference) {
-  const MatMulKernelsScope scope(kernels);
+  const testing::MatMulKernelsScope scope(kernels);
   Golden golden;
   Checkpoint checkpoint(golden.checkpoint_dir());
   Model model(checkpoint, numerics);

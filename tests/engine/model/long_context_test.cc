@@ -11,6 +11,7 @@
 
 #include "engine/runtime/sequence_runner.h"
 #include "loader/synth.h"
+#include "tests/support/matmul_kernels_scope.h"
 #include "tests/support/test_support.h"
 
 namespace dsv4 {
@@ -27,6 +28,7 @@ std::vector<int32_t> Tokens(int64_t n, int64_t vocab) {
 }
 
 TEST(LongContext, HundredThousandTokensSpilledEqualsInRam) {
+  const testing::MatMulKernelsScope kernels(MatMulImpl::kSimd);
   testing::TempDir dir;
   const ModelConfig config = LongContextConfig();
   SynthesizeCheckpoint(config, SynthOptions{}, dir.File("model"));

@@ -22,6 +22,7 @@
 #include "loader/process_memory.h"
 #include "loader/synth.h"
 #include "loader/weight_store.h"
+#include "simd/matmul.h"
 #include "tests/support/test_support.h"
 
 namespace dsv4 {
@@ -43,9 +44,11 @@ ModelConfig ExpertHeavyConfig() {
 }
 
 // One checkpoint for the whole suite: synthesizing it takes a second or two.
+// The SIMD kernels run, as in the command line.
 class PagedExpertsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    SetMatMulKernels(MatMulImpl::kSimd);
     dir_ = new TempDir();
     SynthesizeCheckpoint(ExpertHeavyConfig(), SynthOptions{}, checkpoint_dir());
     const Checkpoint checkpoint(checkpoint_dir());
@@ -57,6 +60,7 @@ class PagedExpertsTest : public ::testing::Test {
     delete dir_;
     reference_ = nullptr;
     dir_ = nullptr;
+    SetMatMulKernels(MatMulImpl::kReference);
   }
   static std::string checkpoint_dir() { return dir_->File("checkpoint"); }
 

@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <map>
+#include <vector>
 
 #include "engine/model/session_file.h"
 #include "engine/runtime/scheduler.h"
@@ -199,7 +200,8 @@ TEST_F(Speculative, OracleDraftsAcceptAllSomeOrNone) {
          [](int64_t p) { return p % 32 == 0 || p % 32 == 1 || p % 4 == 3 || p % 128 == 127 || p % 128 == 0; }},
     };
     for (const auto& [name, wrong] : schedules) {
-      for (const int64_t k : {1, 3}) {
+      // Sanitized builds chain 3 drafts only: one draft is the chain's first link.
+      for (const int64_t k : testing::kSanitized ? std::vector<int64_t>{3} : std::vector<int64_t>{1, 3}) {
         options.draft_tokens = k;
         std::vector<std::function<int32_t(const std::vector<int32_t>&)>> drafters;
         for (size_t i = 0; i < requests.size(); ++i) {
