@@ -119,7 +119,7 @@ TEST(OutputConstraint, RandomBoundedSchemasAlwaysEndValid) {
   std::mt19937_64 rng(2026);
   double seconds = 0;
   int64_t tokens = 0;
-  for (int i = 0; i < 150; ++i) {
+  for (int i = 0; i < testing::SizeUnlessSanitized(150, 50); ++i) {
     const testing::SchemaWithInstance drawn = testing::RandomSchemaWithInstance(rng);
     SCOPED_TRACE(drawn.schema.dump());
     const auto constraint = SchemaConstraint(drawn.schema);
@@ -143,8 +143,9 @@ TEST(OutputConstraint, RandomUnboundedSchemasGiveValidOutputWhenTheyEnd) {
   std::mt19937_64 rng(7);
   testing::RandomSchemaOptions options;
   options.bounded = false;
+  const int schemas = testing::SizeUnlessSanitized(60, 20);
   int ended = 0;
-  for (int i = 0; i < 60; ++i) {
+  for (int i = 0; i < schemas; ++i) {
     const nlohmann::json schema = testing::RandomSchema(rng, options);
     SCOPED_TRACE(schema.dump());
     const Walk w = RandomWalk(SchemaConstraint(schema), static_cast<uint64_t>(i), 300);
@@ -155,7 +156,8 @@ TEST(OutputConstraint, RandomUnboundedSchemasGiveValidOutputWhenTheyEnd) {
     const std::optional<std::string> violation = testing::SchemaViolation(schema, value);
     EXPECT_FALSE(violation) << *violation << "\n" << w.text;
   }
-  EXPECT_GT(ended, 10);
+  std::printf("%d of %d walks ended\n", ended, schemas);
+  EXPECT_GT(ended, schemas / 6);
 }
 
 // The mask against the matcher token by token over the whole vocabulary:
